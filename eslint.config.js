@@ -1,0 +1,32 @@
+// Lint rules: typescript-eslint's recommended type-aware set over src/ and test/.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'bench/node_modules/**', 'bench/results/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-restricted-syntax': ['error', {
+        selector: "CallExpression[callee.object.name='process'][callee.property.name='exit']",
+        message: 'library code never calls process.exit(); return an exit code to the entry point',
+      }],
+    },
+  },
+  {
+    files: ['src/workers/**', 'src/shared/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { group: ['**/state/**', '**/control/**', 'etcd3'], message: 'workers and shared code never import etcd or control modules' },
+      ] }],
+    },
+  },
+  { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+);

@@ -1,0 +1,201 @@
+/**
+ * radiod's settings, declared once: flag, variable/file key, default, and the
+ * parser that validates a raw string. CONTRACT.md fixes the names; the order
+ * of precedence is flag > environment > config file > default.
+ */
+import { availableParallelism, hostname } from 'node:os';
+import { isIP } from 'node:net';
+import { RadioError } from '../core/errors.ts';
+
+export interface Config {
+  domain: string;
+  nodeName: string;
+  publicIps: string[];
+  bindAddrs: string[];
+  httpPort: number;
+  dnsPort: number;
+  icecastPort: number;
+  etcdServer: string;
+  etcdCa: string;
+  etcdCert: string;
+  etcdKey: string;
+  embeddedEtcdPort: number;
+  dataDir: string;
+  nameservers: string[];
+  icecastProxy: boolean;
+  /** Outbound bits per second this node may serve; 0 = unlimited. */
+  bandwidthLimit: number;
+  /** 0 = unlimited. */
+  maxListeners: number;
+  workers: number;
+  /** host:port, or '' to disable. */
+  statsd: string;
+  /** Seconds before a silent node is dropped. */
+  leaseTtl: number;
+  /** Shared snapshot capacity: mount slots. */
+  snapshotMounts: number;
+  /** Shared snapshot capacity: node slots. */
+  snapshotNodes: number;
+  /** Shared snapshot capacity: bytes for names, paths and addresses. */
+  snapshotBytes: number;
+}
+
+type Parser<T> = (raw: string) => T;
+
+export interface SettingSpec<K extends keyof Config = keyof Config> {
+  readonly key: K;
+  readonly flag: string;
+  readonly env: string;
+  /** A literal default, or a function that computes it from the settings parsed so far. */
+  readonly default: string | ((c: Partial<Config>) => string | undefined);
+  readonly parse: Parser<Config[K]>;
+  readonly help: string;
+  readonly isBoolean?: boolean;
+}
+
+class Invalid extends Error {}
+const fail = (why: string): never => {
+  throw new Invalid(why);
+};
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
+
+export function isDnsLabel(s: string): boolean {
+  return LABEL.test(s);
+}
+
+export function isDomainName(s: string): boolean {
+  const name = s.endsWith('.') ? s.slice(0, -1) : s;
+  if (name.length === 0 || name.length > 253) return false;
+  return name.split('.').every(isDnsLabel);
+}
+
+function integer(min: number, max: number): Parser<number> {
+  return (raw) => {
+    if (!/^\d+$/.test(raw.trim())) fail(`expected a whole number from ${min} to ${max}, got "${raw}"`);
+    const n = Number(raw.trim());
+    if (n < min || n > max) fail(`expected a whole number from ${min} to ${max}, got ${n}`);
+    return n;
+  };
+}
+
+const port = integer(1, 65535);
+
+function list(raw: string): string[] {
+  return raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+function ipList(raw: string): string[] {
+  const ips = list(raw);
+  if (ips.length === 0) fail('expected at least one IP address');
+  for (const ip of ips) if (isIP(ip) === 0) fail(`"${ip}" is not an IPv4 or IPv6 address`);
+  return ips;
+}
+
+function boolean(raw: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  return fail(`expected true or false, got "${raw}"`);
+}
+
+/** Bits per second, with an optional k/M/G suffix (powers of 1000, as link speeds are quoted). */
+function bitsPerSecond(raw: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kKmMgG]?)$/.exec(raw.trim());
+  if (!m) return fail(`expected bits per second such as 100000000 or 100M, got "${raw}"`);
+  const scale = { '': 1, k: 1e3, m: 1e6, g: 1e9 }[m[2]!.toLowerCase()]!;
+  return Math.round(Number(m[1]) * scale);
+}
+
+function statsd(raw: string): string {
+  const v = raw.trim();
+  if (v === '') return '';
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d+)$/.exec(v);
+  if (!m) return fail(`expected host:port or empty, got "${raw}"`);
+  port(m[2]!);
+  return v;
+}
+
+function domain(raw: string): string {
+  const v = raw.trim().toLowerCase().replace(/\.$/, '');
+  if (!isDomainName(v)) fail(`"${raw}" is not a DNS domain name`);
+  return v;
+}
+
+function label(raw: string): string {
+  const v = raw.trim().toLowerCase();
+  if (!isDnsLabel(v)) fail(`"${raw}" is not a DNS label (letters, digits and inner hyphens, at most 63)`);
+  return v;
+}
+
+function nameList(raw: string): string[] {
+  const names = list(raw).map((n) => n.toLowerCase().replace(/\.$/, ''));
+  if (names.length === 0) fail('expected at least one name');
+  for (const n of names) if (!isDomainName(n)) fail(`"${n}" is not a DNS name`);
+  return names;
+}
+
+function etcdServer(raw: string): string {
+  const v = raw.trim();
+  for (const item of list(v)) {
+    if (/^https?:\/\//.test(item)) {
+      try {
+        new URL(item);
+      } catch {
+        fail(`"${item}" is not a URL`);
+      }
+    } else if (list(v).length > 1 || !(isDomainName(item) || isIP(item) !== 0 || /^[^:]+:\d+$/.test(item))) {
+      fail(`"${item}" is neither an http(s) URL nor a host name`);
+    }
+  }
+  return v;
+}
+
+function path(raw: string): string {
+  const v = raw.trim();
+  if (!v.startsWith('/')) fail(`expected an absolute path, got "${raw}"`);
+  return v;
+}
+
+/** The short host name, lower-cased: the default node name. */
+export function shortHostname(): string {
+  return hostname().split('.')[0]!.toLowerCase();
+}
+
+export const SETTINGS: readonly SettingSpec[] = [
+  { key: 'domain', flag: '--domain', env: 'DOMAIN', default: '', parse: domain, help: "the cluster's DNS zone, e.g. radio.example.com (required)" },
+  { key: 'nodeName', flag: '--name', env: 'NODE_NAME', default: shortHostname, parse: label, help: "this node's name, a DNS label" },
+  // The public-IP default needs a DNS lookup; load-config.ts fills it in before parsing.
+  { key: 'publicIps', flag: '--public-ip', env: 'PUBLIC_IP', default: '', parse: ipList, help: 'comma-separated addresses advertised for this node' },
+  { key: 'bindAddrs', flag: '--bind', env: 'BIND_ADDR', default: (c) => c.publicIps?.join(','), parse: ipList, help: 'where the HTTP, DNS and Icecast-compatible ports listen' },
+  { key: 'httpPort', flag: '--http-port', env: 'HTTP_PORT', default: '80', parse: port, help: 'redirector / proxy port' },
+  { key: 'dnsPort', flag: '--dns-port', env: 'DNS_PORT', default: '53', parse: port, help: 'DNS port (UDP and TCP)' },
+  { key: 'icecastPort', flag: '--icecast-port', env: 'ICECAST_PORT', default: '8000', parse: port, help: 'Icecast-compatible port' },
+  { key: 'etcdServer', flag: '--etcd', env: 'ETCD_SERVER', default: '', parse: etcdServer, help: 'etcd client URLs, or a host name; empty starts an embedded etcd' },
+  { key: 'etcdCa', flag: '--etcd-ca', env: 'ETCD_CA', default: '/etc/radioai/etcd_ca.pem', parse: path, help: 'CA certificate for etcd (used when present)' },
+  { key: 'etcdCert', flag: '--etcd-cert', env: 'ETCD_CERT', default: '/etc/radioai/etcd_client.pem', parse: path, help: 'client certificate for etcd (used when present)' },
+  { key: 'etcdKey', flag: '--etcd-key', env: 'ETCD_KEY', default: '/etc/radioai/etcd_client.key', parse: path, help: 'client key for etcd (used when present)' },
+  { key: 'embeddedEtcdPort', flag: '--embedded-etcd-port', env: 'EMBEDDED_ETCD_PORT', default: '2379', parse: integer(1, 65534), help: 'client port of the embedded etcd (peer port is this + 1)' },
+  { key: 'dataDir', flag: '--data-dir', env: 'DATA_DIR', default: '/var/lib/radioai', parse: path, help: 'embedded etcd data and generated files' },
+  { key: 'nameservers', flag: '--nameservers', env: 'NAMESERVERS', default: (c) => c.nodeName, parse: nameList, help: 'names served as NS records' },
+  { key: 'icecastProxy', flag: '--enable-icecast-proxy', env: 'ICECAST_PROXY', default: 'true', parse: boolean, help: 'true: stream to listeners; false: redirect them', isBoolean: true },
+  { key: 'bandwidthLimit', flag: '--bandwidth-limit', env: 'BANDWIDTH_LIMIT', default: '0', parse: bitsPerSecond, help: 'outbound bits per second this node may serve (0: none)' },
+  { key: 'maxListeners', flag: '--max-listeners', env: 'MAX_LISTENERS', default: '0', parse: integer(0, 10_000_000), help: 'listeners this node may serve (0: none)' },
+  { key: 'workers', flag: '--workers', env: 'WORKERS', default: () => String(availableParallelism()), parse: integer(1, 256), help: 'worker threads' },
+  { key: 'statsd', flag: '--statsd', env: 'STATSD', default: 'localhost:8125', parse: statsd, help: 'statsd host:port; empty disables' },
+  { key: 'leaseTtl', flag: '--lease-ttl', env: 'LEASE_TTL', default: '5', parse: integer(2, 3600), help: 'seconds before a silent node is dropped' },
+  { key: 'snapshotMounts', flag: '--snapshot-mounts', env: 'SNAPSHOT_MOUNTS', default: '1024', parse: integer(1, 1_000_000), help: 'mount slots in the shared snapshot' },
+  { key: 'snapshotNodes', flag: '--snapshot-nodes', env: 'SNAPSHOT_NODES', default: '64', parse: integer(1, 4096), help: 'node slots in the shared snapshot' },
+  { key: 'snapshotBytes', flag: '--snapshot-bytes', env: 'SNAPSHOT_BYTES', default: '1048576', parse: integer(4096, 1 << 30), help: 'bytes for names, paths and addresses in the shared snapshot' },
+];
+
+export function parseSetting(spec: SettingSpec, raw: string, origin: string): Config[keyof Config] {
+  try {
+    return spec.parse(raw);
+  } catch (err) {
+    if (err instanceof Invalid) {
+      throw new RadioError('RADIOAI_ERR_CONFIG', `${spec.env} (${spec.flag}, from ${origin}): ${err.message}`);
+    }
+    throw err;
+  }
+}

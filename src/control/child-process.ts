@@ -1,0 +1,113 @@
+/**
+ * A supervised child process: started in the foreground, its output turned
+ * into log lines, restarted with exponential backoff when it dies while it
+ * should run, and stopped with SIGTERM then SIGKILL. Used for the embedded
+ * etcd, and for Icecast and liquidsoap.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { createInterface } from 'node:readline';
+import { logger, type Logger } from '../core/log.ts';
+
+export interface ChildSpec {
+  /** Name in logs and events, e.g. "etcd". */
+  name: string;
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** First restart delay; doubles per crash up to maxBackoffMs. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** A run this long counts as healthy and resets the backoff. */
+  stableMs?: number;
+  /** Turns an output line into a log call; default logs every line at info. */
+  onLine?: (line: string, log: Logger) => void;
+}
+
+export interface ChildEvents {
+  start: [pid: number];
+  exit: [code: number | null, signal: NodeJS.Signals | null, expected: boolean];
+}
+
+export class SupervisedChild extends EventEmitter<ChildEvents> {
+  readonly spec: Required<Omit<ChildSpec, 'env' | 'cwd' | 'onLine'>> & ChildSpec;
+  readonly log: Logger;
+  #child: ChildProcess | null = null;
+  #wanted = false;
+  #backoff: number;
+  #timer: NodeJS.Timeout | null = null;
+  #startedAt = 0;
+  restarts = 0;
+
+  constructor(spec: ChildSpec) {
+    super();
+    this.spec = { minBackoffMs: 500, maxBackoffMs: 30_000, stableMs: 60_000, ...spec };
+    this.#backoff = this.spec.minBackoffMs;
+    this.log = logger(spec.name);
+  }
+
+  get pid(): number | null {
+    return this.#child?.pid ?? null;
+  }
+
+  get running(): boolean {
+    return this.#child !== null && this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
+  start(): void {
+    this.#wanted = true;
+    if (!this.#child && !this.#timer) this.#spawn();
+  }
+
+  #spawn(): void {
+    this.#timer = null;
+    const { command, args, env, cwd } = this.spec;
+    const child = spawn(command, args, { env: env ?? process.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#child = child;
+    this.#startedAt = Date.now();
+    const onLine = this.spec.onLine ?? ((line: string, log: Logger) => log.info(line));
+    for (const stream of [child.stdout, child.stderr]) {
+      if (stream) createInterface({ input: stream }).on('line', (line) => onLine(line, this.log));
+    }
+    child.on('error', (err) => {
+      // Spawn failures (ENOENT, EACCES) arrive here and then as 'exit'/'close'.
+      this.log.error(`could not run ${command}: ${err.message}`);
+    });
+    child.on('spawn', () => {
+      if (child.pid !== undefined) this.emit('start', child.pid);
+    });
+    child.on('close', (code, signal) => {
+      if (this.#child === child) this.#child = null;
+      const expected = !this.#wanted;
+      this.emit('exit', code, signal, expected);
+      if (expected) return;
+      if (Date.now() - this.#startedAt >= this.spec.stableMs) this.#backoff = this.spec.minBackoffMs;
+      this.restarts++;
+      this.log.warn(`exited (${signal ?? `code ${code}`}); restarting in ${this.#backoff} ms`);
+      this.#timer = setTimeout(() => this.#spawn(), this.#backoff);
+      this.#backoff = Math.min(this.#backoff * 2, this.spec.maxBackoffMs);
+    });
+  }
+
+  /** Sends a signal to the running child (e.g. SIGHUP to reload). */
+  signal(sig: NodeJS.Signals): boolean {
+    return this.#child?.kill(sig) ?? false;
+  }
+
+  /** Stops the child: SIGTERM, then SIGKILL after `graceMs`. Resolves when it has exited. */
+  async stop(graceMs = 5000): Promise<void> {
+    this.#wanted = false;
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    child.kill('SIGTERM');
+    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await closed;
+    clearTimeout(kill);
+  }
+}

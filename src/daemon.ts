@@ -1,0 +1,237 @@
+/**
+ * The radiod control plane on the main thread: it starts the embedded etcd
+ * when there is no ETCD_SERVER, keeps the cluster model from etcd, publishes
+ * it into the shared snapshot for the workers, keeps this node's presence,
+ * status and master campaign on etcd, and supervises the worker threads.
+ * stop() undoes all of it in the reverse order.
+ */
+import { type Etcd3 } from 'etcd3';
+import type { Config } from './config/settings.ts';
+import { SupervisedChild } from './control/child-process.ts';
+import { embeddedEtcd } from './control/embedded-etcd.ts';
+import { RadioError, describe } from './core/errors.ts';
+import { logger } from './core/log.ts';
+import type { SnapshotInput } from './shared/snapshot.ts';
+import { ClusterModel, type NodeInfo, type NodeStatus } from './state/cluster-model.ts';
+import { MasterElection } from './state/election.ts';
+import { connectEtcd, withDeadline } from './state/etcd-client.ts';
+import { Presence } from './state/presence.ts';
+import { SnapshotWriter } from './state/snapshot-writer.ts';
+import { WorkerSupervisor } from './workers/supervisor.ts';
+
+const log = logger('radiod');
+const VERSION = '0.1.0';
+/** How often node status is written and the snapshot refreshed. */
+const TICK_MS = 1000;
+/** etcd counts as unreachable after this long without an answer. */
+const ETCD_SILENCE_MS = 3000;
+/** Deadline of a single unary etcd call, so a dead etcd cannot pile up requests. */
+const ETCD_CALL_MS = 3000;
+
+export class Daemon {
+  readonly config: Config;
+  readonly writer: SnapshotWriter;
+  etcd: SupervisedChild | null = null;
+  client: Etcd3 | null = null;
+  model: ClusterModel | null = null;
+  presence: Presence | null = null;
+  election: MasterElection | null = null;
+  workers: WorkerSupervisor;
+  #tick: NodeJS.Timeout | null = null;
+  #draining = false;
+  #etcdConnected = false;
+  #statusInFlight = false;
+  #lastDropped = 0;
+
+  constructor(config: Config) {
+    this.config = config;
+    this.writer = new SnapshotWriter({
+      maxNodes: config.snapshotNodes,
+      maxMounts: config.snapshotMounts,
+      stringBytes: config.snapshotBytes,
+    });
+    this.workers = new WorkerSupervisor(config.workers, {
+      snapshot: this.writer.sab,
+      bindAddrs: config.bindAddrs,
+      httpPort: config.httpPort,
+      domain: config.domain,
+      nodeName: config.nodeName,
+    });
+  }
+
+  nodeInfo(): NodeInfo {
+    const c = this.config;
+    return {
+      name: c.nodeName,
+      addresses: c.publicIps,
+      httpPort: c.httpPort,
+      dnsPort: c.dnsPort,
+      icecastPort: c.icecastPort,
+      icecastInternalPort: 0,
+      proxy: c.icecastProxy,
+      maxListeners: c.maxListeners,
+      bandwidthLimit: c.bandwidthLimit,
+      version: VERSION,
+      startedAt: new Date().toISOString(),
+    };
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    log.info(`starting node ${c.nodeName} of ${c.domain} (${c.workers} workers, http ${c.bindAddrs.join(',')}:${c.httpPort})`);
+    this.publish();
+    await this.workers.start();
+    if (c.etcdServer === '') {
+      this.etcd = embeddedEtcd({ dataDir: c.dataDir, clientPort: c.embeddedEtcdPort });
+      this.etcd.on('start', (pid) => log.info(`embedded etcd running (pid ${pid}) on 127.0.0.1:${c.embeddedEtcdPort}`));
+      this.etcd.start();
+    }
+    const { client, endpoints } = await connectEtcd(c, {
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + ETCD_CALL_MS) }),
+    });
+    this.client = client;
+    log.info(`etcd at ${endpoints.join(', ')}`);
+    if (this.etcd) await this.#waitForEtcd(client);
+
+    const model = new ClusterModel(client);
+    this.model = model;
+    model.on('change', () => this.publish());
+    model.start().catch((err: unknown) => log.warn(`cluster state not read yet, serving nothing until it is: ${describe(err)}`));
+
+    this.presence = new Presence(client, this.nodeInfo(), c.leaseTtl);
+    void this.presence.start();
+    this.election = new MasterElection(client, c.nodeName, c.leaseTtl);
+    this.election.start();
+    this.#tick = setInterval(() => this.#onTick(), TICK_MS);
+  }
+
+  /** The embedded etcd takes a moment to elect itself; wait until it answers. */
+  async #waitForEtcd(client: Etcd3): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        await withDeadline(client.get('/radioai/v1/ping').string(), 1000, 'ping');
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw new RadioError('RADIOAI_ERR_ETCD_UNREACHABLE', `embedded etcd did not answer within 30 s: ${describe(err)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  #lastSeen(): number {
+    return Math.max(this.model?.lastContact ?? 0, this.presence?.lastAck ?? 0);
+  }
+
+  #onTick(): void {
+    const connected = Date.now() - this.#lastSeen() < ETCD_SILENCE_MS;
+    if (connected !== this.#etcdConnected) {
+      this.#etcdConnected = connected;
+      if (connected) log.info('etcd reachable');
+      else log.warn('etcd unreachable: serving the last known cluster state');
+    }
+    this.publish();
+    void this.#writeStatus();
+  }
+
+  status(): NodeStatus {
+    return {
+      listeners: 0,
+      bandwidth: 0,
+      icecastReady: false,
+      etcdMember: this.etcd?.running === true && this.#etcdConnected,
+      mounts: {},
+      updatedAt: new Date().toISOString(),
+    };
+  }
+
+  async #writeStatus(): Promise<void> {
+    if (!this.presence || this.#statusInFlight) return;
+    this.#statusInFlight = true;
+    try {
+      await this.presence.writeStatus(this.status());
+    } finally {
+      this.#statusInFlight = false;
+    }
+  }
+
+  snapshotInput(): SnapshotInput {
+    const model = this.model;
+    const nodes: SnapshotInput['nodes'] = [];
+    const mounts: SnapshotInput['mounts'] = [];
+    if (model) {
+      for (const n of [...model.nodes.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+        const s = model.status.get(n.name);
+        nodes.push({
+          name: n.name,
+          addresses: n.addresses,
+          httpPort: n.httpPort,
+          dnsPort: n.dnsPort,
+          icecastPort: n.icecastPort,
+          icecastInternalPort: n.icecastInternalPort,
+          alive: true,
+          icecastReady: s?.icecastReady ?? false,
+          etcdHealthy: s?.etcdMember ?? false,
+          proxy: n.proxy,
+          listeners: s?.listeners ?? 0,
+          bandwidthKbps: Math.round((s?.bandwidth ?? 0) / 1000),
+          maxListeners: n.maxListeners,
+          bandwidthLimitKbps: Math.round(n.bandwidthLimit / 1000),
+        });
+      }
+      for (const m of [...model.mounts.values()].sort((a, b) => a.path.localeCompare(b.path))) {
+        let listeners = 0;
+        let source = false;
+        const readyOn: string[] = [];
+        for (const [name, s] of model.status) {
+          const ms = s.mounts?.[m.path];
+          if (!ms) continue;
+          listeners += ms.listeners;
+          source ||= ms.source;
+          if (ms.ready) readyOn.push(name);
+        }
+        mounts.push({ path: m.path, relay: m.relay !== null, transcoded: m.transcode !== null, fallbackPath: m.fallback, sourceConnected: source, listeners, readyOn });
+      }
+    }
+    return {
+      etcdConnected: this.#etcdConnected,
+      stateLoaded: model?.loaded ?? false,
+      draining: this.#draining,
+      etcdSeenAt: Math.floor(this.#lastSeen() / 1000),
+      self: this.config.nodeName,
+      master: model?.master() ?? null,
+      nodes,
+      mounts,
+    };
+  }
+
+  publish(): void {
+    const r = this.writer.publish(this.snapshotInput());
+    if (r.dropped.length !== this.#lastDropped) {
+      this.#lastDropped = r.dropped.length;
+      if (r.dropped.length > 0) {
+        log.error(`${hasCapacity(r.dropped.length)}: ${r.dropped.slice(0, 5).join('; ')}${r.dropped.length > 5 ? '; ...' : ''}`);
+      } else log.info('shared snapshot holds the whole cluster state again');
+    }
+  }
+
+  /** Graceful stop: drain, close the workers' sockets, leave etcd, stop children. */
+  async stop(): Promise<void> {
+    log.info('stopping');
+    this.#draining = true;
+    if (this.#tick) clearInterval(this.#tick);
+    this.publish();
+    await this.workers.stop(4000);
+    await Promise.race([
+      Promise.all([this.election?.stop(), this.presence?.stop(), this.model?.stop()]),
+      new Promise((r) => setTimeout(r, 2000)),
+    ]);
+    this.client?.close();
+    await this.etcd?.stop(2000);
+    log.info('stopped');
+  }
+}
+
+function hasCapacity(n: number): string {
+  return `shared snapshot capacity exceeded, ${n} entr${n === 1 ? 'y' : 'ies'} left out (raise SNAPSHOT_NODES, SNAPSHOT_MOUNTS or SNAPSHOT_BYTES)`;
+}

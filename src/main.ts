@@ -1,0 +1,68 @@
+/**
+ * radiod entry point: reads the configuration, starts the daemon, and stops
+ * it on SIGTERM or SIGINT. This is the one place that sets the exit code.
+ */
+import { loadConfig, usage } from './config/load-config.ts';
+import { describe, hasCode } from './core/errors.ts';
+import { logger } from './core/log.ts';
+import { Daemon } from './daemon.ts';
+
+const log = logger('radiod');
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${usage()}\n`);
+    return 0;
+  }
+  if (argv.includes('--version')) {
+    process.stdout.write('radiod 0.1.0\n');
+    return 0;
+  }
+  let config;
+  try {
+    config = await loadConfig(argv);
+  } catch (err) {
+    process.stderr.write(`radiod: ${describe(err)}\n`);
+    return hasCode(err, 'RADIOAI_ERR_CONFIG') || hasCode(err, 'RADIOAI_ERR_USAGE') ? 2 : 1;
+  }
+  const daemon = new Daemon(config);
+  let stopping: Promise<number> | null = null;
+  const stop = (sig: string): Promise<number> => {
+    if (!stopping) {
+      log.info(`${sig} received`);
+      // A stop that hangs must not outlive the 10 s systemd and operators expect.
+      const force = setTimeout(() => {
+        log.error('stop took longer than 9 s; exiting anyway');
+        process.exit(1);
+      }, 9000);
+      force.unref();
+      stopping = daemon.stop().then(() => 0, (err: unknown) => {
+        log.error(`stop failed: ${describe(err)}`);
+        return 1;
+      });
+    }
+    return stopping;
+  };
+  const stopped = new Promise<number>((resolve) => {
+    process.on('SIGTERM', () => void stop('SIGTERM').then(resolve));
+    process.on('SIGINT', () => void stop('SIGINT').then(resolve));
+  });
+  if (process.env.RADIOAI_FAULTS === '1') {
+    // Fault injection for the test suite: crash worker 0 on SIGUSR2.
+    process.on('SIGUSR2', () => daemon.workers.post(0, { type: 'CRASH' }));
+  }
+  try {
+    await daemon.start();
+  } catch (err) {
+    log.error(describe(err));
+    await stop('startup failure');
+    return 1;
+  }
+  log.info('ready');
+  return stopped;
+}
+
+const code = await main(process.argv.slice(2));
+// Worker threads and child processes are already gone; leftover client
+// handles (gRPC channels) must not keep the process alive.
+process.exit(code);

@@ -1,0 +1,49 @@
+/**
+ * Messages between the main thread and the worker threads: tagged objects
+ * with a `type`, checked on receipt. Everything else the workers need comes
+ * from shared memory, not from messages.
+ */
+
+/** Main thread -> worker. */
+export type ToWorker =
+  | { type: 'SHUTDOWN' }
+  /** Fault injection for tests (only sent when RADIOAI_FAULTS=1): throw from the event loop. */
+  | { type: 'CRASH' };
+
+/** Worker -> main thread. */
+export type FromWorker =
+  | { type: 'READY'; id: number; listening: string[] }
+  | { type: 'LISTEN_FAILED'; id: number; code: string; message: string }
+  | { type: 'CLOSED'; id: number };
+
+/** Data a worker starts with (workerData). */
+export interface WorkerInit {
+  id: number;
+  snapshot: SharedArrayBuffer;
+  bindAddrs: string[];
+  httpPort: number;
+  domain: string;
+  nodeName: string;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+
+export function parseToWorker(v: unknown): ToWorker | null {
+  if (!isObj(v)) return null;
+  if (v.type === 'SHUTDOWN' || v.type === 'CRASH') return { type: v.type };
+  return null;
+}
+
+export function parseFromWorker(v: unknown): FromWorker | null {
+  if (!isObj(v) || typeof v.id !== 'number') return null;
+  switch (v.type) {
+    case 'READY':
+      return Array.isArray(v.listening) ? { type: 'READY', id: v.id, listening: v.listening.map(String) } : null;
+    case 'LISTEN_FAILED':
+      return { type: 'LISTEN_FAILED', id: v.id, code: String(v.code), message: String(v.message) };
+    case 'CLOSED':
+      return { type: 'CLOSED', id: v.id };
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The cluster as this node knows it, kept current from etcd: mounts, node
+ * presence, node status and the master election's candidates. One prefix
+ * watch covers everything. It starts from a full read and resumes from the
+ * read's revision; when the watch is cancelled (a compacted revision) or
+ * cannot be re-established, the model re-reads everything. While etcd is
+ * unreachable the last known state stays in place.
+ */
+import { EventEmitter } from 'node:events';
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import { describe } from '../core/errors.ts';
+import { logger } from '../core/log.ts';
+import { MASTER_ELECTION_PREFIX, MOUNTS, NODES, PREFIX, STATUS } from './keys.ts';
+import { parseMountRecord, type MountRecord } from './mount-record.ts';
+
+/** What a node says about itself on its lease. */
+export interface NodeInfo {
+  name: string;
+  addresses: string[];
+  httpPort: number;
+  dnsPort: number;
+  icecastPort: number;
+  /** Port of the node's own Icecast server (the address is the first of `addresses`). */
+  icecastInternalPort: number;
+  proxy: boolean;
+  maxListeners: number;
+  /** bits/s, 0 = unlimited */
+  bandwidthLimit: number;
+  version: string;
+  startedAt: string;
+}
+
+export interface MountStatus {
+  /** The mount has its source (master) or its relay is up (other nodes). */
+  ready: boolean;
+  source: boolean;
+  listeners: number;
+}
+
+/** What a node reports about its load, at most once a second, on its lease. */
+export interface NodeStatus {
+  listeners: number;
+  /** Measured outbound bits/s. */
+  bandwidth: number;
+  icecastReady: boolean;
+  /** This node runs an etcd member that answers. */
+  etcdMember: boolean;
+  mounts: Record<string, MountStatus>;
+  updatedAt: string;
+}
+
+export interface ModelEvents {
+  change: [];
+  connection: [connected: boolean];
+}
+
+const log = logger('model');
+
+export class ClusterModel extends EventEmitter<ModelEvents> {
+  readonly mounts = new Map<string, MountRecord>();
+  readonly nodes = new Map<string, NodeInfo>();
+  readonly status = new Map<string, NodeStatus>();
+  /** Election keys: key -> candidate value and creation revision. */
+  readonly candidates = new Map<string, { value: string; createRevision: bigint }>();
+  loaded = false;
+  /** Full re-reads done (the first load included). */
+  reloads = 0;
+  #client: Etcd3;
+  #watcher: Watcher | null = null;
+  #stopped = false;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #pendingEmit = false;
+  #backoffMs = 250;
+  /** Unix ms of the last message from etcd. */
+  lastContact = 0;
+
+  constructor(client: Etcd3) {
+    super();
+    this.#client = client;
+  }
+
+  /** The elected master: the candidate with the lowest creation revision (etcd's election rule). */
+  master(): string | null {
+    let best: { value: string; createRevision: bigint } | null = null;
+    for (const c of this.candidates.values()) if (!best || c.createRevision < best.createRevision) best = c;
+    return best?.value ?? null;
+  }
+
+  async start(): Promise<void> {
+    await this.#reload();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    const w = this.#watcher;
+    this.#watcher = null;
+    if (w) await w.cancel().catch(() => undefined);
+  }
+
+  #changed(): void {
+    if (this.#pendingEmit) return;
+    this.#pendingEmit = true;
+    queueMicrotask(() => {
+      this.#pendingEmit = false;
+      this.emit('change');
+    });
+  }
+
+  #scheduleReload(why: string): void {
+    if (this.#stopped || this.#retryTimer) return;
+    log.warn(`re-reading cluster state in ${this.#backoffMs} ms: ${why}`);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#reload().catch(() => undefined);
+    }, this.#backoffMs);
+    this.#backoffMs = Math.min(this.#backoffMs * 2, 5000);
+  }
+
+  async #reload(): Promise<void> {
+    const old = this.#watcher;
+    this.#watcher = null;
+    if (old) await old.cancel().catch(() => undefined);
+    let res;
+    try {
+      res = await this.#client.getAll().prefix(PREFIX).exec();
+    } catch (err) {
+      this.#scheduleReload(`etcd read failed: ${describe(err)}`);
+      if (!this.loaded) throw err;
+      return;
+    }
+    if (this.#stopped) return;
+    this.mounts.clear();
+    this.nodes.clear();
+    this.status.clear();
+    this.candidates.clear();
+    for (const kv of res.kvs) this.#apply(kv, false);
+    this.loaded = true;
+    this.reloads++;
+    this.lastContact = Date.now();
+    this.#backoffMs = 250;
+    this.#changed();
+    const rev = BigInt(res.header.revision) + 1n;
+    try {
+      const w = await this.#client.watch().prefix(PREFIX).startRevision(rev.toString()).create();
+      if (this.#stopped) {
+        await w.cancel();
+        return;
+      }
+      this.#watcher = w;
+      w.on('put', (kv) => this.#apply(kv, false));
+      w.on('delete', (kv) => this.#apply(kv, true));
+      w.on('data', () => {
+        this.lastContact = Date.now();
+      });
+      w.on('connected', () => {
+        this.lastContact = Date.now();
+        this.emit('connection', true);
+      });
+      w.on('disconnected', (err) => {
+        log.warn(`watch disconnected, serving the last known state: ${describe(err)}`);
+        this.emit('connection', false);
+      });
+      w.on('error', (err) => {
+        // Cancelled by etcd, e.g. the revision was compacted: events may be lost, read everything again.
+        if (this.#watcher === w) this.#scheduleReload(`watch cancelled: ${describe(err)}`);
+      });
+    } catch (err) {
+      this.#scheduleReload(`watch failed: ${describe(err)}`);
+    }
+  }
+
+  #apply(kv: IKeyValue, deleted: boolean): void {
+    const key = kv.key.toString();
+    this.lastContact = Date.now();
+    try {
+      if (key.startsWith(MOUNTS)) {
+        const path = `/${key.slice(MOUNTS.length)}`;
+        if (deleted) this.mounts.delete(path);
+        else this.mounts.set(path, parseMountRecord(JSON.parse(kv.value.toString())));
+      } else if (key.startsWith(NODES)) {
+        const name = key.slice(NODES.length);
+        if (deleted) this.nodes.delete(name);
+        else this.nodes.set(name, JSON.parse(kv.value.toString()) as NodeInfo);
+      } else if (key.startsWith(STATUS)) {
+        const name = key.slice(STATUS.length);
+        if (deleted) this.status.delete(name);
+        else this.status.set(name, JSON.parse(kv.value.toString()) as NodeStatus);
+      } else if (key.startsWith(MASTER_ELECTION_PREFIX)) {
+        if (deleted) this.candidates.delete(key);
+        else this.candidates.set(key, { value: kv.value.toString(), createRevision: BigInt(kv.create_revision) });
+      } else {
+        return;
+      }
+    } catch (err) {
+      log.error(`ignoring unreadable value at ${key}: ${describe(err)}`);
+      return;
+    }
+    this.#changed();
+  }
+}

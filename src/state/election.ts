@@ -1,0 +1,81 @@
+/**
+ * Master election: every node campaigns in one etcd election whose
+ * candidate keys live on a lease of LEASE_TTL seconds; the candidate with
+ * the oldest key is master. A dead master's key expires with its lease and
+ * the next candidate takes over. A campaign error (its lease was lost) means
+ * this node may no longer be master: stop acting as one and campaign again.
+ *
+ * Who is master is read from the model (cluster-model.ts), which sees the
+ * same keys; this class only keeps this node in the race.
+ */
+import { EventEmitter } from 'node:events';
+import type { Campaign, Etcd3 } from 'etcd3';
+import { describe } from '../core/errors.ts';
+import { logger } from '../core/log.ts';
+import { MASTER_ELECTION, PREFIX } from './keys.ts';
+
+const log = logger('election');
+
+export interface ElectionEvents {
+  elected: [];
+  /** This node's campaign failed; it is not master until elected again. */
+  deposed: [];
+}
+
+export class MasterElection extends EventEmitter<ElectionEvents> {
+  #client: Etcd3;
+  #name: string;
+  #ttl: number;
+  #campaign: Campaign | null = null;
+  #stopped = false;
+  #retry: NodeJS.Timeout | null = null;
+  elected = false;
+
+  constructor(client: Etcd3, nodeName: string, ttlSeconds: number) {
+    super();
+    this.#client = client;
+    this.#name = nodeName;
+    this.#ttl = ttlSeconds;
+  }
+
+  start(): void {
+    if (this.#stopped || this.#campaign) return;
+    const campaign = this.#client.namespace(PREFIX).election(MASTER_ELECTION, this.#ttl).campaign(this.#name);
+    this.#campaign = campaign;
+    campaign.on('elected', () => {
+      if (this.#campaign !== campaign) return;
+      this.elected = true;
+      log.info(`${this.#name} is master`);
+      this.emit('elected');
+    });
+    campaign.on('error', (err) => {
+      if (this.#campaign !== campaign) return;
+      this.#campaign = null;
+      if (this.elected) {
+        this.elected = false;
+        this.emit('deposed');
+      }
+      if (this.#stopped) return;
+      log.warn(`campaign failed, campaigning again in 1 s: ${describe(err)}`);
+      campaign.removeAllListeners();
+      campaign.on('error', () => undefined);
+      this.#retry = setTimeout(() => {
+        this.#retry = null;
+        this.start();
+      }, 1000);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#retry) clearTimeout(this.#retry);
+    const c = this.#campaign;
+    this.#campaign = null;
+    this.elected = false;
+    if (c) {
+      c.removeAllListeners();
+      c.on('error', () => undefined);
+      await c.resign().catch(() => undefined);
+    }
+  }
+}

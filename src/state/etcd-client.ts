@@ -1,0 +1,84 @@
+/**
+ * Connects to etcd as CONTRACT.md describes: `ETCD_SERVER` is empty (the
+ * embedded member on 127.0.0.1), a list of client URLs, or a host name whose
+ * addresses are members on port 2379. When the CA file exists the connection
+ * uses TLS, with the client certificate and key when those exist too.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { Etcd3, type IOptions } from 'etcd3';
+import { RadioError, describe } from '../core/errors.ts';
+
+export interface EtcdSettings {
+  etcdServer: string;
+  etcdCa: string;
+  etcdCert: string;
+  etcdKey: string;
+  embeddedEtcdPort: number;
+}
+
+export interface Tls {
+  rootCertificate: Buffer;
+  certChain?: Buffer;
+  privateKey?: Buffer;
+}
+
+/** Reads the TLS files that exist; null when there is no CA file (plain HTTP). */
+export function loadTls(s: EtcdSettings): Tls | null {
+  if (!existsSync(s.etcdCa)) return null;
+  try {
+    const tls: Tls = { rootCertificate: readFileSync(s.etcdCa) };
+    if (existsSync(s.etcdCert) && existsSync(s.etcdKey)) {
+      tls.certChain = readFileSync(s.etcdCert);
+      tls.privateKey = readFileSync(s.etcdKey);
+    }
+    return tls;
+  } catch (err) {
+    throw new RadioError('RADIOAI_ERR_ETCD_TLS', `etcd TLS files: ${describe(err)}`, { cause: err });
+  }
+}
+
+const hostPort = (addr: string, port: number): string => (isIP(addr) === 6 ? `[${addr}]:${port}` : `${addr}:${port}`);
+
+/** The client URLs to use, resolving a host name to its addresses. */
+export async function etcdEndpoints(s: EtcdSettings, tls: boolean): Promise<string[]> {
+  const scheme = tls ? 'https' : 'http';
+  const v = s.etcdServer.trim();
+  if (v === '') return [`${scheme}://127.0.0.1:${s.embeddedEtcdPort}`];
+  const items = v.split(',').map((x) => x.trim()).filter(Boolean);
+  if (items.every((i) => /^https?:\/\//.test(i))) return items;
+  const [host, port] = /^[^:]+:\d+$/.test(items[0]!) ? items[0]!.split(':') as [string, string] : [items[0]!, '2379'];
+  if (isIP(host) !== 0) return [`${scheme}://${hostPort(host, Number(port))}`];
+  try {
+    const found = await lookup(host, { all: true });
+    return found.map((a) => `${scheme}://${hostPort(a.address, Number(port))}`);
+  } catch (err) {
+    throw new RadioError('RADIOAI_ERR_ETCD_UNREACHABLE', `etcd host name ${host} does not resolve: ${describe(err)}`, { cause: err });
+  }
+}
+
+export async function connectEtcd(s: EtcdSettings, extra: Partial<IOptions> = {}): Promise<{ client: Etcd3; endpoints: string[] }> {
+  const tls = loadTls(s);
+  const endpoints = await etcdEndpoints(s, tls !== null);
+  const options: IOptions = {
+    hosts: endpoints,
+    dialTimeout: 3000,
+    ...(tls ? { credentials: tls } : {}),
+    ...extra,
+  };
+  return { client: new Etcd3(options), endpoints };
+}
+
+/** Rejects with RADIOAI_ERR_ETCD_UNREACHABLE when `p` takes longer than `ms`. */
+export async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RadioError('RADIOAI_ERR_ETCD_UNREACHABLE', `etcd not reachable within ${ms / 1000} s (${what})`)), ms);
+  });
+  try {
+    return await Promise.race([p, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * Where radioai keeps its state in etcd. Everything lives under one
+ * versioned prefix so that a future layout can live beside this one and a
+ * migration can read the old while writing the new.
+ *
+ *   /radioai/v1/mounts/<path without leading slash>   mount record (JSON), no lease
+ *   /radioai/v1/nodes/<name>                          node presence (JSON), on the node's lease
+ *   /radioai/v1/status/<name>                         node status (JSON), on the node's lease
+ *   /radioai/v1/election/master/<lease id>            master election (etcd3 Election)
+ */
+
+export const PREFIX = '/radioai/v1/';
+export const MOUNTS = `${PREFIX}mounts/`;
+export const NODES = `${PREFIX}nodes/`;
+export const STATUS = `${PREFIX}status/`;
+/** Election names are relative to the PREFIX namespace (etcd3 adds `election/`). */
+export const MASTER_ELECTION = 'master';
+export const ELECTIONS = `${PREFIX}election/`;
+export const MASTER_ELECTION_PREFIX = `${ELECTIONS}${MASTER_ELECTION}/`;
+
+export const mountKey = (path: string): string => `${MOUNTS}${path.slice(1)}`;
+export const nodeKey = (name: string): string => `${NODES}${name}`;
+export const statusKey = (name: string): string => `${STATUS}${name}`;

@@ -1,0 +1,28 @@
+/**
+ * GET /health: 200 with a JSON body while the node can serve (its state was
+ * read from etcd at least once and it is not shutting down), 503 otherwise.
+ * When etcd is unreachable the node still serves from its last known state,
+ * and the body says so.
+ */
+import type { Snapshot } from '../shared/snapshot.ts';
+
+export interface Health {
+  status: number;
+  body: string;
+}
+
+export function health(snap: Snapshot, nodeName: string, worker: number): Health {
+  const ok = snap.stateLoaded && !snap.draining;
+  const body = {
+    status: ok ? 'ok' : snap.draining ? 'draining' : 'starting',
+    node: nodeName,
+    master: snap.master,
+    role: snap.master === nodeName ? 'master' : 'relay',
+    etcd: snap.etcdConnected ? 'connected' : 'unreachable',
+    etcdSeenAt: snap.etcdSeenAt > 0 ? new Date(snap.etcdSeenAt * 1000).toISOString() : null,
+    nodes: snap.nodes.filter((n) => n.alive).length,
+    mounts: snap.mounts.length,
+    worker,
+  };
+  return { status: ok ? 200 : 503, body: JSON.stringify(body) };
+}

@@ -1,0 +1,128 @@
+/**
+ * Runs the worker threads on the main thread's behalf: starts WORKERS of
+ * them, restarts one that dies (logged and counted; the others keep
+ * serving), and on shutdown asks each to close its listen sockets and waits
+ * for it to end, terminating it only past the deadline.
+ */
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { RadioError } from '../core/errors.ts';
+import { logger } from '../core/log.ts';
+import { parseFromWorker, type ToWorker, type WorkerInit } from '../shared/messages.ts';
+
+const log = logger('workers');
+const ENTRY = new URL('./worker-main.ts', import.meta.url);
+
+export interface SupervisorEvents {
+  restart: [id: number];
+}
+
+interface Slot {
+  worker: Worker | null;
+  ready: boolean;
+  backoffMs: number;
+  timer: NodeJS.Timeout | null;
+}
+
+export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
+  readonly #base: Omit<WorkerInit, 'id'>;
+  readonly #slots: Slot[] = [];
+  #stopping = false;
+  restarts = 0;
+
+  constructor(count: number, base: Omit<WorkerInit, 'id'>) {
+    super();
+    this.#base = base;
+    for (let i = 0; i < count; i++) this.#slots.push({ worker: null, ready: false, backoffMs: 100, timer: null });
+  }
+
+  get readyCount(): number {
+    return this.#slots.filter((s) => s.ready).length;
+  }
+
+  /** Starts every worker; resolves when all listen, rejects if one cannot. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let waiting = this.#slots.length;
+      this.#slots.forEach((_, id) =>
+        this.#spawn(id, (err) => {
+          if (err) reject(err);
+          else if (--waiting === 0) resolve();
+        }),
+      );
+    });
+  }
+
+  #spawn(id: number, onStarted?: (err?: Error) => void): void {
+    const slot = this.#slots[id]!;
+    slot.timer = null;
+    const worker = new Worker(ENTRY, { workerData: { ...this.#base, id } satisfies WorkerInit, name: `radiod-worker-${id}` });
+    slot.worker = worker;
+    slot.ready = false;
+    worker.on('message', (raw: unknown) => {
+      const msg = parseFromWorker(raw);
+      if (!msg) {
+        log.error(`worker ${id}: malformed message ignored`);
+        return;
+      }
+      if (msg.type === 'READY') {
+        slot.ready = true;
+        slot.backoffMs = 100;
+        log.debug(`worker ${id} listening on ${msg.listening.join(', ')}`);
+        onStarted?.();
+        onStarted = undefined;
+      } else if (msg.type === 'LISTEN_FAILED') {
+        const err = new RadioError('RADIOAI_ERR_BIND', msg.message);
+        if (onStarted) {
+          onStarted(err);
+          onStarted = undefined;
+        } else log.error(`worker ${id}: ${msg.message}`);
+      }
+    });
+    worker.on('error', (err) => {
+      log.error(`worker ${id} failed: ${err.stack ?? err.message}`);
+    });
+    worker.on('exit', (code) => {
+      if (slot.worker !== worker) return;
+      slot.worker = null;
+      slot.ready = false;
+      if (this.#stopping) return;
+      this.restarts++;
+      log.error(`worker ${id} exited with code ${code}; restarting in ${slot.backoffMs} ms`);
+      this.emit('restart', id);
+      slot.timer = setTimeout(() => this.#spawn(id), slot.backoffMs);
+      slot.backoffMs = Math.min(slot.backoffMs * 2, 5000);
+      if (onStarted) {
+        onStarted(new RadioError('RADIOAI_ERR_WORKER_EXIT', `worker ${id} exited with code ${code} while starting`));
+        onStarted = undefined;
+      }
+    });
+  }
+
+  post(id: number, msg: ToWorker): boolean {
+    const w = this.#slots[id]?.worker;
+    if (!w) return false;
+    w.postMessage(msg);
+    return true;
+  }
+
+  /** Asks every worker to close and waits for all to exit (terminating after `graceMs`). */
+  async stop(graceMs = 5000): Promise<void> {
+    this.#stopping = true;
+    await Promise.all(
+      this.#slots.map(async (slot) => {
+        if (slot.timer) clearTimeout(slot.timer);
+        const w = slot.worker;
+        if (!w) return;
+        const exited = new Promise<void>((r) => w.once('exit', () => r()));
+        w.postMessage({ type: 'SHUTDOWN' } satisfies ToWorker);
+        const t = setTimeout(() => {
+          log.warn(`worker ${w.threadId} did not finish in ${graceMs} ms; terminating it`);
+          void w.terminate();
+        }, graceMs);
+        await exited;
+        clearTimeout(t);
+      }),
+    );
+  }
+}
