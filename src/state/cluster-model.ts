@@ -121,26 +121,17 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
     const old = this.#watcher;
     this.#watcher = null;
     if (old) await old.cancel().catch(() => undefined);
-    let res;
+    let revision: bigint;
     try {
-      res = await this.#client.getAll().prefix(PREFIX).exec();
+      revision = await this.readOnce();
     } catch (err) {
       this.#scheduleReload(`etcd read failed: ${describe(err)}`);
       if (!this.loaded) throw err;
       return;
     }
     if (this.#stopped) return;
-    this.mounts.clear();
-    this.nodes.clear();
-    this.status.clear();
-    this.candidates.clear();
-    for (const kv of res.kvs) this.#apply(kv, false);
-    this.loaded = true;
-    this.reloads++;
-    this.lastContact = Date.now();
     this.#backoffMs = 250;
-    this.#changed();
-    const rev = BigInt(res.header.revision) + 1n;
+    const rev = revision + 1n;
     try {
       const w = await this.#client.watch().prefix(PREFIX).startRevision(rev.toString()).create();
       if (this.#stopped) {
@@ -168,6 +159,21 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
     } catch (err) {
       this.#scheduleReload(`watch failed: ${describe(err)}`);
     }
+  }
+
+  /** Reads the whole state once (no watch); returns the revision it reflects. */
+  async readOnce(): Promise<bigint> {
+    const res = await this.#client.getAll().prefix(PREFIX).exec();
+    this.mounts.clear();
+    this.nodes.clear();
+    this.status.clear();
+    this.candidates.clear();
+    for (const kv of res.kvs) this.#apply(kv, false);
+    this.loaded = true;
+    this.reloads++;
+    this.lastContact = Date.now();
+    this.#changed();
+    return BigInt(res.header.revision);
   }
 
   #apply(kv: IKeyValue, deleted: boolean): void {

@@ -1,0 +1,96 @@
+/**
+ * `radioctl status`: the cluster as etcd holds it, in the JSON shape fixed by
+ * CONTRACT.md and as a short table for people.
+ */
+import type { ClusterModel } from '../state/cluster-model.ts';
+
+export interface StatusNode {
+  name: string;
+  addresses: string[];
+  role: 'master' | 'relay';
+  alive: boolean;
+  icecast: string;
+  http: string;
+  listeners: number;
+  bandwidth: number;
+  bandwidthLimit: number;
+  maxListeners: number;
+  icecastReady: boolean;
+  etcdMember: boolean;
+  updatedAt: string | null;
+}
+
+export interface StatusMount {
+  path: string;
+  source: boolean;
+  listeners: number;
+  ready: string[];
+  relay: string | null;
+  fallback: string | null;
+  transcode: string | null;
+}
+
+export interface ClusterStatus {
+  master: string | null;
+  nodes: StatusNode[];
+  mounts: StatusMount[];
+}
+
+const hp = (addr: string | undefined, port: number): string =>
+  addr === undefined ? `:${port}` : addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+
+export function clusterStatus(model: ClusterModel): ClusterStatus {
+  const master = model.master();
+  const nodes = [...model.nodes.values()].sort((a, b) => a.name.localeCompare(b.name)).map((n): StatusNode => {
+    const s = model.status.get(n.name);
+    return {
+      name: n.name,
+      addresses: n.addresses,
+      role: n.name === master ? 'master' : 'relay',
+      alive: true,
+      icecast: hp(n.addresses[0], n.icecastInternalPort || n.icecastPort),
+      http: hp(n.addresses[0], n.httpPort),
+      listeners: s?.listeners ?? 0,
+      bandwidth: s?.bandwidth ?? 0,
+      bandwidthLimit: n.bandwidthLimit,
+      maxListeners: n.maxListeners,
+      icecastReady: s?.icecastReady ?? false,
+      etcdMember: s?.etcdMember ?? false,
+      updatedAt: s?.updatedAt ?? null,
+    };
+  });
+  const mounts = [...model.mounts.values()].sort((a, b) => a.path.localeCompare(b.path)).map((m): StatusMount => {
+    let listeners = 0;
+    let source = false;
+    const ready: string[] = [];
+    for (const [name, s] of model.status) {
+      const ms = s.mounts?.[m.path];
+      if (!ms) continue;
+      listeners += ms.listeners;
+      source ||= ms.source;
+      if (ms.ready) ready.push(name);
+    }
+    const t = m.transcode;
+    return {
+      path: m.path,
+      source,
+      listeners,
+      ready: ready.sort(),
+      relay: m.relay,
+      fallback: m.fallback,
+      transcode: t ? `${t.source} -> ${t.codec} ${t.bitrate} kbit/s` : null,
+    };
+  });
+  return { master, nodes, mounts };
+}
+
+export function formatStatus(s: ClusterStatus): string {
+  const lines: string[] = [];
+  lines.push(`master: ${s.master ?? '(none)'}`, '', 'NODE\tROLE\tALIVE\tLISTENERS\tBANDWIDTH\tADDRESSES');
+  for (const n of s.nodes) {
+    lines.push([n.name, n.role, n.alive ? 'yes' : 'no', n.listeners, `${Math.round(n.bandwidth / 1000)} kbit/s`, n.addresses.join(',')].join('\t'));
+  }
+  lines.push('', 'MOUNT\tSOURCE\tLISTENERS');
+  for (const m of s.mounts) lines.push([m.path, m.source ? 'connected' : 'none', m.listeners].join('\t'));
+  return lines.join('\n');
+}

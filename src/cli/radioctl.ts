@@ -1,0 +1,252 @@
+/**
+ * radioctl: manages mounts and shows the cluster, talking to etcd directly.
+ * Exit codes (CONTRACT.md): 0 done; 1 bad usage or invalid input; 2 no such
+ * mount; 3 etcd not reachable within --timeout.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Etcd3 } from 'etcd3';
+import { gatherRaw, parseArgs, type ParsedArgs } from '../config/load-config.ts';
+import { SETTINGS, parseSetting, type Config } from '../config/settings.ts';
+import { RadioError, describe } from '../core/errors.ts';
+import { ClusterModel } from '../state/cluster-model.ts';
+import { connectEtcd, withDeadline } from '../state/etcd-client.ts';
+import {
+  checkMountPath, checkRelayUrl, checkTranscode, newPassword, newUsername, type MountRecord, type Transcode,
+} from '../state/mount-record.ts';
+import { backup, createMount, deleteMount, getMount, listMounts, restore, updateMount } from '../state/mount-store.ts';
+import { clusterStatus, formatStatus } from './cluster-status.ts';
+
+const ETCD_KEYS = ['etcdServer', 'etcdCa', 'etcdCert', 'etcdKey', 'embeddedEtcdPort'] as const;
+const ETCD_SETTINGS = SETTINGS.filter((s) => (ETCD_KEYS as readonly string[]).includes(s.key));
+
+const VALUE_FLAGS = ['--timeout', '--relay', '--fallback', '--source', '--codec', '--bitrate', '--samplerate', '--channels', '--quality'];
+const SWITCHES = ['--json', '--no-relay', '--no-fallback', '--new-password'];
+
+/** Options each command accepts besides the global ones. */
+const COMMANDS: Record<string, { args: string; options: string[] }> = {
+  'create-mount': { args: 'PATH', options: ['--relay', '--fallback'] },
+  'create-transcoding-mount': { args: 'PATH', options: ['--source', '--codec', '--bitrate', '--samplerate', '--channels', '--quality', '--fallback'] },
+  'edit-mount': { args: 'PATH', options: ['--relay', '--no-relay', '--fallback', '--no-fallback', '--new-password'] },
+  'delete-mount': { args: 'PATH', options: [] },
+  'list-mounts': { args: '', options: [] },
+  'show-mount': { args: 'PATH', options: [] },
+  status: { args: '', options: [] },
+  backup: { args: '[FILE]', options: [] },
+  restore: { args: '[FILE]', options: [] },
+};
+
+export const USAGE = `usage: radioctl [--etcd URLS] [--timeout SECONDS] [--json] COMMAND [args]
+
+commands:
+  create-mount PATH [--relay URL] [--fallback PATH]
+  create-transcoding-mount PATH --source PATH [--codec mp3|vorbis|opus] [--bitrate KBPS]
+                           [--samplerate HZ] [--channels 1|2] [--quality Q] [--fallback PATH]
+  edit-mount PATH [--relay URL | --no-relay] [--fallback PATH | --no-fallback] [--new-password]
+  delete-mount PATH
+  list-mounts
+  show-mount PATH
+  status
+  backup [FILE]
+  restore [FILE]
+
+--etcd defaults to ETCD_SERVER from the environment or /etc/default/radioai (--config FILE),
+else http://127.0.0.1:2379. Exit codes: 0 done, 1 bad usage or input, 2 no such mount,
+3 etcd not reachable within the timeout.`;
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  readStdin: () => string;
+  env: NodeJS.ProcessEnv;
+}
+
+const usageError = (msg: string): never => {
+  throw new RadioError('RADIOAI_ERR_USAGE', msg);
+};
+
+function intOption(args: ParsedArgs, flag: string): number | undefined {
+  const v = args.flags.get(flag);
+  if (v === undefined) return undefined;
+  if (!/^-?\d+$/.test(v)) usageError(`${flag} takes a whole number, got "${v}"`);
+  return Number(v);
+}
+
+function credentials(m: MountRecord, json: boolean): string {
+  return json
+    ? JSON.stringify({ path: m.path, username: m.username, password: m.password })
+    : `username: ${m.username}\npassword: ${m.password}`;
+}
+
+function showMount(m: MountRecord): string {
+  const lines = [`path: ${m.path}`, `username: ${m.username}`, `password: ${m.password}`, `relay: ${m.relay ?? '-'}`, `fallback: ${m.fallback ?? '-'}`];
+  if (m.transcode) {
+    const t = m.transcode;
+    lines.push(`source: ${t.source}`, `codec: ${t.codec}`, `bitrate: ${t.bitrate}`, `samplerate: ${t.samplerate}`, `channels: ${t.channels}`, `quality: ${t.quality ?? '-'}`);
+  }
+  lines.push(`created: ${m.createdAt}`);
+  return lines.join('\n');
+}
+
+function describeMount(m: MountRecord): string {
+  if (m.transcode) return `transcode\t${m.transcode.source} -> ${m.transcode.codec} ${m.transcode.bitrate} kbit/s`;
+  if (m.relay) return `relay\t${m.relay}`;
+  return 'source\t-';
+}
+
+async function run(command: string, args: ParsedArgs, client: Etcd3, io: Io): Promise<void> {
+  const json = args.switches.has('--json');
+  const [pathArg] = args.positional;
+  const path = (): string => checkMountPath(pathArg ?? usageError(`${command} needs a mount PATH`));
+  const fallback = args.flags.has('--fallback') ? checkMountPath(args.flags.get('--fallback')!) : null;
+  switch (command) {
+    case 'create-mount': {
+      const m: MountRecord = {
+        path: path(), username: newUsername(), password: newPassword(),
+        relay: args.flags.has('--relay') ? checkRelayUrl(args.flags.get('--relay')!) : null,
+        fallback, transcode: null, createdAt: new Date().toISOString(),
+      };
+      await createMount(client, m);
+      io.out(credentials(m, json));
+      return;
+    }
+    case 'create-transcoding-mount': {
+      const p = path();
+      const source = args.flags.get('--source') ?? usageError('create-transcoding-mount needs --source PATH');
+      const quality = args.flags.get('--quality');
+      if (quality !== undefined && !/^-?\d+(\.\d+)?$/.test(quality)) usageError(`--quality takes a number, got "${quality}"`);
+      const transcode: Transcode = checkTranscode({
+        source: checkMountPath(source),
+        codec: args.flags.get('--codec') as Transcode['codec'] | undefined,
+        bitrate: intOption(args, '--bitrate'),
+        samplerate: intOption(args, '--samplerate'),
+        channels: intOption(args, '--channels') as Transcode['channels'] | undefined,
+        quality: quality === undefined ? null : Number(quality),
+      }, p);
+      const m: MountRecord = { path: p, username: newUsername(), password: newPassword(), relay: null, fallback, transcode, createdAt: new Date().toISOString() };
+      await createMount(client, m);
+      io.out(credentials(m, json));
+      return;
+    }
+    case 'edit-mount': {
+      const p = path();
+      if (args.flags.has('--relay') && args.switches.has('--no-relay')) usageError('give --relay or --no-relay, not both');
+      if (args.flags.has('--fallback') && args.switches.has('--no-fallback')) usageError('give --fallback or --no-fallback, not both');
+      const relay = args.flags.has('--relay') ? checkRelayUrl(args.flags.get('--relay')!) : undefined;
+      const m = await updateMount(client, p, (old) => ({
+        ...old,
+        relay: relay !== undefined ? relay : args.switches.has('--no-relay') ? null : old.relay,
+        fallback: fallback !== null ? fallback : args.switches.has('--no-fallback') ? null : old.fallback,
+        password: args.switches.has('--new-password') ? newPassword() : old.password,
+      }));
+      if (args.switches.has('--new-password')) io.out(credentials(m, json));
+      else if (json) io.out(JSON.stringify(m));
+      return;
+    }
+    case 'delete-mount':
+      await deleteMount(client, path());
+      return;
+    case 'list-mounts': {
+      const mounts = await listMounts(client);
+      if (json) io.out(JSON.stringify(mounts.map(({ password: _p, username: _u, ...rest }) => rest)));
+      else for (const m of mounts) io.out(`${m.path}\t${describeMount(m)}`);
+      return;
+    }
+    case 'show-mount': {
+      const m = await getMount(client, path());
+      io.out(json ? JSON.stringify(m) : showMount(m));
+      return;
+    }
+    case 'status': {
+      const model = new ClusterModel(client);
+      await model.readOnce();
+      const s = clusterStatus(model);
+      io.out(json ? JSON.stringify(s) : formatStatus(s));
+      return;
+    }
+    case 'backup': {
+      const text = `${JSON.stringify(await backup(client), null, 2)}\n`;
+      if (pathArg !== undefined && pathArg !== '-') writeFileSync(pathArg, text, { mode: 0o600 });
+      else io.out(text.trimEnd());
+      return;
+    }
+    case 'restore': {
+      let text: string;
+      try {
+        text = pathArg !== undefined && pathArg !== '-' ? readFileSync(pathArg, 'utf8') : io.readStdin();
+      } catch (err) {
+        throw new RadioError('RADIOAI_ERR_BACKUP_INVALID', `cannot read ${pathArg}: ${(err as NodeJS.ErrnoException).code ?? describe(err)}`);
+      }
+      const n = await restore(client, text);
+      io.out(json ? JSON.stringify({ restored: n }) : `restored ${n} mount${n === 1 ? '' : 's'}`);
+      return;
+    }
+  }
+}
+
+/** Runs radioctl with `argv`; returns the exit code. */
+export async function radioctl(argv: readonly string[], io: Io): Promise<number> {
+  let client: Etcd3 | null = null;
+  let endpoints = '(none)';
+  try {
+    const args = parseArgs(argv, { valueFlags: VALUE_FLAGS, switchFlags: SWITCHES, settings: ETCD_SETTINGS });
+    if (args.switches.has('--help') || argv.length === 0) {
+      io.out(USAGE);
+      return argv.length === 0 ? 1 : 0;
+    }
+    const [command, ...rest] = args.positional;
+    args.positional = rest;
+    const spec = command !== undefined ? COMMANDS[command] : undefined;
+    if (!spec) return usageError(command === undefined ? 'no command given' : `unknown command "${command}"`);
+    for (const f of [...args.flags.keys()].filter((k) => k.startsWith('--')).concat([...args.switches])) {
+      if (!['--timeout', '--json', '--help', '--version'].includes(f) && !spec.options.includes(f)) usageError(`${command} does not take ${f}`);
+    }
+    const maxArgs = spec.args === '' ? 0 : 1;
+    if (rest.length > maxArgs) usageError(`unexpected argument "${rest[maxArgs]}"`);
+    const timeoutRaw = args.flags.get('--timeout') ?? '5';
+    if (!/^\d+(\.\d+)?$/.test(timeoutRaw) || Number(timeoutRaw) <= 0) usageError(`--timeout takes a number of seconds, got "${timeoutRaw}"`);
+    const timeoutMs = Number(timeoutRaw) * 1000;
+
+    const raw = gatherRaw(args, io.env, ETCD_SETTINGS);
+    const s: Partial<Config> = {};
+    for (const spec2 of ETCD_SETTINGS) {
+      const given = raw.get(spec2.key);
+      const d = typeof spec2.default === 'function' ? spec2.default(s) : spec2.default;
+      (s as Record<string, unknown>)[spec2.key] = given ? parseSetting(spec2, given.raw, given.origin) : d === '' ? '' : parseSetting(spec2, d ?? '', 'default');
+    }
+    const conn = await withDeadline(connectEtcd(s as Config, { dialTimeout: timeoutMs }), timeoutMs, 'connect');
+    client = conn.client;
+    endpoints = conn.endpoints.join(',');
+    await withDeadline(run(command!, args, client, io), timeoutMs, `${command} via ${conn.endpoints.join(',')}`);
+    return 0;
+  } catch (err) {
+    const e = err instanceof RadioError ? err : null;
+    const code = e?.exit ?? (isEtcdConnectionError(err) ? 3 : 1);
+    io.err(`radioctl: ${code === 3 && !e ? `etcd not reachable at ${endpoints}: ${shortReason(err)}` : describe(err)}`);
+    return code;
+  } finally {
+    client?.close();
+  }
+}
+
+/** The useful part of a gRPC connection error ("connection refused"), not its whole trace. */
+function shortReason(err: unknown): string {
+  const m = /(ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|certificate[^.]*|handshake[^.]*)/i.exec(describe(err));
+  if (!m) return describe(err).split('. ')[0]!;
+  return { ECONNREFUSED: 'connection refused', ETIMEDOUT: 'timed out', EHOSTUNREACH: 'host unreachable', ENOTFOUND: 'host not found' }[m[1]!.toUpperCase()] ?? m[1]!;
+}
+
+function isEtcdConnectionError(err: unknown): boolean {
+  const name = (err as { name?: string } | null)?.name ?? '';
+  return /GRPC(Unavailable|DeadlineExceeded|Connect)|ClientRuntime/.test(name) || /ECONNREFUSED|UNAVAILABLE|No connection established/i.test(describe(err));
+}
+
+if (import.meta.main) {
+  const code = await radioctl(process.argv.slice(2), {
+    out: (s) => process.stdout.write(`${s}\n`),
+    err: (s) => process.stderr.write(`${s}\n`),
+    readStdin: () => readFileSync(0, 'utf8'),
+    env: process.env,
+  });
+  // gRPC keeps sockets open a moment after close(); the CLI is done, so end now.
+  process.exit(code);
+}
