@@ -1,0 +1,134 @@
+/**
+ * Starts the real components for tests: an etcd server, radiod, radioctl.
+ * Everything runs on loopback and free ports and is ended by PID in after().
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { alive, freePort, freePortPair, waitFor } from './net.ts';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const NODE = process.execPath;
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `radioai-${prefix}-`));
+}
+
+export interface Proc {
+  child: ChildProcess;
+  pid: number;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill: (sig?: NodeJS.Signals) => Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    child,
+    pid: child.pid!,
+    output: () => out,
+    exited,
+    kill: async (sig: NodeJS.Signals = 'SIGTERM') => {
+      if (alive(child.pid!)) child.kill(sig);
+      return exited;
+    },
+  };
+}
+
+export interface Etcd {
+  url: string;
+  proc: Proc;
+  dir: string;
+  stop: () => Promise<void>;
+}
+
+export async function startEtcd(host = '127.0.0.1'): Promise<Etcd> {
+  const port = await freePortPair(host);
+  const dir = tempDir('etcd');
+  const url = `http://${host}:${port}`;
+  const proc = run('etcd', [
+    '--name', 'test', '--data-dir', dir,
+    '--listen-client-urls', url, '--advertise-client-urls', url,
+    '--listen-peer-urls', `http://${host}:${port + 1}`, '--initial-advertise-peer-urls', `http://${host}:${port + 1}`,
+    '--initial-cluster', `test=http://${host}:${port + 1}`, '--log-level', 'error', '--logger', 'zap',
+  ]);
+  await waitFor(async () => (await fetch(`${url}/health`)).ok, 15_000, 'etcd health');
+  return {
+    url, proc, dir,
+    stop: async () => {
+      await proc.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Radiod {
+  proc: Proc;
+  name: string;
+  host: string;
+  httpPort: number;
+  health: () => Promise<{ status: number; body: Record<string, unknown> }>;
+}
+
+export interface RadiodOptions {
+  name: string;
+  host?: string;
+  etcd?: string;
+  workers?: number;
+  leaseTtl?: number;
+  dataDir?: string;
+  extraArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function startRadiod(o: RadiodOptions): Promise<Radiod> {
+  const host = o.host ?? '127.0.0.1';
+  const httpPort = await freePort(host);
+  const args = [
+    '--domain', 'radio.test', '--name', o.name, '--public-ip', host,
+    '--http-port', String(httpPort), '--dns-port', String(await freePort(host)), '--icecast-port', String(await freePort(host)),
+    '--workers', String(o.workers ?? 2), '--lease-ttl', String(o.leaseTtl ?? 2), '--statsd', '',
+    '--data-dir', o.dataDir ?? tempDir('data'),
+    ...(o.etcd !== undefined ? ['--etcd', o.etcd] : ['--embedded-etcd-port', String(await freePortPair())]),
+    ...(o.extraArgs ?? []),
+  ];
+  const proc = run(join(ROOT, 'bin/radiod'), args, { RADIOAI_CONFIG: '/dev/null', ...o.env });
+  const health = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
+    const res = await fetch(`http://${host}:${httpPort}/health`);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  await waitFor(async () => (await health()).status === 200, 20_000, `radiod ${o.name} healthy`).catch((err: Error) => {
+    throw new Error(`${err.message}\n--- radiod output ---\n${proc.output()}`);
+  });
+  return { proc, name: o.name, host, httpPort, health };
+}
+
+export interface CtlResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export async function radioctl(etcd: string, args: string[], stdin?: string): Promise<CtlResult> {
+  return new Promise((resolve) => {
+    const child = spawn(join(ROOT, 'bin/radioctl'), ['--etcd', etcd, ...args], {
+      env: { ...process.env, RADIOAI_CONFIG: '/dev/null' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin.end(stdin ?? '');
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
