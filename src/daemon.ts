@@ -82,7 +82,7 @@ export class Daemon {
     this.publish();
     await this.workers.start();
     if (c.etcdServer === '') {
-      this.etcd = embeddedEtcd({ dataDir: c.dataDir, clientPort: c.embeddedEtcdPort });
+      this.etcd = await embeddedEtcd({ dataDir: c.dataDir, clientPort: c.embeddedEtcdPort });
       this.etcd.on('start', (pid) => log.info(`embedded etcd running (pid ${pid}) on 127.0.0.1:${c.embeddedEtcdPort}`));
       this.etcd.start();
     }
@@ -123,8 +123,12 @@ export class Daemon {
     return Math.max(this.model?.lastContact ?? 0, this.presence?.lastAck ?? 0);
   }
 
+  #connected(): boolean {
+    return Date.now() - this.#lastSeen() < ETCD_SILENCE_MS;
+  }
+
   #onTick(): void {
-    const connected = Date.now() - this.#lastSeen() < ETCD_SILENCE_MS;
+    const connected = this.#connected();
     if (connected !== this.#etcdConnected) {
       this.#etcdConnected = connected;
       if (connected) log.info('etcd reachable');
@@ -139,7 +143,7 @@ export class Daemon {
       listeners: 0,
       bandwidth: 0,
       icecastReady: false,
-      etcdMember: this.etcd?.running === true && this.#etcdConnected,
+      etcdMember: this.etcd?.running === true && this.#connected(),
       mounts: {},
       updatedAt: new Date().toISOString(),
     };
@@ -194,7 +198,7 @@ export class Daemon {
       }
     }
     return {
-      etcdConnected: this.#etcdConnected,
+      etcdConnected: this.#connected(),
       stateLoaded: model?.loaded ?? false,
       draining: this.#draining,
       etcdSeenAt: Math.floor(this.#lastSeen() / 1000),

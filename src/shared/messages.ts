@@ -14,7 +14,9 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'READY'; id: number; listening: string[] }
   | { type: 'LISTEN_FAILED'; id: number; code: string; message: string }
-  | { type: 'CLOSED'; id: number };
+  | { type: 'CLOSED'; id: number }
+  /** An uncaught error: the worker closes every socket and ends; the supervisor restarts it. */
+  | { type: 'FATAL'; id: number; message: string };
 
 /** Data a worker starts with (workerData). */
 export interface WorkerInit {
@@ -43,6 +45,8 @@ export function parseFromWorker(v: unknown): FromWorker | null {
       return { type: 'LISTEN_FAILED', id: v.id, code: String(v.code), message: String(v.message) };
     case 'CLOSED':
       return { type: 'CLOSED', id: v.id };
+    case 'FATAL':
+      return { type: 'FATAL', id: v.id, message: String(v.message) };
     default:
       return null;
   }

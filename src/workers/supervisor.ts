@@ -71,6 +71,8 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
         log.debug(`worker ${id} listening on ${msg.listening.join(', ')}`);
         onStarted?.();
         onStarted = undefined;
+      } else if (msg.type === 'FATAL') {
+        log.error(`worker ${id} failed: ${msg.message}`);
       } else if (msg.type === 'LISTEN_FAILED') {
         const err = new RadioError('RADIOAI_ERR_BIND', msg.message);
         if (onStarted) {

@@ -52,17 +52,34 @@ for (const addr of init.bindAddrs) {
   });
 }
 
-function close(): void {
+let closed = false;
+
+/**
+ * Ends the worker cleanly: listen sockets first, then (`force`) every open
+ * connection. A uWS handle still open when the thread's loop closes aborts
+ * the whole process, so every way out of the worker goes through here.
+ */
+function close(force: boolean): void {
+  if (closed) return;
+  closed = true;
   for (const s of sockets.splice(0)) us_listen_socket_close(s);
+  if (force) app.close();
+  else setTimeout(() => app.close(), 1000).unref();
   port.off('message', onMessage);
   send({ type: 'CLOSED', id: init.id });
   port.close();
 }
 
+process.on('uncaughtException', (err) => {
+  send({ type: 'FATAL', id: init.id, message: err.stack ?? String(err) });
+  process.exitCode = 1;
+  close(true);
+});
+
 function onMessage(raw: unknown): void {
   const msg = parseToWorker(raw);
   if (!msg) return;
-  if (msg.type === 'SHUTDOWN') close();
+  if (msg.type === 'SHUTDOWN') close(false);
   else if (msg.type === 'CRASH') {
     setImmediate(() => {
       throw new Error('fault injected: worker crash');

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { get, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +72,21 @@ export async function startEtcd(host = '127.0.0.1'): Promise<Etcd> {
   };
 }
 
+/** One GET on a new connection (no keep-alive), so that SO_REUSEPORT spreads requests over the workers. */
+export function httpGet(url: string): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
 export interface Radiod {
   proc: Proc;
   name: string;
@@ -103,8 +119,8 @@ export async function startRadiod(o: RadiodOptions): Promise<Radiod> {
   ];
   const proc = run(join(ROOT, 'bin/radiod'), args, { RADIOAI_CONFIG: '/dev/null', ...o.env });
   const health = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
-    const res = await fetch(`http://${host}:${httpPort}/health`);
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    const res = await httpGet(`http://${host}:${httpPort}/health`);
+    return { status: res.status, body: JSON.parse(res.body) as Record<string, unknown> };
   };
   await waitFor(async () => (await health()).status === 200, 20_000, `radiod ${o.name} healthy`).catch((err: Error) => {
     throw new Error(`${err.message}\n--- radiod output ---\n${proc.output()}`);

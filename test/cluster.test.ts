@@ -1,0 +1,140 @@
+/**
+ * radiod as a process: embedded etcd, presence, master election, worker
+ * supervision, losing etcd, and a clean stop. Real etcd and real radiod
+ * processes on 127.0.0.x and free ports.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, describe, it } from 'node:test';
+import { Etcd3 } from 'etcd3';
+import { alive, waitFor } from './helpers/net.ts';
+import { httpGet, radioctl, startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
+
+const TTL = 3;
+
+function childrenOf(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function nodeNames(client: Etcd3): Promise<string[]> {
+  return Object.keys(await client.getAll().prefix('/radioai/v1/nodes/').strings()).map((k) => k.split('/').pop()!).sort();
+}
+
+describe('radiod with its embedded etcd', () => {
+  let node: Radiod | undefined;
+  after(async () => {
+    await node?.proc.kill('SIGKILL');
+  });
+
+  it('serves /health, registers itself, and stops cleanly on SIGTERM leaving no etcd behind', async () => {
+    node = await startRadiod({ name: 'solo', leaseTtl: TTL });
+    const h = await node.health();
+    assert.equal(h.status, 200);
+    assert.equal(h.body.node, 'solo');
+    assert.equal(h.body.etcd, 'connected');
+    await waitFor(async () => (await node!.health()).body.master === 'solo', 10_000, 'solo to be master');
+    const etcdPids = childrenOf(node.proc.pid);
+    assert.equal(etcdPids.length, 1, 'one child: the embedded etcd');
+    assert.match(execFileSync('ps', ['-o', 'comm=', '-p', String(etcdPids[0])], { encoding: 'utf8' }), /etcd/);
+
+    const bad = await httpGet(`http://${node.host}:${node.httpPort}/nope`);
+    assert.equal(bad.status, 404);
+    assert.equal(bad.body, 'not found\n');
+
+    const t0 = Date.now();
+    const { code, signal } = await node.proc.kill('SIGTERM');
+    const took = Date.now() - t0;
+    assert.equal(signal, null, node.proc.output());
+    assert.equal(code, 0, node.proc.output());
+    assert.ok(took < 10_000, `stop took ${took} ms`);
+    assert.ok(!alive(etcdPids[0]!), 'the embedded etcd was stopped');
+    assert.doesNotMatch(node.proc.output(), /uv_loop_close|Assertion failed/);
+    node = undefined;
+  });
+});
+
+describe('two radiod nodes sharing one etcd', () => {
+  let etcd: Etcd;
+  let client: Etcd3;
+  const nodes: Radiod[] = [];
+  after(async () => {
+    for (const n of nodes) await n.proc.kill('SIGKILL');
+    client?.close();
+    await etcd?.stop();
+  });
+
+  it('elect exactly one master, drop a killed node within LEASE_TTL + 1 s and re-elect within LEASE_TTL + 2 s', async (t) => {
+    etcd = await startEtcd();
+    client = new Etcd3({ hosts: etcd.url });
+    nodes.push(await startRadiod({ name: 'alpha', host: '127.0.0.2', etcd: etcd.url, leaseTtl: TTL }));
+    await waitFor(async () => (await nodes[0]!.health()).body.master === 'alpha', 10_000, 'alpha master');
+    nodes.push(await startRadiod({ name: 'beta', host: '127.0.0.3', etcd: etcd.url, leaseTtl: TTL }));
+    await waitFor(async () => (await nodeNames(client)).length === 2, 10_000, 'both nodes registered');
+    await waitFor(async () => (await nodes[1]!.health()).body.master === 'alpha', 10_000, 'beta sees alpha as master');
+    const st = JSON.parse((await radioctl(etcd.url, ['--json', 'status'])).stdout) as { master: string; nodes: { name: string; role: string; addresses: string[] }[] };
+    assert.equal(st.master, 'alpha');
+    assert.deepEqual(st.nodes.map((n) => [n.name, n.role, n.addresses[0]]), [['alpha', 'master', '127.0.0.2'], ['beta', 'relay', '127.0.0.3']]);
+
+    const [alpha, beta] = nodes as [Radiod, Radiod];
+    const t0 = Date.now();
+    process.kill(alpha.proc.pid, 'SIGKILL');
+    await waitFor(async () => !(await nodeNames(client)).includes('alpha'), (TTL + 1) * 1000, 'alpha to leave');
+    const gone = Date.now() - t0;
+    await waitFor(async () => (await beta.health()).body.master === 'beta', (TTL + 2) * 1000 - gone, 'beta to become master');
+    const master = Date.now() - t0;
+    t.diagnostic(`kill -9 to node removal: ${gone} ms; to new master: ${master} ms (LEASE_TTL ${TTL} s)`);
+    const h = await beta.health();
+    assert.equal(h.body.role, 'master');
+    assert.equal(h.body.nodes, 1);
+  });
+
+  it('keeps serving from the last known state while etcd is unreachable, and recovers', async () => {
+    const beta = nodes[1]!;
+    process.kill(etcd.proc.pid, 'SIGSTOP');
+    try {
+      const h = await waitFor(async () => {
+        const r = await beta.health();
+        return r.body.etcd === 'unreachable' ? r : null;
+      }, 10_000, 'health to report etcd unreachable');
+      assert.equal(h.status, 200, 'the node keeps serving');
+      assert.equal(h.body.master, 'beta', 'with the last known state');
+      assert.match(beta.proc.output(), /etcd unreachable: serving the last known cluster state/);
+    } finally {
+      process.kill(etcd.proc.pid, 'SIGCONT');
+    }
+    await waitFor(async () => (await beta.health()).body.etcd === 'connected', 15_000, 'etcd connected again');
+    await waitFor(async () => (await nodeNames(client)).includes('beta'), 15_000, 'beta registered again');
+  });
+
+  it('restarts a crashed worker thread while /health keeps answering', async () => {
+    const gamma = await startRadiod({ name: 'gamma', host: '127.0.0.4', etcd: etcd.url, leaseTtl: TTL, env: { RADIOAI_FAULTS: '1' } });
+    nodes.push(gamma);
+    process.kill(gamma.proc.pid, 'SIGUSR2');
+    let ok = 0;
+    let failed = 0;
+    const until = Date.now() + 2000;
+    while (Date.now() < until) {
+      try {
+        if ((await gamma.health()).status === 200) ok++;
+        else failed++;
+      } catch {
+        failed++;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await waitFor(() => /worker 0 exited with code 1; restarting/.test(gamma.proc.output()), 5000, 'the restart to be logged');
+    assert.match(gamma.proc.output(), /worker 0 failed: Error: fault injected: worker crash/);
+    assert.ok(alive(gamma.proc.pid), 'radiod is still running');
+    assert.equal(failed, 0, `${failed} of ${ok + failed} health checks failed during the restart`);
+    // Both workers serve again: connections spread over the threads.
+    const seen = new Set<unknown>();
+    await waitFor(async () => {
+      seen.add((await gamma.health()).body.worker);
+      return seen.size === 2;
+    }, 10_000, 'both workers to answer');
+  });
+});
