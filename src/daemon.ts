@@ -5,9 +5,9 @@
  * status and master campaign on etcd, and supervises the worker threads.
  * stop() undoes all of it in the reverse order.
  */
-import { type Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import type { Config } from './config/settings.ts';
-import { SupervisedChild } from './control/child-process.ts';
+import type { SupervisedChild } from './control/child-process.ts';
 import { embeddedEtcd } from './control/embedded-etcd.ts';
 import { RadioError, describe } from './core/errors.ts';
 import { logger } from './core/log.ts';

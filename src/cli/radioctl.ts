@@ -239,14 +239,3 @@ function isEtcdConnectionError(err: unknown): boolean {
   const name = (err as { name?: string } | null)?.name ?? '';
   return /GRPC(Unavailable|DeadlineExceeded|Connect)|ClientRuntime/.test(name) || /ECONNREFUSED|UNAVAILABLE|No connection established/i.test(describe(err));
 }
-
-if (import.meta.main) {
-  const code = await radioctl(process.argv.slice(2), {
-    out: (s) => process.stdout.write(`${s}\n`),
-    err: (s) => process.stderr.write(`${s}\n`),
-    readStdin: () => readFileSync(0, 'utf8'),
-    env: process.env,
-  });
-  // gRPC keeps sockets open a moment after close(); the CLI is done, so end now.
-  process.exit(code);
-}

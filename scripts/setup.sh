@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what radioai needs on Debian 12, idempotently: the Debian packages
+# it runs (etcd, Icecast, liquidsoap) and tests with (ffmpeg, dig), then the
+# npm dependencies, which include the pinned Node 22 runtime.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(etcd-server etcd-client icecast2 liquidsoap ffmpeg dnsutils procps)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]} > 0)); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing Debian packages: ${missing[*]}; run this script as root to install them" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v npm >/dev/null; then
+  echo "setup: npm is needed (Debian: apt-get install npm)" >&2
+  exit 1
+fi
+# Reinstall only when the lock file changed since the last install.
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -x node_modules/.bin/node ] || [ "$(cat node_modules/.radioai-lock 2>/dev/null)" != "$lock_sum" ]; then
+  npm ci --no-audit --no-fund
+  echo "$lock_sum" > node_modules/.radioai-lock
+fi
+node_modules/.bin/node -e 'const [maj] = process.versions.node.split("."); if (+maj < 22) { console.error("setup: Node " + process.version + " is too old"); process.exit(1); }'
+echo "setup: ready (node $(node_modules/.bin/node --version))"

@@ -1,0 +1,14 @@
+/**
+ * radioctl entry point: runs the command and exits with its code.
+ */
+import { readFileSync } from 'node:fs';
+import { radioctl } from './radioctl.ts';
+
+const code = await radioctl(process.argv.slice(2), {
+  out: (s) => process.stdout.write(`${s}\n`),
+  err: (s) => process.stderr.write(`${s}\n`),
+  readStdin: () => readFileSync(0, 'utf8'),
+  env: process.env,
+});
+// gRPC keeps its channel open a moment after close(); the command is done, so end now.
+process.exit(code);
