@@ -144,12 +144,17 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
       w.on('data', () => {
         this.lastContact = Date.now();
       });
+      let up = true;
       w.on('connected', () => {
         this.lastContact = Date.now();
+        if (!up) log.info('watch resumed');
+        up = true;
         this.emit('connection', true);
       });
       w.on('disconnected', (err) => {
-        log.warn(`watch disconnected, serving the last known state: ${describe(err)}`);
+        // The client retries on its own; say so once per outage, not per attempt.
+        if (up) log.warn(`watch disconnected, serving the last known state: ${describe(err)}`);
+        up = false;
         this.emit('connection', false);
       });
       w.on('error', (err) => {
