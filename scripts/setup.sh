@@ -21,6 +21,13 @@ if ((${#missing[@]} > 0)); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# When a worker thread closes its listen socket (restart, shutdown), let the
+# kernel hand connections still waiting in its accept queue to the other
+# workers' sockets on the same port instead of resetting them (Linux >= 5.14).
+if [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/net/ipv4/tcp_migrate_req ]; then
+  echo 1 > /proc/sys/net/ipv4/tcp_migrate_req
+fi
+
 if ! command -v npm >/dev/null; then
   echo "setup: npm is needed (Debian: apt-get install npm)" >&2
   exit 1

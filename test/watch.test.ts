@@ -16,7 +16,7 @@ describe('watch recovery', () => {
   let node: Radiod | undefined;
   let client: Etcd3;
   after(async () => {
-    await node?.proc.kill('SIGKILL');
+    await node?.stop();
     client?.close();
     await proxy?.stop();
     await etcd?.stop();

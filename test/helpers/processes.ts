@@ -3,7 +3,7 @@
  * Everything runs on loopback and free ports and is ended by PID in after().
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,6 +89,8 @@ export function httpGet(url: string): Promise<{ status: number; headers: Incomin
 
 export interface Radiod {
   proc: Proc;
+  /** SIGTERM, SIGKILL after 10 s, then the embedded etcd by its PID file if it survived; removes the data dir. */
+  stop: () => Promise<void>;
   name: string;
   host: string;
   httpPort: number;
@@ -109,11 +111,12 @@ export interface RadiodOptions {
 export async function startRadiod(o: RadiodOptions): Promise<Radiod> {
   const host = o.host ?? '127.0.0.1';
   const httpPort = await freePort(host);
+  const dataDir = o.dataDir ?? tempDir('data');
   const args = [
     '--domain', 'radio.test', '--name', o.name, '--public-ip', host,
     '--http-port', String(httpPort), '--dns-port', String(await freePort(host)), '--icecast-port', String(await freePort(host)),
     '--workers', String(o.workers ?? 2), '--lease-ttl', String(o.leaseTtl ?? 2), '--statsd', '',
-    '--data-dir', o.dataDir ?? tempDir('data'),
+    '--data-dir', dataDir,
     ...(o.etcd !== undefined ? ['--etcd', o.etcd] : ['--embedded-etcd-port', String(await freePortPair())]),
     ...(o.extraArgs ?? []),
   ];
@@ -122,10 +125,28 @@ export async function startRadiod(o: RadiodOptions): Promise<Radiod> {
     const res = await httpGet(`http://${host}:${httpPort}/health`);
     return { status: res.status, body: JSON.parse(res.body) as Record<string, unknown> };
   };
-  await waitFor(async () => (await health()).status === 200, 20_000, `radiod ${o.name} healthy`).catch((err: Error) => {
-    throw new Error(`${err.message}\n--- radiod output ---\n${proc.output()}`);
-  });
-  return { proc, name: o.name, host, httpPort, health };
+  const stop = async (): Promise<void> => {
+    if (alive(proc.pid)) {
+      proc.child.kill('SIGTERM');
+      const t = setTimeout(() => proc.child.kill('SIGKILL'), 10_000);
+      await proc.exited;
+      clearTimeout(t);
+    }
+    try {
+      const etcdPid = Number(readFileSync(join(dataDir, 'etcd.pid'), 'utf8'));
+      if (etcdPid > 0 && alive(etcdPid)) process.kill(etcdPid, 'SIGKILL');
+    } catch {
+      // No embedded etcd left.
+    }
+    if (o.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(async () => (await health()).status === 200, 20_000, `radiod ${o.name} healthy`);
+  } catch (err) {
+    await stop();
+    throw new Error(`${(err as Error).message}\n--- radiod output ---\n${proc.output()}`);
+  }
+  return { proc, stop, name: o.name, host, httpPort, health };
 }
 
 export interface CtlResult {
