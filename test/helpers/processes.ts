@@ -13,8 +13,16 @@ import { alive, freePort, freePortPair, waitFor } from './net.ts';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const NODE = process.execPath;
 
+const tempDirs: string[] = [];
+process.on('exit', () => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh directory, removed when the test process ends. */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `radioai-${prefix}-`));
+  const d = mkdtempSync(join(tmpdir(), `radioai-${prefix}-`));
+  tempDirs.push(d);
+  return d;
 }
 
 export interface Proc {
