@@ -184,16 +184,7 @@ export class Daemon {
         });
       }
       for (const m of [...model.mounts.values()].sort((a, b) => a.path.localeCompare(b.path))) {
-        let listeners = 0;
-        let source = false;
-        const readyOn: string[] = [];
-        for (const [name, s] of model.status) {
-          const ms = s.mounts?.[m.path];
-          if (!ms) continue;
-          listeners += ms.listeners;
-          source ||= ms.source;
-          if (ms.ready) readyOn.push(name);
-        }
+        const { listeners, source, readyOn } = model.mountSummary(m.path);
         mounts.push({ path: m.path, relay: m.relay !== null, transcoded: m.transcode !== null, fallbackPath: m.fallback, sourceConnected: source, listeners, readyOn });
       }
     }

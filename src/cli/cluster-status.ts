@@ -60,22 +60,13 @@ export function clusterStatus(model: ClusterModel): ClusterStatus {
     };
   });
   const mounts = [...model.mounts.values()].sort((a, b) => a.path.localeCompare(b.path)).map((m): StatusMount => {
-    let listeners = 0;
-    let source = false;
-    const ready: string[] = [];
-    for (const [name, s] of model.status) {
-      const ms = s.mounts?.[m.path];
-      if (!ms) continue;
-      listeners += ms.listeners;
-      source ||= ms.source;
-      if (ms.ready) ready.push(name);
-    }
+    const { listeners, source, readyOn } = model.mountSummary(m.path);
     const t = m.transcode;
     return {
       path: m.path,
       source,
       listeners,
-      ready: ready.sort(),
+      ready: readyOn,
       relay: m.relay,
       fallback: m.fallback,
       transcode: t ? `${t.source} -> ${t.codec} ${t.bitrate} kbit/s` : null,

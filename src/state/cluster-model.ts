@@ -79,6 +79,21 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
     this.#client = client;
   }
 
+  /** A mount's state across the cluster, from every node's status. */
+  mountSummary(path: string): { listeners: number; source: boolean; readyOn: string[] } {
+    let listeners = 0;
+    let source = false;
+    const readyOn: string[] = [];
+    for (const [name, s] of this.status) {
+      const ms = s.mounts?.[path];
+      if (!ms) continue;
+      listeners += ms.listeners;
+      source ||= ms.source;
+      if (ms.ready) readyOn.push(name);
+    }
+    return { listeners, source, readyOn: readyOn.sort() };
+  }
+
   /** The elected master: the candidate with the lowest creation revision (etcd's election rule). */
   master(): string | null {
     let best: { value: string; createRevision: bigint } | null = null;
