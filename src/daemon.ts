@@ -18,6 +18,7 @@ import { connectEtcd, withDeadline } from './state/etcd-client.ts';
 import { Presence } from './state/presence.ts';
 import { SnapshotWriter } from './state/snapshot-writer.ts';
 import { WorkerSupervisor } from './workers/supervisor.ts';
+import { IcecastManager, type IcecastDesired } from './icecast/icecast-manager.ts';
 
 const log = logger('radiod');
 const VERSION = '0.1.0';
@@ -37,6 +38,7 @@ export class Daemon {
   presence: Presence | null = null;
   election: MasterElection | null = null;
   workers: WorkerSupervisor;
+  readonly icecast: IcecastManager;
   #tick: NodeJS.Timeout | null = null;
   #draining = false;
   #etcdConnected = false;
@@ -57,6 +59,17 @@ export class Daemon {
       domain: config.domain,
       nodeName: config.nodeName,
     });
+    this.icecast = new IcecastManager({
+      dataDir: config.dataDir,
+      bindAddrs: config.bindAddrs,
+      port: config.icecastPort,
+      hostname: config.publicIps[0]!,
+      limits: { clients: config.icecastClients, queueSize: config.icecastQueueSize, burstSize: config.icecastBurstSize },
+    });
+    this.icecast.on('stats', () => {
+      this.publish();
+      void this.#writeStatus();
+    });
   }
 
   nodeInfo(): NodeInfo {
@@ -67,7 +80,7 @@ export class Daemon {
       httpPort: c.httpPort,
       dnsPort: c.dnsPort,
       icecastPort: c.icecastPort,
-      icecastInternalPort: 0,
+      icecastInternalPort: c.icecastPort,
       proxy: c.icecastProxy,
       maxListeners: c.maxListeners,
       bandwidthLimit: c.bandwidthLimit,
@@ -80,6 +93,7 @@ export class Daemon {
     const c = this.config;
     log.info(`starting node ${c.nodeName} of ${c.domain} (${c.workers} workers, http ${c.bindAddrs.join(',')}:${c.httpPort})`);
     this.publish();
+    await this.icecast.prepare();
     await this.workers.start();
     if (c.etcdServer === '') {
       this.etcd = await embeddedEtcd({ dataDir: c.dataDir, clientPort: c.embeddedEtcdPort });
@@ -95,7 +109,10 @@ export class Daemon {
 
     const model = new ClusterModel(client);
     this.model = model;
-    model.on('change', () => this.publish());
+    model.on('change', () => {
+      this.#applyIcecast();
+      this.publish();
+    });
     model.start().catch((err: unknown) => log.warn(`cluster state not read yet, serving nothing until it is: ${describe(err)}`));
 
     this.presence = new Presence(client, this.nodeInfo(), c.leaseTtl);
@@ -138,13 +155,44 @@ export class Daemon {
     void this.#writeStatus();
   }
 
-  status(): NodeStatus {
+  /** What the local Icecast should be, from the model: role, mounts, and where the master is. */
+  icecastDesired(): IcecastDesired | null {
+    const model = this.model;
+    if (!model?.loaded) return null;
+    const masterName = model.master();
+    const master = masterName !== null ? model.nodes.get(masterName) : undefined;
+    const role = masterName === this.config.nodeName ? 'master' : 'relay';
     return {
-      listeners: 0,
+      role,
+      mounts: [...model.mounts.values()].sort((a, b) => a.path.localeCompare(b.path)),
+      master: master && master.addresses[0] !== undefined ? { host: master.addresses[0], port: master.icecastInternalPort || master.icecastPort } : null,
+    };
+  }
+
+  #applyIcecast(): void {
+    const want = this.icecastDesired();
+    if (!want) return;
+    try {
+      this.icecast.apply(want);
+    } catch (err) {
+      log.error(`cannot configure Icecast: ${describe(err)}`);
+    }
+  }
+
+  status(): NodeStatus {
+    const stats = this.icecast.stats;
+    const master = this.model?.master() === this.config.nodeName;
+    const mounts: NodeStatus['mounts'] = {};
+    for (const path of this.model?.mounts.keys() ?? []) {
+      const m = stats?.mounts.get(path);
+      mounts[path] = { ready: m !== undefined, source: master && m !== undefined, listeners: m?.listeners ?? 0 };
+    }
+    return {
+      listeners: stats?.listeners ?? 0,
       bandwidth: 0,
-      icecastReady: false,
+      icecastReady: this.icecast.ready,
       etcdMember: this.etcd?.running === true && this.#connected(),
-      mounts: {},
+      mounts,
       updatedAt: new Date().toISOString(),
     };
   }
@@ -216,7 +264,7 @@ export class Daemon {
     this.#draining = true;
     if (this.#tick) clearInterval(this.#tick);
     this.publish();
-    await this.workers.stop(4000);
+    await Promise.all([this.workers.stop(4000), this.icecast.stop()]);
     await Promise.race([
       Promise.all([this.election?.stop(), this.presence?.stop(), this.model?.stop()]),
       new Promise((r) => setTimeout(r, 2000)),

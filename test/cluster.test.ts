@@ -30,16 +30,17 @@ describe('radiod with its embedded etcd', () => {
     await node?.stop();
   });
 
-  it('serves /health, registers itself, and stops cleanly on SIGTERM leaving no etcd behind', async () => {
+  it('serves /health, registers itself, and stops cleanly on SIGTERM leaving no child process behind', async () => {
     node = await startRadiod({ name: 'solo', leaseTtl: TTL });
     const h = await node.health();
     assert.equal(h.status, 200);
     assert.equal(h.body.node, 'solo');
     assert.equal(h.body.etcd, 'connected');
     await waitFor(async () => (await node!.health()).body.master === 'solo', 10_000, 'solo to be master');
-    const etcdPids = childrenOf(node.proc.pid);
-    assert.equal(etcdPids.length, 1, 'one child: the embedded etcd');
-    assert.match(execFileSync('ps', ['-o', 'comm=', '-p', String(etcdPids[0])], { encoding: 'utf8' }), /etcd/);
+    await waitFor(() => childrenOf(node!.proc.pid).length === 2, 10_000, 'etcd and icecast2 to run');
+    const children = childrenOf(node.proc.pid);
+    const names = children.map((pid) => execFileSync('ps', ['-o', 'comm=', '-p', String(pid)], { encoding: 'utf8' }).trim()).sort();
+    assert.deepEqual(names, ['etcd', 'icecast2']);
 
     const bad = await httpGet(`http://${node.host}:${node.httpPort}/nope`);
     assert.equal(bad.status, 404);
@@ -51,7 +52,7 @@ describe('radiod with its embedded etcd', () => {
     assert.equal(signal, null, node.proc.output());
     assert.equal(code, 0, node.proc.output());
     assert.ok(took < 10_000, `stop took ${took} ms`);
-    assert.ok(!alive(etcdPids[0]!), 'the embedded etcd was stopped');
+    for (const pid of children) assert.ok(!alive(pid), `child ${pid} was stopped`);
     assert.doesNotMatch(node.proc.output(), /uv_loop_close|Assertion failed/);
   });
 });

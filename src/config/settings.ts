@@ -32,6 +32,12 @@ export interface Config {
   statsd: string;
   /** Seconds before a silent node is dropped. */
   leaseTtl: number;
+  /** Icecast <clients> limit: listeners plus sources and relays. */
+  icecastClients: number;
+  /** Icecast <queue-size>, bytes a listener may fall behind before it is dropped. */
+  icecastQueueSize: number;
+  /** Icecast <burst-size>, bytes sent at once to a new listener. */
+  icecastBurstSize: number;
   /** Shared snapshot capacity: mount slots. */
   snapshotMounts: number;
   /** Shared snapshot capacity: node slots. */
@@ -184,6 +190,9 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'workers', flag: '--workers', env: 'WORKERS', default: () => String(availableParallelism()), parse: integer(1, 256), help: 'worker threads' },
   { key: 'statsd', flag: '--statsd', env: 'STATSD', default: 'localhost:8125', parse: statsd, help: 'statsd host:port; empty disables' },
   { key: 'leaseTtl', flag: '--lease-ttl', env: 'LEASE_TTL', default: '5', parse: integer(2, 3600), help: 'seconds before a silent node is dropped' },
+  { key: 'icecastClients', flag: '--icecast-clients', env: 'ICECAST_CLIENTS', default: '20000', parse: integer(10, 1_000_000), help: "the local Icecast's client limit" },
+  { key: 'icecastQueueSize', flag: '--icecast-queue-size', env: 'ICECAST_QUEUE_SIZE', default: '524288', parse: integer(65536, 64 << 20), help: 'bytes a listener may lag before Icecast drops it' },
+  { key: 'icecastBurstSize', flag: '--icecast-burst-size', env: 'ICECAST_BURST_SIZE', default: '65536', parse: integer(0, 8 << 20), help: 'bytes Icecast sends at once to a new listener' },
   { key: 'snapshotMounts', flag: '--snapshot-mounts', env: 'SNAPSHOT_MOUNTS', default: '1024', parse: integer(1, 1_000_000), help: 'mount slots in the shared snapshot' },
   { key: 'snapshotNodes', flag: '--snapshot-nodes', env: 'SNAPSHOT_NODES', default: '64', parse: integer(1, 4096), help: 'node slots in the shared snapshot' },
   { key: 'snapshotBytes', flag: '--snapshot-bytes', env: 'SNAPSHOT_BYTES', default: '1048576', parse: integer(4096, 1 << 30), help: 'bytes for names, paths and addresses in the shared snapshot' },

@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { logger, type Logger } from '../core/log.ts';
 
@@ -23,6 +24,23 @@ export interface ChildSpec {
   stableMs?: number;
   /** Turns an output line into a log call; default logs every line at info. */
   onLine?: (line: string, log: Logger) => void;
+  /**
+   * Where the child's PID is kept while it runs. A radiod killed with SIGKILL
+   * leaves its children running (outside systemd nothing ends the orphans);
+   * reapOrphan() lets the next radiod end them, and only them: the PID must
+   * still run `command` with `ownedIf` in its command line.
+   */
+  pidFile?: string;
+  ownedIf?: string;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export interface ChildEvents {
@@ -31,7 +49,7 @@ export interface ChildEvents {
 }
 
 export class SupervisedChild extends EventEmitter<ChildEvents> {
-  readonly spec: Required<Omit<ChildSpec, 'env' | 'cwd' | 'onLine'>> & ChildSpec;
+  readonly spec: Required<Pick<ChildSpec, 'minBackoffMs' | 'maxBackoffMs' | 'stableMs'>> & ChildSpec;
   readonly log: Logger;
   #child: ChildProcess | null = null;
   #wanted = false;
@@ -45,6 +63,41 @@ export class SupervisedChild extends EventEmitter<ChildEvents> {
     this.spec = { minBackoffMs: 500, maxBackoffMs: 30_000, stableMs: 60_000, ...spec };
     this.#backoff = this.spec.minBackoffMs;
     this.log = logger(spec.name);
+    const pidFile = spec.pidFile;
+    if (pidFile !== undefined) {
+      this.on('start', (pid) => writeFileSync(pidFile, `${pid}\n`));
+      this.on('exit', () => rmSync(pidFile, { force: true }));
+    }
+  }
+
+  /** Ends a child left running by an earlier, killed radiod (see ChildSpec.pidFile). */
+  async reapOrphan(): Promise<void> {
+    const { pidFile, ownedIf, command } = this.spec;
+    if (pidFile === undefined) return;
+    let pid: number;
+    try {
+      pid = Number(readFileSync(pidFile, 'utf8').trim());
+    } catch {
+      return;
+    }
+    let cmdline = '';
+    try {
+      cmdline = `${readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ')} `;
+    } catch {
+      // Gone already.
+    }
+    const base = command.split('/').pop()!;
+    if (pid > 0 && new RegExp(`(^|/)${base} `).test(cmdline) && (ownedIf === undefined || cmdline.includes(ownedIf))) {
+      this.log.warn(`ending ${base} pid ${pid} left over from an earlier radiod`);
+      try {
+        process.kill(pid, 'SIGTERM');
+        for (let i = 0; i < 50 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+        if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+      } catch {
+        // It ended on its own meanwhile.
+      }
+    }
+    rmSync(pidFile, { force: true });
   }
 
   get pid(): number | null {

@@ -4,7 +4,7 @@
  * 127.0.0.1:EMBEDDED_ETCD_PORT and peer port one above, supervised like any
  * other child and stopped when radiod stops.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../core/log.ts';
 import { SupervisedChild } from './child-process.ts';
@@ -29,45 +29,6 @@ function etcdLine(line: string, log: Logger): void {
   if (level === 'warn') log.warn(msg);
   else if (level === 'error' || level === 'fatal' || level === 'panic') log.error(msg);
   else log.debug(msg);
-}
-
-/**
- * A radiod killed with SIGKILL leaves its etcd running (outside systemd,
- * nothing kills the orphan). The PID file lets the next radiod on the same
- * data directory end that etcd, and only that one: the PID must still be an
- * etcd whose command line names this data directory.
- */
-async function reapOrphan(pidFile: string, dir: string, log: Logger): Promise<void> {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(pidFile, 'utf8').trim());
-  } catch {
-    return;
-  }
-  let cmdline = '';
-  try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-  } catch {
-    // Gone already.
-  }
-  if (pid > 0 && /(^|\/)etcd /.test(cmdline) && cmdline.includes(` ${dir} `)) {
-    log.warn(`ending etcd pid ${pid} left over from an earlier radiod on ${dir}`);
-    process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 50; i++) {
-      try {
-        process.kill(pid, 0);
-      } catch {
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Ended by the SIGTERM.
-    }
-  }
-  rmSync(pidFile, { force: true });
 }
 
 export async function embeddedEtcd(opts: EmbeddedEtcdOptions): Promise<SupervisedChild> {
@@ -95,9 +56,9 @@ export async function embeddedEtcd(opts: EmbeddedEtcdOptions): Promise<Supervise
       '--log-outputs', 'stderr',
     ],
     onLine: etcdLine,
+    pidFile,
+    ownedIf: ` ${dir} `,
   });
-  await reapOrphan(pidFile, dir, child.log);
-  child.on('start', (pid) => writeFileSync(pidFile, `${pid}\n`));
-  child.on('exit', () => rmSync(pidFile, { force: true }));
+  await child.reapOrphan();
   return child;
 }

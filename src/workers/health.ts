@@ -13,6 +13,7 @@ export interface Health {
 
 export function health(snap: Snapshot, nodeName: string, worker: number): Health {
   const ok = snap.stateLoaded && !snap.draining;
+  const self = snap.nodes.find((n) => n.name === nodeName);
   const body = {
     status: ok ? 'ok' : snap.draining ? 'draining' : 'starting',
     node: nodeName,
@@ -20,6 +21,7 @@ export function health(snap: Snapshot, nodeName: string, worker: number): Health
     role: snap.master === nodeName ? 'master' : 'relay',
     etcd: snap.etcdConnected ? 'connected' : 'unreachable',
     etcdSeenAt: snap.etcdSeenAt > 0 ? new Date(snap.etcdSeenAt * 1000).toISOString() : null,
+    icecast: self?.icecastReady ? 'ready' : 'down',
     nodes: snap.nodes.filter((n) => n.alive).length,
     mounts: snap.mounts.length,
     worker,
