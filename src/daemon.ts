@@ -13,12 +13,14 @@ import { RadioError, describe } from './core/errors.ts';
 import { logger } from './core/log.ts';
 import type { SnapshotInput } from './shared/snapshot.ts';
 import { ClusterModel, type NodeInfo, type NodeStatus } from './state/cluster-model.ts';
-import { MasterElection } from './state/election.ts';
+import { Campaigner } from './state/election.ts';
+import { MASTER_ELECTION } from './state/keys.ts';
 import { connectEtcd, withDeadline } from './state/etcd-client.ts';
 import { Presence } from './state/presence.ts';
 import { SnapshotWriter } from './state/snapshot-writer.ts';
 import { WorkerSupervisor } from './workers/supervisor.ts';
 import { IcecastManager, type IcecastDesired } from './icecast/icecast-manager.ts';
+import { Transcoders } from './icecast/transcoders.ts';
 
 const log = logger('radiod');
 const VERSION = '0.1.0';
@@ -36,9 +38,10 @@ export class Daemon {
   client: Etcd3 | null = null;
   model: ClusterModel | null = null;
   presence: Presence | null = null;
-  election: MasterElection | null = null;
+  election: Campaigner | null = null;
   workers: WorkerSupervisor;
   readonly icecast: IcecastManager;
+  transcoders: Transcoders | null = null;
   #tick: NodeJS.Timeout | null = null;
   #draining = false;
   #etcdConnected = false;
@@ -109,15 +112,17 @@ export class Daemon {
 
     const model = new ClusterModel(client);
     this.model = model;
+    this.transcoders = new Transcoders({ client, model, nodeName: c.nodeName, leaseTtl: c.leaseTtl, dataDir: c.dataDir });
     model.on('change', () => {
       this.#applyIcecast();
+      this.transcoders?.sync();
       this.publish();
     });
     model.start().catch((err: unknown) => log.warn(`cluster state not read yet, serving nothing until it is: ${describe(err)}`));
 
     this.presence = new Presence(client, this.nodeInfo(), c.leaseTtl);
     void this.presence.start();
-    this.election = new MasterElection(client, c.nodeName, c.leaseTtl);
+    this.election = new Campaigner(client, MASTER_ELECTION, c.nodeName, c.leaseTtl);
     this.election.start();
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
   }
@@ -160,7 +165,10 @@ export class Daemon {
     const model = this.model;
     if (!model?.loaded) return null;
     const masterName = model.master();
-    const master = masterName !== null ? model.nodes.get(masterName) : undefined;
+    // Until a master is known the role is not either: wait rather than start
+    // Icecast in one role and restart it in the other a moment later.
+    if (masterName === null) return null;
+    const master = model.nodes.get(masterName);
     const role = masterName === this.config.nodeName ? 'master' : 'relay';
     return {
       role,
@@ -264,7 +272,7 @@ export class Daemon {
     this.#draining = true;
     if (this.#tick) clearInterval(this.#tick);
     this.publish();
-    await Promise.all([this.workers.stop(4000), this.icecast.stop()]);
+    await Promise.all([this.workers.stop(4000), this.icecast.stop(), this.transcoders?.stop()]);
     await Promise.race([
       Promise.all([this.election?.stop(), this.presence?.stop(), this.model?.stop()]),
       new Promise((r) => setTimeout(r, 2000)),

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import { describe } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
-import { MASTER_ELECTION_PREFIX, MOUNTS, NODES, PREFIX, STATUS } from './keys.ts';
+import { ELECTIONS, MASTER_ELECTION, MOUNTS, NODES, PREFIX, STATUS } from './keys.ts';
 import { parseMountRecord, type MountRecord } from './mount-record.ts';
 
 /** What a node says about itself on its lease. */
@@ -60,8 +60,8 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
   readonly mounts = new Map<string, MountRecord>();
   readonly nodes = new Map<string, NodeInfo>();
   readonly status = new Map<string, NodeStatus>();
-  /** Election keys: key -> candidate value and creation revision. */
-  readonly candidates = new Map<string, { value: string; createRevision: bigint }>();
+  /** Election candidate keys: key -> election name, candidate value and creation revision. */
+  readonly candidates = new Map<string, { election: string; value: string; createRevision: bigint }>();
   loaded = false;
   /** Full re-reads done (the first load included). */
   reloads = 0;
@@ -94,11 +94,17 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
     return { listeners, source, readyOn: readyOn.sort() };
   }
 
-  /** The elected master: the candidate with the lowest creation revision (etcd's election rule). */
-  master(): string | null {
+  /** The winner of an election: the candidate with the lowest creation revision (etcd's election rule). */
+  leader(election: string): string | null {
     let best: { value: string; createRevision: bigint } | null = null;
-    for (const c of this.candidates.values()) if (!best || c.createRevision < best.createRevision) best = c;
+    for (const c of this.candidates.values()) {
+      if (c.election === election && (!best || c.createRevision < best.createRevision)) best = c;
+    }
     return best?.value ?? null;
+  }
+
+  master(): string | null {
+    return this.leader(MASTER_ELECTION);
   }
 
   async start(): Promise<void> {
@@ -212,9 +218,10 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
         const name = key.slice(STATUS.length);
         if (deleted) this.status.delete(name);
         else this.status.set(name, JSON.parse(kv.value.toString()) as NodeStatus);
-      } else if (key.startsWith(MASTER_ELECTION_PREFIX)) {
+      } else if (key.startsWith(ELECTIONS)) {
+        const election = key.slice(ELECTIONS.length, key.lastIndexOf('/'));
         if (deleted) this.candidates.delete(key);
-        else this.candidates.set(key, { value: kv.value.toString(), createRevision: BigInt(kv.create_revision) });
+        else this.candidates.set(key, { election, value: kv.value.toString(), createRevision: BigInt(kv.create_revision) });
       } else {
         return;
       }

@@ -1,18 +1,19 @@
 /**
- * Master election: every node campaigns in one etcd election whose
- * candidate keys live on a lease of LEASE_TTL seconds; the candidate with
- * the oldest key is master. A dead master's key expires with its lease and
- * the next candidate takes over. A campaign error (its lease was lost) means
- * this node may no longer be master: stop acting as one and campaign again.
+ * Keeps this node in one etcd election: the master election (every node) or
+ * the election of a transcoding mount. Candidate keys live on a lease of
+ * LEASE_TTL seconds; the candidate with the oldest key wins. A dead winner's
+ * key expires with its lease and the next candidate takes over. A campaign
+ * error (its lease was lost) means this node may no longer be the winner:
+ * stop acting as one and campaign again.
  *
- * Who is master is read from the model (cluster-model.ts), which sees the
- * same keys; this class only keeps this node in the race.
+ * Who won is read from the model (cluster-model.ts), which sees the same
+ * keys through its watch; this class only keeps the node in the race.
  */
 import { EventEmitter } from 'node:events';
 import type { Campaign, Etcd3 } from 'etcd3';
 import { describe } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
-import { MASTER_ELECTION, PREFIX } from './keys.ts';
+import { PREFIX } from './keys.ts';
 
 const log = logger('election');
 
@@ -22,8 +23,9 @@ export interface ElectionEvents {
   deposed: [];
 }
 
-export class MasterElection extends EventEmitter<ElectionEvents> {
+export class Campaigner extends EventEmitter<ElectionEvents> {
   #client: Etcd3;
+  #election: string;
   #name: string;
   #ttl: number;
   #campaign: Campaign | null = null;
@@ -31,21 +33,22 @@ export class MasterElection extends EventEmitter<ElectionEvents> {
   #retry: NodeJS.Timeout | null = null;
   elected = false;
 
-  constructor(client: Etcd3, nodeName: string, ttlSeconds: number) {
+  constructor(client: Etcd3, election: string, nodeName: string, ttlSeconds: number) {
     super();
     this.#client = client;
+    this.#election = election;
     this.#name = nodeName;
     this.#ttl = ttlSeconds;
   }
 
   start(): void {
     if (this.#stopped || this.#campaign) return;
-    const campaign = this.#client.namespace(PREFIX).election(MASTER_ELECTION, this.#ttl).campaign(this.#name);
+    const campaign = this.#client.namespace(PREFIX).election(this.#election, this.#ttl).campaign(this.#name);
     this.#campaign = campaign;
     campaign.on('elected', () => {
       if (this.#campaign !== campaign) return;
       this.elected = true;
-      log.info(`${this.#name} is master`);
+      log.debug(`${this.#name} won ${this.#election}`);
       this.emit('elected');
     });
     campaign.on('error', (err) => {
@@ -56,7 +59,7 @@ export class MasterElection extends EventEmitter<ElectionEvents> {
         this.emit('deposed');
       }
       if (this.#stopped) return;
-      log.warn(`campaign failed, campaigning again in 1 s: ${describe(err)}`);
+      log.warn(`campaign in ${this.#election} failed, campaigning again in 1 s: ${describe(err)}`);
       campaign.removeAllListeners();
       campaign.on('error', () => undefined);
       this.#retry = setTimeout(() => {

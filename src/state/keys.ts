@@ -7,6 +7,7 @@
  *   /radioai/v1/nodes/<name>                          node presence (JSON), on the node's lease
  *   /radioai/v1/status/<name>                         node status (JSON), on the node's lease
  *   /radioai/v1/election/master/<lease id>            master election (etcd3 Election)
+ *   /radioai/v1/election/transcode/<mount>/<lease id> who runs a transcoding mount's liquidsoap
  */
 
 export const PREFIX = '/radioai/v1/';
@@ -17,6 +18,9 @@ export const STATUS = `${PREFIX}status/`;
 export const MASTER_ELECTION = 'master';
 export const ELECTIONS = `${PREFIX}election/`;
 export const MASTER_ELECTION_PREFIX = `${ELECTIONS}${MASTER_ELECTION}/`;
+
+/** The election of a transcoding mount (the path, one URL-encoded segment). */
+export const transcodeElection = (path: string): string => `transcode/${encodeURIComponent(path.slice(1))}`;
 
 export const mountKey = (path: string): string => `${MOUNTS}${path.slice(1)}`;
 export const nodeKey = (name: string): string => `${NODES}${name}`;

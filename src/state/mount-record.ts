@@ -51,7 +51,7 @@ export function checkRelayUrl(url: string): string {
     return invalid(`relay "${url}" is not a URL`);
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') invalid(`relay "${url}" must be an http:// or https:// URL`);
-  if (/[\s<>"'&]/.test(url)) invalid(`relay "${url}" contains characters that must be percent-encoded`);
+  if (/[\s<>"']/.test(url)) invalid(`relay "${url}" contains characters that must be percent-encoded`);
   return url;
 }
 

@@ -1,0 +1,136 @@
+/**
+ * Transcoding mounts: exactly one liquidsoap per transcoding mount in the
+ * whole cluster. Every node campaigns in each transcoding mount's election;
+ * the node the model names as winner runs the mount's liquidsoap, supervised
+ * like Icecast, and restarts it when the script changes (mount edited,
+ * master moved). A deleted mount, a lost election or a stop ends it.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Etcd3 } from 'etcd3';
+import { SupervisedChild } from '../control/child-process.ts';
+import type { Logger } from '../core/log.ts';
+import type { ClusterModel } from '../state/cluster-model.ts';
+import { Campaigner } from '../state/election.ts';
+import { transcodeElection } from '../state/keys.ts';
+import { renderTranscodeScript } from './liquidsoap-script.ts';
+
+interface Running {
+  child: SupervisedChild;
+  script: string;
+  file: string;
+}
+
+/** liquidsoap prints "2026/11/20 23:11:47 [source:3] message"; levels 1-2 are errors, 3 info. */
+function liquidsoapLine(line: string, log: Logger): void {
+  const m = /^\S+ \S+ \[([^\]]*):(\d)\] (.*)$/.exec(line);
+  if (!m) return log.debug(line);
+  const level = Number(m[2]);
+  if (level <= 2) log.warn(`${m[1]}: ${m[3]}`);
+  else log.debug(`${m[1]}: ${m[3]}`);
+}
+
+export class Transcoders {
+  readonly #client: Etcd3;
+  readonly #model: ClusterModel;
+  readonly #node: string;
+  readonly #ttl: number;
+  readonly #dir: string;
+  readonly #binary: string;
+  readonly #campaigns = new Map<string, Campaigner>();
+  readonly #running = new Map<string, Running>();
+  #stopped = false;
+  /** liquidsoap restarts after a crash, across all mounts. */
+  get restarts(): number {
+    return [...this.#running.values()].reduce((n, r) => n + r.child.restarts, 0);
+  }
+
+  constructor(o: { client: Etcd3; model: ClusterModel; nodeName: string; leaseTtl: number; dataDir: string; binary?: string }) {
+    this.#client = o.client;
+    this.#model = o.model;
+    this.#node = o.nodeName;
+    this.#ttl = o.leaseTtl;
+    this.#dir = join(o.dataDir, 'liquidsoap');
+    this.#binary = o.binary ?? 'liquidsoap';
+  }
+
+  /** Paths of the transcoding mounts whose liquidsoap runs on this node. */
+  get local(): string[] {
+    return [...this.#running.keys()];
+  }
+
+  pid(path: string): number | null {
+    return this.#running.get(path)?.child.pid ?? null;
+  }
+
+  /** Brings campaigns and processes in line with the model. */
+  sync(): void {
+    if (this.#stopped || !this.#model.loaded) return;
+    const model = this.#model;
+    const wanted = [...model.mounts.values()].filter((m) => m.transcode !== null);
+    const paths = new Set(wanted.map((m) => m.path));
+    for (const [path, c] of this.#campaigns) {
+      if (!paths.has(path)) {
+        this.#campaigns.delete(path);
+        void c.stop();
+      }
+    }
+    const masterName = model.master();
+    const master = masterName !== null ? model.nodes.get(masterName) : undefined;
+    const icecast = master?.addresses[0] !== undefined ? { host: master.addresses[0], port: master.icecastInternalPort || master.icecastPort } : null;
+    const keep = new Set<string>();
+    for (const m of wanted) {
+      if (!this.#campaigns.has(m.path)) {
+        const c = new Campaigner(this.#client, transcodeElection(m.path), this.#node, this.#ttl);
+        this.#campaigns.set(m.path, c);
+        c.start();
+      }
+      if (model.leader(transcodeElection(m.path)) !== this.#node || icecast === null) continue;
+      keep.add(m.path);
+      const script = renderTranscodeScript({
+        transcode: m.transcode!, input: icecast, output: icecast, mount: m.path, username: m.username, password: m.password,
+      });
+      const cur = this.#running.get(m.path);
+      if (cur && cur.script === script) continue;
+      if (cur) void this.#end(m.path, cur);
+      this.#start(m.path, script);
+    }
+    for (const [path, r] of this.#running) if (!keep.has(path)) void this.#end(path, r);
+  }
+
+  #start(path: string, script: string): void {
+    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+    const base = encodeURIComponent(path.slice(1));
+    const file = join(this.#dir, `${base}.liq`);
+    writeFileSync(file, script, { mode: 0o600 });
+    const child = new SupervisedChild({
+      name: `liquidsoap ${path}`,
+      command: this.#binary,
+      args: [file],
+      onLine: liquidsoapLine,
+      pidFile: join(this.#dir, `${base}.pid`),
+      ownedIf: ` ${file} `,
+    });
+    this.#running.set(path, { child, script, file });
+    child.log.info('transcoding here');
+    void child.reapOrphan().then(() => {
+      if (this.#running.get(path)?.child === child) child.start();
+    });
+  }
+
+  async #end(path: string, r: Running): Promise<void> {
+    if (this.#running.get(path) === r) this.#running.delete(path);
+    r.child.log.info('transcoding stops here');
+    await r.child.stop(3000);
+    if (!this.#running.has(path)) rmSync(r.file, { force: true });
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await Promise.all([
+      ...[...this.#running].map(([p, r]) => this.#end(p, r)),
+      ...[...this.#campaigns.values()].map((c) => c.stop()),
+    ]);
+    this.#campaigns.clear();
+  }
+}
