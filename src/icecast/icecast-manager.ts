@@ -6,8 +6,8 @@
  * relay) and scrapes /admin/stats once a second for the node status.
  */
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chownSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { SupervisedChild } from '../control/child-process.ts';
 import { describe } from '../core/errors.ts';
@@ -106,6 +106,15 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
   /** Ends an Icecast left running by an earlier radiod on this data directory. */
   async prepare(): Promise<void> {
     mkdirSync(this.#dir, { recursive: true, mode: 0o755 });
+    if (this.#owner) {
+      // Icecast runs as nobody: every directory above its files must let others through.
+      for (let d = this.#dir; d !== dirname(d); d = dirname(d)) {
+        if ((statSync(d).mode & 0o001) === 0) {
+          this.child.log.error(`${d} is not searchable by nobody, so Icecast cannot read its configuration; chmod o+x ${d}`);
+          break;
+        }
+      }
+    }
     await this.child.reapOrphan();
   }
 

@@ -3,7 +3,7 @@
  * Everything runs on loopback and free ports and is ended by PID in after().
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { get, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,6 +95,16 @@ export function httpGet(url: string): Promise<{ status: number; headers: Incomin
   });
 }
 
+/** The PID a radiod child left in its PID file, or null. */
+export function pidFrom(file: string): number | null {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
 export interface Radiod {
   proc: Proc;
   /** SIGTERM, SIGKILL after 10 s, then the embedded etcd by its PID file if it survived; removes the data dir. */
@@ -102,6 +112,8 @@ export interface Radiod {
   name: string;
   host: string;
   httpPort: number;
+  icecastPort: number;
+  dataDir: string;
   health: () => Promise<{ status: number; body: Record<string, unknown> }>;
 }
 
@@ -120,9 +132,12 @@ export async function startRadiod(o: RadiodOptions): Promise<Radiod> {
   const host = o.host ?? '127.0.0.1';
   const httpPort = await freePort(host);
   const dataDir = o.dataDir ?? tempDir('data');
+  // Icecast drops to nobody and must reach its files below the data dir, as under /var/lib.
+  chmodSync(dataDir, 0o755);
+  const icecastPort = await freePort(host);
   const args = [
     '--domain', 'radio.test', '--name', o.name, '--public-ip', host,
-    '--http-port', String(httpPort), '--dns-port', String(await freePort(host)), '--icecast-port', String(await freePort(host)),
+    '--http-port', String(httpPort), '--dns-port', String(await freePort(host)), '--icecast-port', String(icecastPort),
     '--workers', String(o.workers ?? 2), '--lease-ttl', String(o.leaseTtl ?? 2), '--statsd', '',
     '--data-dir', dataDir,
     ...(o.etcd !== undefined ? ['--etcd', o.etcd] : ['--embedded-etcd-port', String(await freePortPair())]),
@@ -140,11 +155,15 @@ export async function startRadiod(o: RadiodOptions): Promise<Radiod> {
       await proc.exited;
       clearTimeout(t);
     }
+    let liq: string[] = [];
     try {
-      const etcdPid = Number(readFileSync(join(dataDir, 'etcd.pid'), 'utf8'));
-      if (etcdPid > 0 && alive(etcdPid)) process.kill(etcdPid, 'SIGKILL');
+      liq = readdirSync(join(dataDir, 'liquidsoap')).filter((f) => f.endsWith('.pid')).map((f) => join('liquidsoap', f));
     } catch {
-      // No embedded etcd left.
+      // No transcoder ran here.
+    }
+    for (const file of ['etcd.pid', 'icecast.pid', ...liq]) {
+      const pid = pidFrom(join(dataDir, file));
+      if (pid !== null && alive(pid)) process.kill(pid, 'SIGKILL');
     }
     if (o.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
   };
@@ -154,7 +173,7 @@ export async function startRadiod(o: RadiodOptions): Promise<Radiod> {
     await stop();
     throw new Error(`${(err as Error).message}\n--- radiod output ---\n${proc.output()}`);
   }
-  return { proc, stop, name: o.name, host, httpPort, health };
+  return { proc, stop, name: o.name, host, httpPort, icecastPort, dataDir, health };
 }
 
 export interface CtlResult {
