@@ -86,11 +86,12 @@ describe('Icecast and liquidsoap under radiod', () => {
     t.diagnostic(`create-mount to audio on node b: ${Date.now() - t0} ms`);
     await hear(c, '/live.ogg');
     assert.match(lb.contentType, /ogg/);
-    const st = JSON.parse((await ctl('--json', 'status')).stdout) as { master: string; nodes: { name: string; icecast: string }[]; mounts: { path: string; source: boolean }[] };
+    interface Status { master: string; nodes: { name: string; icecast: string }[]; mounts: { path: string; source: boolean; ready: string[] }[] }
+    const st = JSON.parse((await ctl('--json', 'status')).stdout) as Status;
     assert.equal(st.master, 'a');
     assert.deepEqual(st.nodes.map((n) => n.icecast), [`127.0.0.2:${a.icecastPort}`, `127.0.0.3:${b.icecastPort}`, `127.0.0.4:${c.icecastPort}`]);
     await waitFor(async () => {
-      const s = JSON.parse((await ctl('--json', 'status')).stdout) as typeof st & { mounts: { path: string; source: boolean; ready: string[] }[] };
+      const s = JSON.parse((await ctl('--json', 'status')).stdout) as Status;
       const m = s.mounts.find((x) => x.path === '/live.ogg');
       return m?.source === true && m.ready.join() === 'a,b,c';
     }, 10_000, 'status to show the source and the mount ready on a, b and c');
