@@ -193,4 +193,38 @@ describe('Icecast and liquidsoap under radiod', () => {
     await hear(c, '/live.ogg', 30_000);
     t.diagnostic(`master killed -> b elected in ${elected} ms -> relay on c flowing ${Date.now() - t0} ms after the kill`);
   });
+
+  it('restarts the transcoder when its mount is edited and moves it when its node dies', async (t) => {
+    await create('create-transcoding-mount', '/t.mp3', '--source', '/live.ogg', '--bitrate', '96');
+    const survivors = [b, c];
+    const pidFile = (n: Radiod): string => join(n.dataDir, 'liquidsoap', 't.mp3.pid');
+    const runner = await waitFor(() => survivors.find((n) => {
+      const p = pidFrom(pidFile(n));
+      return p !== null && alive(p);
+    }), 15_000, 'a transcoder for /t.mp3');
+    const first = pidFrom(pidFile(runner))!;
+    assert.equal((await ctl('edit-mount', '/t.mp3', '--new-password')).code, 0);
+    await waitFor(() => {
+      const p = pidFrom(pidFile(runner));
+      return !alive(first) && p !== null && p !== first && alive(p);
+    }, 15_000, 'the transcoder to restart with the new password');
+
+    const other = survivors.find((n) => n !== runner)!;
+    const t0 = Date.now();
+    for (const pid of [runner.proc.pid, pidFrom(pidFile(runner)), pidFrom(join(runner.dataDir, 'icecast.pid'))]) {
+      if (pid !== null && alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+    await waitFor(() => {
+      const p = pidFrom(pidFile(other));
+      return p !== null && alive(p);
+    }, (TTL + 5) * 1000, `${other.name} to take the transcoder over`);
+    t.diagnostic(`transcoder moved to ${other.name} ${Date.now() - t0} ms after its node was killed`);
+    await waitFor(async () => {
+      const x = listen(other, '/t.mp3');
+      await new Promise((r) => setTimeout(r, 1500));
+      x.close();
+      const f = mp3Frames(x.data());
+      return f.length >= 10 && f.every((fr) => fr.bitrate === 96);
+    }, 30_000, '96 kbit/s MP3 from the new transcoder', 100);
+  });
 });

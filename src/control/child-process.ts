@@ -65,8 +65,19 @@ export class SupervisedChild extends EventEmitter<ChildEvents> {
     this.log = logger(spec.name);
     const pidFile = spec.pidFile;
     if (pidFile !== undefined) {
-      this.on('start', (pid) => writeFileSync(pidFile, `${pid}\n`));
-      this.on('exit', () => rmSync(pidFile, { force: true }));
+      let last = 0;
+      this.on('start', (pid) => {
+        last = pid;
+        writeFileSync(pidFile, `${pid}\n`);
+      });
+      // Remove the file only while it still names our child: a successor may have written its own.
+      this.on('exit', () => {
+        try {
+          if (Number(readFileSync(pidFile, 'utf8').trim()) === last) rmSync(pidFile, { force: true });
+        } catch {
+          // Already gone.
+        }
+      });
     }
   }
 

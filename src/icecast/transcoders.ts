@@ -92,17 +92,16 @@ export class Transcoders {
       });
       const cur = this.#running.get(m.path);
       if (cur && cur.script === script) continue;
-      if (cur) void this.#end(m.path, cur);
-      this.#start(m.path, script);
+      // The old process must be gone before the new one takes its PID and script files.
+      const ended = cur ? this.#end(m.path, cur) : Promise.resolve();
+      this.#start(m.path, script, ended);
     }
     for (const [path, r] of this.#running) if (!keep.has(path)) void this.#end(path, r);
   }
 
-  #start(path: string, script: string): void {
-    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+  #start(path: string, script: string, after: Promise<void>): void {
     const base = encodeURIComponent(path.slice(1));
     const file = join(this.#dir, `${base}.liq`);
-    writeFileSync(file, script, { mode: 0o600 });
     const child = new SupervisedChild({
       name: `liquidsoap ${path}`,
       command: this.#binary,
@@ -113,8 +112,11 @@ export class Transcoders {
     });
     this.#running.set(path, { child, script, file });
     child.log.info('transcoding here');
-    void child.reapOrphan().then(() => {
-      if (this.#running.get(path)?.child === child) child.start();
+    void after.then(() => child.reapOrphan()).then(() => {
+      if (this.#running.get(path)?.child !== child) return;
+      mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+      writeFileSync(file, script, { mode: 0o600 });
+      child.start();
     });
   }
 
