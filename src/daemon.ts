@@ -43,6 +43,9 @@ export class Daemon {
   readonly icecast: IcecastManager;
   transcoders: Transcoders | null = null;
   #tick: NodeJS.Timeout | null = null;
+  /** Relay restarts asked of Icecast per mount, and when the last was asked. */
+  readonly #relayRetry = new Map<string, number>();
+  readonly #relayRetryAt = new Map<string, number>();
   #draining = false;
   #etcdConnected = false;
   #statusInFlight = false;
@@ -156,6 +159,7 @@ export class Daemon {
       if (connected) log.info('etcd reachable');
       else log.warn('etcd unreachable: serving the last known cluster state');
     }
+    this.#applyIcecast();
     this.publish();
     void this.#writeStatus();
   }
@@ -170,11 +174,32 @@ export class Daemon {
     if (masterName === null) return null;
     const master = model.nodes.get(masterName);
     const role = masterName === this.config.nodeName ? 'master' : 'relay';
+    if (role === 'relay') this.#retryStalledRelays(masterName);
     return {
       role,
       mounts: [...model.mounts.values()].sort((a, b) => a.path.localeCompare(b.path)),
       master: master && master.addresses[0] !== undefined ? { host: master.addresses[0], port: master.icecastInternalPort || master.icecastPort } : null,
+      relayRetry: this.#relayRetry,
     };
+  }
+
+  /**
+   * A relay that failed (no source yet, master restarting) is retried by
+   * Icecast only after about 10 s. When the master reports a mount live that
+   * this node's Icecast still lacks, ask for the relay again at once, at most
+   * every 3 s per mount.
+   */
+  #retryStalledRelays(masterName: string): void {
+    const live = this.model?.status.get(masterName)?.mounts ?? {};
+    const stats = this.icecast.stats;
+    if (!stats) return;
+    const now = Date.now();
+    for (const [path, m] of Object.entries(live)) {
+      if (!m.ready || stats.mounts.has(path)) continue;
+      if (now - (this.#relayRetryAt.get(path) ?? 0) < 3000) continue;
+      this.#relayRetryAt.set(path, now);
+      this.#relayRetry.set(path, (this.#relayRetry.get(path) ?? 0) + 1);
+    }
   }
 
   #applyIcecast(): void {

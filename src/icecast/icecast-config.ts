@@ -20,6 +20,13 @@ export interface IcecastConfigInput {
   mounts: readonly MountRecord[];
   /** The master's Icecast, for relay nodes; null while no master is known. */
   master: { host: string; port: number } | null;
+  /**
+   * Per-mount counters that change a relay's upstream URL (`?radioai-retry=N`,
+   * which Icecast ignores when it looks up the mount). Icecast restarts a
+   * relay at once when its configuration changes, instead of waiting out its
+   * retry delay after a failure (about 10 s).
+   */
+  relayRetry?: ReadonlyMap<string, number>;
   limits: { clients: number; queueSize: number; burstSize: number };
   logDir: string;
   /** Set when running as root: Icecast refuses to run as root without it (FACTS.md). */
@@ -87,7 +94,8 @@ export function renderIcecastConfig(c: IcecastConfigInput): string {
         out.push(relay(f.server, f.port, f.mount, m.path, f));
       }
     } else if (c.master !== null) {
-      out.push(relay(c.master.host, c.master.port, m.path, m.path));
+      const retry = c.relayRetry?.get(m.path) ?? 0;
+      out.push(relay(c.master.host, c.master.port, retry > 0 ? `${m.path}?radioai-retry=${retry}` : m.path, m.path));
     }
   }
   out.push(`  ${el('fileserve', 1)}`);

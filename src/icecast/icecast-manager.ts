@@ -29,6 +29,7 @@ export interface IcecastDesired {
   role: 'master' | 'relay';
   mounts: readonly MountRecord[];
   master: { host: string; port: number } | null;
+  relayRetry?: ReadonlyMap<string, number>;
 }
 
 export interface IcecastEvents {
@@ -129,6 +130,7 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
       sourcePassword: this.#sourcePassword,
       mounts: want.mounts,
       master: want.master,
+      relayRetry: want.relayRetry,
       limits: this.opts.limits,
       logDir: join(this.#dir, 'log'),
       changeOwner: this.#owner ? { user: 'nobody', group: 'nogroup' } : null,
