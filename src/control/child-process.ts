@@ -56,6 +56,7 @@ export class SupervisedChild extends EventEmitter<ChildEvents> {
   #backoff: number;
   #timer: NodeJS.Timeout | null = null;
   #startedAt = 0;
+  #restartPending = false;
   restarts = 0;
 
   constructor(spec: ChildSpec) {
@@ -143,6 +144,12 @@ export class SupervisedChild extends EventEmitter<ChildEvents> {
     });
     child.on('close', (code, signal) => {
       if (this.#child === child) this.#child = null;
+      if (this.#restartPending && this.#wanted) {
+        this.#restartPending = false;
+        this.emit('exit', code, signal, true);
+        this.#spawn();
+        return;
+      }
       const expected = !this.#wanted;
       this.emit('exit', code, signal, expected);
       if (expected) return;
@@ -152,6 +159,20 @@ export class SupervisedChild extends EventEmitter<ChildEvents> {
       this.#timer = setTimeout(() => this.#spawn(), this.#backoff);
       this.#backoff = Math.min(this.#backoff * 2, this.spec.maxBackoffMs);
     });
+  }
+
+  /** Stops the running child and starts it again at once (a deliberate restart, not counted as a crash). */
+  restart(graceMs = 5000): void {
+    this.#wanted = true;
+    const child = this.#child;
+    if (!child || !this.running) {
+      this.start();
+      return;
+    }
+    this.#restartPending = true;
+    child.kill('SIGTERM');
+    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('close', () => clearTimeout(kill));
   }
 
   /** Sends a signal to the running child (e.g. SIGHUP to reload). */

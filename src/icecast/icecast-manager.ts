@@ -146,7 +146,7 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
       // A reload keeps sources and relays that the new role must drop; start afresh.
       this.roleRestarts++;
       this.child.log.info(`role is now ${want.role}; restarting`);
-      void this.child.stop(3000).then(() => this.child.start());
+      this.child.restart(3000);
     } else {
       this.reloads++;
       this.child.signal('SIGHUP');
