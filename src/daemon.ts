@@ -21,6 +21,8 @@ import { SnapshotWriter } from './state/snapshot-writer.ts';
 import { WorkerSupervisor } from './workers/supervisor.ts';
 import { IcecastManager, type IcecastDesired } from './icecast/icecast-manager.ts';
 import { Transcoders } from './icecast/transcoders.ts';
+import { SnapshotReader } from './shared/snapshot-reader.ts';
+import { S, statsBuffer, sumMountListeners, sumStats } from './shared/worker-stats.ts';
 
 const log = logger('radiod');
 const VERSION = '0.1.0';
@@ -41,6 +43,12 @@ export class Daemon {
   election: Campaigner | null = null;
   workers: WorkerSupervisor;
   readonly icecast: IcecastManager;
+  /** Worker counters (listeners per mount, bytes sent). */
+  readonly stats: SharedArrayBuffer;
+  readonly #reader: SnapshotReader;
+  #kbytesBefore = 0;
+  #rateAt = 0;
+  #bandwidth = 0;
   transcoders: Transcoders | null = null;
   #tick: NodeJS.Timeout | null = null;
   /** Relay restarts asked of Icecast per mount, and when the last was asked. */
@@ -58,17 +66,26 @@ export class Daemon {
       maxMounts: config.snapshotMounts,
       stringBytes: config.snapshotBytes,
     });
+    this.stats = statsBuffer(config.workers, config.snapshotMounts);
     this.workers = new WorkerSupervisor(config.workers, {
       snapshot: this.writer.sab,
+      stats: this.stats,
+      maxMounts: config.snapshotMounts,
       bindAddrs: config.bindAddrs,
       httpPort: config.httpPort,
+      icecastPort: config.icecastPort,
+      icecastInternalPort: config.icecastInternalPort,
+      proxy: config.icecastProxy,
+      burstBytes: config.icecastBurstSize,
+      queueBytes: config.icecastQueueSize,
       domain: config.domain,
       nodeName: config.nodeName,
     });
+    this.#reader = new SnapshotReader(this.writer.sab);
     this.icecast = new IcecastManager({
       dataDir: config.dataDir,
       bindAddrs: config.bindAddrs,
-      port: config.icecastPort,
+      port: config.icecastInternalPort,
       hostname: config.publicIps[0]!,
       limits: { clients: config.icecastClients, queueSize: config.icecastQueueSize, burstSize: config.icecastBurstSize },
     });
@@ -86,7 +103,7 @@ export class Daemon {
       httpPort: c.httpPort,
       dnsPort: c.dnsPort,
       icecastPort: c.icecastPort,
-      icecastInternalPort: c.icecastPort,
+      icecastInternalPort: c.icecastInternalPort,
       proxy: c.icecastProxy,
       maxListeners: c.maxListeners,
       bandwidthLimit: c.bandwidthLimit,
@@ -212,17 +229,36 @@ export class Daemon {
     }
   }
 
+  /** Outbound bits/s over the last interval, from the workers' byte counters. */
+  #measureBandwidth(): number {
+    const c = this.config;
+    const kb = sumStats(this.stats, c.workers, c.snapshotMounts, S.KBYTES_SENT);
+    const now = Date.now();
+    if (this.#rateAt > 0 && now > this.#rateAt) {
+      // The counter wraps at 2^31 KiB; a difference modulo 2^32 stays right.
+      const delta = (kb - this.#kbytesBefore) >>> 0;
+      this.#bandwidth = Math.round((delta * 1024 * 8 * 1000) / (now - this.#rateAt));
+    }
+    this.#kbytesBefore = kb;
+    this.#rateAt = now;
+    return this.#bandwidth;
+  }
+
   status(): NodeStatus {
+    const c = this.config;
     const stats = this.icecast.stats;
-    const master = this.model?.master() === this.config.nodeName;
+    const master = this.model?.master() === c.nodeName;
+    const slots = new Map(this.#reader.current().mounts.map((m) => [m.path, m.slot]));
     const mounts: NodeStatus['mounts'] = {};
     for (const path of this.model?.mounts.keys() ?? []) {
       const m = stats?.mounts.get(path);
-      mounts[path] = { ready: m !== undefined, source: master && m !== undefined, listeners: m?.listeners ?? 0 };
+      const slot = slots.get(path);
+      const listeners = slot === undefined ? 0 : sumMountListeners(this.stats, c.workers, c.snapshotMounts, slot);
+      mounts[path] = { ready: m !== undefined, source: master && m !== undefined, listeners };
     }
     return {
-      listeners: stats?.listeners ?? 0,
-      bandwidth: 0,
+      listeners: sumStats(this.stats, c.workers, c.snapshotMounts, S.LISTENERS),
+      bandwidth: this.#measureBandwidth(),
       icecastReady: this.icecast.ready,
       etcdMember: this.etcd?.running === true && this.#connected(),
       mounts,

@@ -44,7 +44,7 @@ describe('radiod with its embedded etcd', () => {
 
     const bad = await httpGet(`http://${node.host}:${node.httpPort}/nope`);
     assert.equal(bad.status, 404);
-    assert.equal(bad.body, 'not found\n');
+    assert.equal(bad.body, 'no such mount\n');
 
     const t0 = Date.now();
     const { code, signal } = await node.proc.kill('SIGTERM');

@@ -89,7 +89,7 @@ describe('Icecast and liquidsoap under radiod', () => {
     interface Status { master: string; nodes: { name: string; icecast: string }[]; mounts: { path: string; source: boolean; ready: string[] }[] }
     const st = JSON.parse((await ctl('--json', 'status')).stdout) as Status;
     assert.equal(st.master, 'a');
-    assert.deepEqual(st.nodes.map((n) => n.icecast), [`127.0.0.2:${a.icecastPort}`, `127.0.0.3:${b.icecastPort}`, `127.0.0.4:${c.icecastPort}`]);
+    assert.deepEqual(st.nodes.map((n) => n.icecast), [`127.0.0.2:${a.icecastInternalPort}`, `127.0.0.3:${b.icecastInternalPort}`, `127.0.0.4:${c.icecastInternalPort}`]);
     await waitFor(async () => {
       const s = JSON.parse((await ctl('--json', 'status')).stdout) as Status;
       const m = s.mounts.find((x) => x.path === '/live.ogg');

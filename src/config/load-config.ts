@@ -146,7 +146,7 @@ export async function loadConfig(argv: readonly string[], opts: LoadOptions = {}
     (config as Record<string, unknown>)[s.key] = parseSetting(s, given.raw, given.origin);
   }
   const c = config as Config;
-  const ports = [['HTTP_PORT', c.httpPort], ['DNS_PORT', c.dnsPort], ['ICECAST_PORT', c.icecastPort]] as const;
+  const ports = [['HTTP_PORT', c.httpPort], ['DNS_PORT', c.dnsPort], ['ICECAST_PORT', c.icecastPort], ['ICECAST_INTERNAL_PORT', c.icecastInternalPort]] as const;
   for (let i = 0; i < ports.length; i++) {
     for (let j = i + 1; j < ports.length; j++) {
       if (ports[i]![1] === ports[j]![1]) {

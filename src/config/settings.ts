@@ -32,6 +32,8 @@ export interface Config {
   statsd: string;
   /** Seconds before a silent node is dropped. */
   leaseTtl: number;
+  /** Port of the node's own Icecast server, behind the Icecast-compatible door. */
+  icecastInternalPort: number;
   /** Icecast <clients> limit: listeners plus sources and relays. */
   icecastClients: number;
   /** Icecast <queue-size>, bytes a listener may fall behind before it is dropped. */
@@ -190,6 +192,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'workers', flag: '--workers', env: 'WORKERS', default: () => String(availableParallelism()), parse: integer(1, 256), help: 'worker threads' },
   { key: 'statsd', flag: '--statsd', env: 'STATSD', default: 'localhost:8125', parse: statsd, help: 'statsd host:port; empty disables' },
   { key: 'leaseTtl', flag: '--lease-ttl', env: 'LEASE_TTL', default: '5', parse: integer(2, 3600), help: 'seconds before a silent node is dropped' },
+  { key: 'icecastInternalPort', flag: '--icecast-internal-port', env: 'ICECAST_INTERNAL_PORT', default: (c) => (c.icecastPort !== undefined && c.icecastPort < 65535 ? String(c.icecastPort + 1) : '8001'), parse: port, help: "the node's own Icecast, behind the door (default ICECAST_PORT + 1)" },
   { key: 'icecastClients', flag: '--icecast-clients', env: 'ICECAST_CLIENTS', default: '20000', parse: integer(10, 1_000_000), help: "the local Icecast's client limit" },
   { key: 'icecastQueueSize', flag: '--icecast-queue-size', env: 'ICECAST_QUEUE_SIZE', default: '524288', parse: integer(65536, 64 << 20), help: 'bytes a listener may lag before Icecast drops it' },
   { key: 'icecastBurstSize', flag: '--icecast-burst-size', env: 'ICECAST_BURST_SIZE', default: '65536', parse: integer(0, 8 << 20), help: 'bytes Icecast sends at once to a new listener' },

@@ -22,8 +22,18 @@ export type FromWorker =
 export interface WorkerInit {
   id: number;
   snapshot: SharedArrayBuffer;
+  /** Per-worker counters (worker-stats.ts). */
+  stats: SharedArrayBuffer;
+  maxMounts: number;
   bindAddrs: string[];
   httpPort: number;
+  /** The Icecast-compatible door. */
+  icecastPort: number;
+  /** The node's own Icecast, which hubs pull from. */
+  icecastInternalPort: number;
+  proxy: boolean;
+  burstBytes: number;
+  queueBytes: number;
   domain: string;
   nodeName: string;
 }

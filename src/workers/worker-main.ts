@@ -1,53 +1,63 @@
 /**
  * Worker thread entry. Each worker runs its own uWebSockets.js app on
- * HTTP_PORT (the kernel spreads connections over the threads with
- * SO_REUSEPORT) and answers from the shared snapshot, never by asking the
- * main thread. On SHUTDOWN it closes its listen sockets and lets its event
- * loop end, which is what avoids uv_loop_close() aborts at process exit.
+ * HTTP_PORT and its own Icecast-compatible door on ICECAST_PORT (the kernel
+ * spreads connections over the threads with SO_REUSEPORT) and answers from
+ * the shared snapshot, never by asking the main thread. On SHUTDOWN it
+ * closes its listen sockets and lets its event loop end, which is what
+ * avoids uv_loop_close() aborts at process exit.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { App, us_listen_socket_close, type HttpResponse, type us_listen_socket } from 'uWebSockets.js';
+import { us_listen_socket_close, type us_listen_socket } from 'uWebSockets.js';
+import { createFront } from '../proxy/http-front.ts';
+import { Hubs } from '../proxy/hubs.ts';
+import { IcecastDoor } from '../proxy/icecast-door.ts';
 import { parseToWorker, type FromWorker, type WorkerInit } from '../shared/messages.ts';
 import { SnapshotReader } from '../shared/snapshot-reader.ts';
-import { health } from './health.ts';
+import { WorkerStats } from '../shared/worker-stats.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
 const reader = new SnapshotReader(init.snapshot);
+const stats = new WorkerStats(init.stats, init.id, init.maxMounts);
 const send = (m: FromWorker): void => port.postMessage(m);
 
-function text(res: HttpResponse, status: string, body: string): void {
-  res.cork(() => {
-    res.writeStatus(status).writeHeader('Content-Type', 'text/plain; charset=utf-8').end(body);
-  });
-}
-
-const app = App()
-  .get('/health', (res) => {
-    const h = health(reader.current(), init.nodeName, init.id);
-    res.cork(() => {
-      res.writeStatus(h.status === 200 ? '200 OK' : '503 Service Unavailable')
-        .writeHeader('Content-Type', 'application/json')
-        .writeHeader('Cache-Control', 'no-store')
-        .end(h.body);
-    });
-  })
-  .any('/health', (res) => text(res, '405 Method Not Allowed', 'method not allowed\n'))
-  .any('/*', (res) => text(res, '404 Not Found', 'not found\n'));
+const hubs = new Hubs({
+  reader,
+  stats,
+  nodeName: init.nodeName,
+  local: { name: init.nodeName, host: init.bindAddrs[0]!, port: init.icecastInternalPort },
+  burstBytes: init.burstBytes,
+  queueBytes: init.queueBytes,
+});
+const app = createFront({
+  reader, hubs, stats, nodeName: init.nodeName, domain: init.domain, httpPort: init.httpPort, icecastPort: init.icecastPort, proxy: init.proxy, worker: init.id,
+});
+const door = new IcecastDoor({ reader, hubs, stats, nodeName: init.nodeName });
 
 const sockets: us_listen_socket[] = [];
 let pending = init.bindAddrs.length;
 let failed = false;
+const fail = (message: string): void => {
+  if (failed) return;
+  failed = true;
+  send({ type: 'LISTEN_FAILED', id: init.id, code: 'RADIOAI_ERR_BIND', message });
+};
+const doorReady = door.listen(init.bindAddrs, init.icecastPort).then(
+  () => true,
+  (err: Error) => {
+    fail(`cannot listen on port ${init.icecastPort}: ${err.message}`);
+    return false;
+  },
+);
 for (const addr of init.bindAddrs) {
   app.listen(addr, init.httpPort, (sock) => {
     pending--;
     if (sock) sockets.push(sock);
-    else if (!failed) {
-      failed = true;
-      send({ type: 'LISTEN_FAILED', id: init.id, code: 'RADIOAI_ERR_BIND', message: `cannot listen on ${addr} port ${init.httpPort}` });
-    }
+    else fail(`cannot listen on ${addr} port ${init.httpPort}`);
     if (pending === 0 && !failed) {
-      send({ type: 'READY', id: init.id, listening: init.bindAddrs.map((a) => `${a}:${init.httpPort}`) });
+      void doorReady.then((ok) => {
+        if (ok) send({ type: 'READY', id: init.id, listening: init.bindAddrs.map((a) => `${a}:${init.httpPort}`) });
+      });
     }
   });
 }
@@ -63,6 +73,8 @@ function close(force: boolean): void {
   if (closed) return;
   closed = true;
   for (const s of sockets.splice(0)) us_listen_socket_close(s);
+  door.close();
+  hubs.close();
   if (force) app.close();
   else setTimeout(() => app.close(), 1000).unref();
   port.off('message', onMessage);

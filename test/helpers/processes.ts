@@ -113,6 +113,8 @@ export interface Radiod {
   host: string;
   httpPort: number;
   icecastPort: number;
+  /** The node's own Icecast, behind the door. */
+  icecastInternalPort: number;
   dataDir: string;
   health: () => Promise<{ status: number; body: Record<string, unknown> }>;
 }
@@ -135,9 +137,10 @@ export async function startRadiod(o: RadiodOptions): Promise<Radiod> {
   // Icecast drops to nobody and must reach its files below the data dir, as under /var/lib.
   chmodSync(dataDir, 0o755);
   const icecastPort = await freePort(host);
+  const icecastInternalPort = await freePort(host);
   const args = [
     '--domain', 'radio.test', '--name', o.name, '--public-ip', host,
-    '--http-port', String(httpPort), '--dns-port', String(await freePort(host)), '--icecast-port', String(icecastPort),
+    '--http-port', String(httpPort), '--dns-port', String(await freePort(host)), '--icecast-port', String(icecastPort), '--icecast-internal-port', String(icecastInternalPort),
     '--workers', String(o.workers ?? 2), '--lease-ttl', String(o.leaseTtl ?? 2), '--statsd', '',
     '--data-dir', dataDir,
     ...(o.etcd !== undefined ? ['--etcd', o.etcd] : ['--embedded-etcd-port', String(await freePortPair())]),
@@ -173,7 +176,7 @@ export async function startRadiod(o: RadiodOptions): Promise<Radiod> {
     await stop();
     throw new Error(`${(err as Error).message}\n--- radiod output ---\n${proc.output()}`);
   }
-  return { proc, stop, name: o.name, host, httpPort, icecastPort, dataDir, health };
+  return { proc, stop, name: o.name, host, httpPort, icecastPort, icecastInternalPort, dataDir, health };
 }
 
 export interface CtlResult {

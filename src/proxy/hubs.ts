@@ -1,0 +1,102 @@
+/**
+ * The worker's hubs, one per mount with listeners, and the targets each
+ * hub may pull from: the local Icecast first, then other nodes' Icecast
+ * servers that have the mount ready (used while the local one is down).
+ * Twice a second the listener counts go to this worker's stats row.
+ */
+import type { SnapshotReader } from '../shared/snapshot-reader.ts';
+import { S, type WorkerStats } from '../shared/worker-stats.ts';
+import { Hub, type Client, type Upstream } from './hub.ts';
+
+export interface HubsOptions {
+  reader: SnapshotReader;
+  stats: WorkerStats;
+  nodeName: string;
+  /** The local Icecast. */
+  local: Upstream;
+  burstBytes: number;
+  queueBytes: number;
+}
+
+export class Hubs {
+  readonly #o: HubsOptions;
+  readonly #hubs = new Map<string, Hub>();
+  /** Bytes written to listeners not yet counted in the stats row. */
+  #sent = 0;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(o: HubsOptions) {
+    this.#o = o;
+    this.#timer = setInterval(() => this.report(), 500);
+    this.#timer.unref();
+  }
+
+  get listeners(): number {
+    let n = 0;
+    for (const h of this.#hubs.values()) n += h.listeners;
+    return n;
+  }
+
+  /** Upstreams for `path`, local first; others only where the mount is ready. */
+  targets(path: string): Upstream[] {
+    const snap = this.#o.reader.current();
+    const mount = snap.mounts.find((m) => m.path === path);
+    const ready = new Set(mount?.readyOn ?? []);
+    const out: Upstream[] = [this.#o.local];
+    for (const n of snap.nodes) {
+      if (n.name === this.#o.nodeName || !ready.has(n.name) || !n.icecastReady || n.addresses[0] === undefined) continue;
+      out.push({ name: n.name, host: n.addresses[0], port: n.icecastInternalPort || n.icecastPort });
+    }
+    return out;
+  }
+
+  listen(path: string, client: Client): void {
+    let hub = this.#hubs.get(path);
+    if (!hub || hub.closed) {
+      const h: Hub = new Hub({
+        path,
+        burstBytes: this.#o.burstBytes,
+        queueBytes: this.#o.queueBytes,
+        targets: () => this.targets(path),
+        onClosed: () => {
+          if (this.#hubs.get(path) === h) this.#hubs.delete(path);
+        },
+        onSent: (n) => {
+          this.#sent += n;
+        },
+        onReconnect: (gapMs) => {
+          this.#o.stats.add(S.UPSTREAM_RECONNECTS, 1);
+          this.#o.stats.set(S.LAST_GAP_MS, gapMs);
+        },
+      });
+      hub = h;
+      this.#hubs.set(path, hub);
+    }
+    hub.add(client);
+  }
+
+  /** Writes counts to the shared stats row. */
+  report(): void {
+    const st = this.#o.stats;
+    const snap = this.#o.reader.current();
+    st.clearMounts();
+    let total = 0;
+    for (const [path, hub] of this.#hubs) {
+      total += hub.listeners;
+      const slot = snap.mounts.find((m) => m.path === path)?.slot;
+      if (slot !== undefined) st.setMountListeners(slot, hub.listeners);
+    }
+    st.set(S.LISTENERS, total);
+    const kb = Math.floor(this.#sent / 1024);
+    if (kb > 0) {
+      st.add(S.KBYTES_SENT, kb);
+      this.#sent -= kb * 1024;
+    }
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    for (const h of this.#hubs.values()) h.close('shutdown');
+    this.#hubs.clear();
+  }
+}

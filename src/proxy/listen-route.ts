@@ -1,0 +1,47 @@
+/**
+ * What to do with a listener's request, for both doors: serve it here from
+ * a hub, send it to another node (302), or refuse it (404 unknown mount,
+ * 503 nobody can serve it). A pure function of the snapshot and the request.
+ */
+import { isMountPath } from '../shared/mount-path.ts';
+import type { Snapshot } from '../shared/snapshot.ts';
+import { chooseNode, servable } from './balance.ts';
+
+export type ListenDecision =
+  | { kind: 'serve' }
+  | { kind: 'redirect'; location: string }
+  | { kind: 'error'; status: number; text: string };
+
+export interface ListenContext {
+  nodeName: string;
+  /** ICECAST_PROXY: stream from this node rather than redirect. */
+  proxy: boolean;
+  /** The Icecast-compatible door serves whatever it is asked; only HTTP_PORT redirects. */
+  door: boolean;
+  random?: () => number;
+}
+
+const hostPort = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
+
+export function routeListener(snap: Snapshot, path: string, ctx: ListenContext): ListenDecision {
+  const mount = isMountPath(path) ? snap.mounts.find((m) => m.path === path) : undefined;
+  if (!mount) return { kind: 'error', status: 404, text: 'no such mount\n' };
+  if (!servable(snap, mount)) return { kind: 'error', status: 503, text: 'this mount has no source right now; try again later\n' };
+  if (ctx.door) return { kind: 'serve' };
+  const choice = chooseNode(snap, mount, ctx.nodeName, ctx.random);
+  if (!choice) return { kind: 'error', status: 503, text: 'no node can take another listener right now; try again later\n' };
+  if (ctx.proxy && choice.self) return { kind: 'serve' };
+  const addr = choice.node.addresses[0];
+  if (addr === undefined) return { kind: 'error', status: 503, text: 'no node can take another listener right now\n' };
+  // The target is the chosen node's Icecast-compatible door, which serves and never redirects: no loops.
+  return { kind: 'redirect', location: `http://${hostPort(addr, choice.node.icecastPort)}${path}` };
+}
+
+/** Guesses a content type from the mount's extension (for HEAD, which opens no stream). */
+export function guessType(path: string): string {
+  if (/\.(ogg|oga|opus)$/i.test(path)) return 'application/ogg';
+  if (/\.mp3$/i.test(path)) return 'audio/mpeg';
+  if (/\.(aac|aacp)$/i.test(path)) return 'audio/aac';
+  if (/\.webm$/i.test(path)) return 'video/webm';
+  return 'application/octet-stream';
+}

@@ -1,0 +1,84 @@
+/**
+ * A listener's connection as the hub sees it, whichever door it came in by:
+ * write() returns false when the connection is backed up, and the hub stops
+ * writing until `drain` is called. Adapters for uWS responses (HTTP_PORT)
+ * and plain sockets (the Icecast-compatible door).
+ */
+import type { Socket } from 'node:net';
+import type { HttpResponse } from 'uWebSockets.js';
+
+export interface Sink {
+  write(chunk: Buffer): boolean;
+  close(): void;
+  /** Set by the hub: called when a backed-up sink can take data again. */
+  onDrain: (() => void) | null;
+  /** Set by the hub: called once when the client goes away. */
+  onClose: (() => void) | null;
+  readonly closed: boolean;
+}
+
+export class UwsSink implements Sink {
+  readonly #res: HttpResponse;
+  closed = false;
+  onDrain: (() => void) | null = null;
+  onClose: (() => void) | null = null;
+
+  /**
+   * `res` must already have its status and headers written; the route's
+   * onAborted handler (uWS keeps one per response) must call gone().
+   */
+  constructor(res: HttpResponse) {
+    this.#res = res;
+    res.onWritable(() => {
+      this.onDrain?.();
+      return true;
+    });
+  }
+
+  gone(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClose?.();
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.closed) return true;
+    let ok = true;
+    // Writes from the hub run outside uWS's handler: they must be corked (FACTS.md).
+    this.#res.cork(() => {
+      ok = this.#res.write(chunk);
+    });
+    return ok;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.#res.close(); // runs onAborted, which reports the close
+  }
+}
+
+export class SocketSink implements Sink {
+  readonly #socket: Socket;
+  closed = false;
+  onDrain: (() => void) | null = null;
+  onClose: (() => void) | null = null;
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.on('drain', () => this.onDrain?.());
+    socket.on('close', () => {
+      if (this.closed) return;
+      this.closed = true;
+      this.onClose?.();
+    });
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.closed) return true;
+    return this.#socket.write(chunk);
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+}

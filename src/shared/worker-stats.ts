@@ -1,0 +1,66 @@
+/**
+ * Counters the workers keep for the main thread, in one SharedArrayBuffer:
+ * a row per worker, written only by that worker, read by the main thread
+ * once a second for the node status and metrics. Listeners are counted per
+ * mount slot (the snapshot's stable slots).
+ *
+ *   row w: [ S.* words (ROW_HEAD) | listeners of mount slot 0 .. maxMounts-1 ]
+ */
+
+export const S = {
+  /** Kilobytes written to listeners; wraps at 2^31, readers take differences. */
+  KBYTES_SENT: 0,
+  LISTENERS: 1,
+  REDIRECTS: 2,
+  UPSTREAM_RECONNECTS: 3,
+  /** Gap of the last upstream reconnect, ms. */
+  LAST_GAP_MS: 4,
+  SOURCES: 5,
+  BAD_REQUESTS: 6,
+  RESERVED: 7,
+} as const;
+export const ROW_HEAD = 8;
+
+export function statsBuffer(workers: number, maxMounts: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(workers * (ROW_HEAD + maxMounts) * 4);
+}
+
+export class WorkerStats {
+  readonly #w: Int32Array;
+  readonly #base: number;
+  readonly maxMounts: number;
+
+  constructor(sab: SharedArrayBuffer, worker: number, maxMounts: number) {
+    this.#w = new Int32Array(sab);
+    this.maxMounts = maxMounts;
+    this.#base = worker * (ROW_HEAD + maxMounts);
+  }
+
+  add(word: number, n: number): void {
+    Atomics.add(this.#w, this.#base + word, n);
+  }
+
+  set(word: number, n: number): void {
+    Atomics.store(this.#w, this.#base + word, n);
+  }
+
+  setMountListeners(slot: number, n: number): void {
+    if (slot >= 0 && slot < this.maxMounts) Atomics.store(this.#w, this.#base + ROW_HEAD + slot, n);
+  }
+
+  clearMounts(): void {
+    for (let i = 0; i < this.maxMounts; i++) Atomics.store(this.#w, this.#base + ROW_HEAD + i, 0);
+  }
+}
+
+/** Sums a word (or a mount slot's listeners) over all worker rows. */
+export function sumStats(sab: SharedArrayBuffer, workers: number, maxMounts: number, word: number): number {
+  const w = new Int32Array(sab);
+  let total = 0;
+  for (let i = 0; i < workers; i++) total += Atomics.load(w, i * (ROW_HEAD + maxMounts) + word);
+  return total;
+}
+
+export function sumMountListeners(sab: SharedArrayBuffer, workers: number, maxMounts: number, slot: number): number {
+  return sumStats(sab, workers, maxMounts, ROW_HEAD + slot);
+}
