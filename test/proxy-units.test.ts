@@ -1,0 +1,262 @@
+/**
+ * The front-end's pure parts, table-driven and fed split input: the Ogg
+ * page splitter, ICY metadata stripping and insertion, the request-head
+ * parser, the load-balancing policy and the listener routing decision.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { chooseNode, headroom } from '../src/proxy/balance.ts';
+import { HeadParser, LIMITS } from '../src/proxy/http-head.ts';
+import { ICY_METAINT, IcyInserter, IcyStripper, icyBlock } from '../src/proxy/icy.ts';
+import { routeListener } from '../src/proxy/listen-route.ts';
+import { OggHeaderTracker, OggSplitter } from '../src/proxy/ogg.ts';
+import { m3u, playlistOf, pls, streamUrl } from '../src/proxy/playlist.ts';
+import type { Snapshot, SnapshotNode } from '../src/shared/snapshot.ts';
+
+/** A deterministic PRNG so that a failing split is reproducible. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+function splitRandomly(buf: Buffer, random: () => number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < buf.length;) {
+    const n = 1 + Math.floor(random() * 700);
+    out.push(buf.subarray(i, i + n));
+    i += n;
+  }
+  return out;
+}
+
+function oggPage(opts: { bos?: boolean; granule: bigint; serial?: number; body: number }): Buffer {
+  const segs: number[] = [];
+  for (let left = opts.body; left > 0; left -= 255) segs.push(Math.min(255, left));
+  if (opts.body % 255 === 0) segs.push(0);
+  const h = Buffer.alloc(27 + segs.length);
+  h.write('OggS', 0);
+  h[5] = opts.bos ? 2 : 0;
+  h.writeBigInt64LE(opts.granule, 6);
+  h.writeUInt32LE(opts.serial ?? 7, 14);
+  h[26] = segs.length;
+  segs.forEach((s, i) => (h[27 + i] = s));
+  return Buffer.concat([h, Buffer.alloc(opts.body, 0x61)]);
+}
+
+describe('Ogg pages', () => {
+  const pages = [
+    oggPage({ bos: true, granule: 0n, body: 30 }),
+    oggPage({ granule: 0n, body: 300 }),
+    oggPage({ granule: -1n, body: 4000 }),
+    oggPage({ granule: 0n, body: 510 }),
+    ...Array.from({ length: 20 }, (_, i) => oggPage({ granule: BigInt(1000 * (i + 1)), body: 200 + i * 37 })),
+    oggPage({ bos: true, granule: 0n, serial: 9, body: 30 }),
+    oggPage({ granule: 0n, serial: 9, body: 90 }),
+    oggPage({ granule: 500n, serial: 9, body: 90 }),
+  ];
+  const stream = Buffer.concat([Buffer.from('garbage before the first page'), ...pages]);
+
+  for (const seed of [1, 2, 3, 42, 1234]) {
+    it(`splits a stream cut at random points into whole pages (seed ${seed})`, () => {
+      const s = new OggSplitter();
+      const got = splitRandomly(stream, rng(seed)).flatMap((c) => s.push(c));
+      assert.equal(got.length, pages.length);
+      got.forEach((p, i) => assert.ok(p.data.equals(pages[i]!), `page ${i}`));
+      assert.equal(s.skipped, 'garbage before the first page'.length);
+    });
+  }
+
+  it('classifies header pages and notices a new chain', () => {
+    const s = new OggSplitter();
+    const t = new OggHeaderTracker();
+    const kinds = s.push(stream).map((p) => t.classify(p));
+    assert.deepEqual(kinds.slice(0, 5), [true, true, true, true, false]);
+    assert.deepEqual(kinds.slice(-3), [true, true, false]);
+    assert.equal(t.chain, 2);
+    assert.equal(t.headers.length, 2, 'the second chain has its own two header pages');
+  });
+});
+
+describe('ICY metadata', () => {
+  it('strips blocks from a stream split anywhere and keeps the latest title', () => {
+    const metaint = 1000;
+    const audio = Buffer.alloc(5500, 0x55);
+    const blocks = [icyBlock("StreamTitle='one';"), Buffer.from([0]), icyBlock("StreamTitle='two';"), Buffer.from([0]), Buffer.from([0])];
+    const parts: Buffer[] = [];
+    for (let i = 0; i * metaint < audio.length; i++) {
+      parts.push(audio.subarray(i * metaint, (i + 1) * metaint));
+      if ((i + 1) * metaint <= audio.length) parts.push(blocks[i]!);
+    }
+    for (const seed of [5, 6, 7]) {
+      const st = new IcyStripper(metaint);
+      const out = Buffer.concat(splitRandomly(Buffer.concat(parts), rng(seed)).map((c) => st.push(c)));
+      assert.ok(out.equals(audio));
+      assert.equal(st.metadata, "StreamTitle='two';");
+    }
+  });
+
+  it('inserts a block every ICY_METAINT bytes, the title only when it changes', () => {
+    const ins = new IcyInserter();
+    const chunks = [Buffer.alloc(7000, 1), Buffer.alloc(20_000, 2), Buffer.alloc(30_000, 3)];
+    const out = Buffer.concat([ins.transform(chunks[0]!, "StreamTitle='a';"), ins.transform(chunks[1]!, "StreamTitle='a';"), ins.transform(chunks[2]!, "StreamTitle='b';")]);
+    const st = new IcyStripper(ICY_METAINT);
+    const titles: string[] = [];
+    let audio = 0;
+    for (const c of splitRandomly(out, rng(9))) {
+      audio += st.push(c).length;
+      if (titles.at(-1) !== st.metadata) titles.push(st.metadata);
+    }
+    assert.equal(audio, 57_000);
+    assert.deepEqual(titles.filter(Boolean), ["StreamTitle='a';", "StreamTitle='b';"]);
+    assert.equal(out.length, 57_000 + icyBlock("StreamTitle='a';").length + 1 + icyBlock("StreamTitle='b';").length);
+  });
+});
+
+describe('request heads', () => {
+  const ok = [
+    'GET /live.ogg HTTP/1.0\r\nIcy-MetaData: 1\r\n\r\n',
+    'SOURCE /live.ogg ICE/1.0\r\nAuthorization: Basic eDp5\r\nContent-Type: audio/mpeg\r\n\r\n',
+    'SOURCE /live.ogg HTTP/1.0\nAuthorization: Basic eDp5\n\n',
+    'PUT /a/b.mp3?x=1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nBODY',
+  ];
+  for (const text of ok) {
+    it(`parses ${JSON.stringify(text.slice(0, 30))} however it is split`, () => {
+      for (const seed of [1, 2, 3]) {
+        const p = new HeadParser();
+        let r: ReturnType<HeadParser['feed']> = { kind: 'more' };
+        const buf = Buffer.from(text);
+        for (let i = 0; i < buf.length && r.kind === 'more';) {
+          const n = 1 + Math.floor(rng(seed + i)() * 5);
+          r = p.feed(buf.subarray(i, i + n));
+          i += n;
+        }
+        assert.equal(r.kind, 'head');
+        if (r.kind !== 'head') return;
+        assert.match(r.head.method, /^(GET|SOURCE|PUT)$/);
+        assert.ok(r.head.path.startsWith('/'));
+        assert.ok(!r.head.path.includes('?'));
+      }
+    });
+  }
+  const bad: [string, number][] = [
+    ['GARBAGE\r\n\r\n', 400],
+    ['GET /x HTTP/2.0\r\n\r\n', 400],
+    ['GET /x HTTP/1.1\r\nno colon here\r\n\r\n', 400],
+    ['GET /x HTTP/1.1\r\nbad name: x\r\n\r\n', 400],
+    [`GET /${'x'.repeat(LIMITS.requestLine)} HTTP/1.1\r\n\r\n`, 414],
+    [`GET /x HTTP/1.1\r\n${'A: b\r\n'.repeat(LIMITS.headers + 1)}\r\n`, 431],
+    [`GET /x HTTP/1.1\r\nA: ${'b'.repeat(LIMITS.headBytes)}`, 431],
+  ];
+  for (const [text, status] of bad) {
+    it(`refuses ${JSON.stringify(text.slice(0, 30))} with ${status}`, () => {
+      const r = new HeadParser().feed(Buffer.from(text));
+      assert.equal(r.kind, 'bad');
+      if (r.kind === 'bad') assert.equal(r.status, status);
+    });
+  }
+});
+
+function node(name: string, over: Partial<SnapshotNode> = {}): SnapshotNode {
+  return {
+    slot: 0, name, addresses: [`10.0.0.${name.length}`], httpPort: 80, dnsPort: 53, icecastPort: 8000, icecastInternalPort: 8001,
+    alive: true, master: false, icecastReady: true, etcdHealthy: true, proxy: true, listeners: 0, bandwidthKbps: 0, maxListeners: 0, bandwidthLimitKbps: 0, ...over,
+  };
+}
+
+function snap(nodes: SnapshotNode[], readyOn: string[], extra: Partial<Snapshot> = {}): Snapshot {
+  return {
+    seq: 2, contentVersion: 1, etcdConnected: true, stateLoaded: true, draining: false, etcdSeenAt: 0, self: 'a', master: 'a', dropped: 0,
+    nodes,
+    mounts: [
+      { slot: 0, path: '/live.ogg', relay: false, transcoded: false, fallbackPath: null, sourceConnected: true, listeners: 0, readyOn },
+      { slot: 1, path: '/main.ogg', relay: false, transcoded: false, fallbackPath: '/live.ogg', sourceConnected: false, listeners: 0, readyOn: [] },
+    ],
+    ...extra,
+  };
+}
+
+describe('load balancing', () => {
+  it('scores headroom from listeners and bandwidth', () => {
+    assert.equal(headroom(node('a')), 1);
+    assert.equal(headroom(node('a', { maxListeners: 100, listeners: 25 })), 0.75);
+    assert.equal(headroom(node('a', { bandwidthLimitKbps: 1000, bandwidthKbps: 900, maxListeners: 10, listeners: 5 })), 0.09999999999999998);
+    assert.equal(headroom(node('a', { maxListeners: 10, listeners: 12 })), 0);
+  });
+
+  it('prefers this node while it has room', () => {
+    const s = snap([node('a'), node('bb'), node('ccc')], ['a', 'bb', 'ccc']);
+    assert.equal(chooseNode(s, s.mounts[0]!, 'a')?.node.name, 'a');
+  });
+
+  it('skips nodes that are full, dead or not ready, and spreads over the best', () => {
+    const s = snap([node('a', { maxListeners: 1, listeners: 1 }), node('bb', { alive: false }), node('ccc'), node('dddd'), node('eeeee')], ['a', 'bb', 'ccc', 'dddd']);
+    const seen = new Map<string, number>();
+    const r = rng(3);
+    for (let i = 0; i < 1000; i++) {
+      const c = chooseNode(s, s.mounts[0]!, 'a', r)!;
+      seen.set(c.node.name, (seen.get(c.node.name) ?? 0) + 1);
+    }
+    assert.deepEqual([...seen.keys()].sort(), ['ccc', 'dddd']);
+    assert.ok(Math.abs(seen.get('ccc')! - 500) < 100, 'roughly even');
+  });
+
+  it('weights by headroom and leaves out nodes under half the best', () => {
+    const s = snap([node('a', { maxListeners: 1, listeners: 1 }), node('bb', { maxListeners: 100, listeners: 10 }), node('ccc', { maxListeners: 100, listeners: 60 }), node('dddd', { maxListeners: 100, listeners: 95 })], ['a', 'bb', 'ccc', 'dddd']);
+    const seen = new Map<string, number>();
+    const r = rng(4);
+    for (let i = 0; i < 2000; i++) {
+      const c = chooseNode(s, s.mounts[0]!, 'a', r)!;
+      seen.set(c.node.name, (seen.get(c.node.name) ?? 0) + 1);
+    }
+    assert.ok(!seen.has('dddd'), 'a node with 5% room is not among the best');
+    assert.ok(!seen.has('ccc'), '40% room is under half of 90%');
+    assert.equal(seen.get('bb'), 2000);
+  });
+
+  it('returns null when nobody can serve', () => {
+    const s = snap([node('a', { maxListeners: 1, listeners: 1 })], ['a']);
+    assert.equal(chooseNode(s, s.mounts[0]!, 'a'), null);
+    const none = snap([node('a')], []);
+    assert.equal(chooseNode(none, none.mounts[0]!, 'a'), null);
+  });
+});
+
+describe('listener routing', () => {
+  const s = snap([node('a', { maxListeners: 1, listeners: 1 }), node('bb', { addresses: ['2001:db8::2'], icecastPort: 8010 })], ['a', 'bb']);
+  it('refuses unknown and malformed mounts with 404', () => {
+    for (const p of ['/nope.ogg', '/../live.ogg', '/live.ogg/', '//live.ogg']) {
+      assert.deepEqual(routeListener(s, p, { nodeName: 'a', proxy: true, door: false }), { kind: 'error', status: 404, text: 'no such mount\n' });
+    }
+  });
+  it('redirects to the chosen node\'s Icecast-compatible door when this node is full', () => {
+    assert.deepEqual(routeListener(s, '/live.ogg', { nodeName: 'a', proxy: true, door: false }), { kind: 'redirect', location: 'http://[2001:db8::2]:8010/live.ogg' });
+  });
+  it('serves on the door whatever the load: a redirected listener is never redirected again', () => {
+    assert.deepEqual(routeListener(s, '/live.ogg', { nodeName: 'a', proxy: true, door: true }), { kind: 'serve' });
+  });
+  it('serves a mount without source through its live fallback, and 503s when there is none', () => {
+    assert.deepEqual(routeListener(s, '/main.ogg', { nodeName: 'bb', proxy: true, door: false }), { kind: 'serve' });
+    const dead = snap([node('a')], []);
+    assert.equal(routeListener(dead, '/live.ogg', { nodeName: 'a', proxy: true, door: false }).kind, 'error');
+    assert.equal((routeListener(dead, '/live.ogg', { nodeName: 'a', proxy: true, door: false }) as { status: number }).status, 503);
+  });
+  it('redirects every listener in redirect mode, to this node too', () => {
+    const one = snap([node('a')], ['a']);
+    assert.deepEqual(routeListener(one, '/live.ogg', { nodeName: 'a', proxy: false, door: false }), { kind: 'redirect', location: 'http://10.0.0.1:8000/live.ogg' });
+  });
+});
+
+describe('playlists', () => {
+  it('name the cluster stream URL', () => {
+    assert.equal(streamUrl('radio.example.com', 80, '/live.ogg'), 'http://stream.radio.example.com/live.ogg');
+    assert.equal(streamUrl('radio.example.com', 8080, '/live.ogg'), 'http://stream.radio.example.com:8080/live.ogg');
+    assert.equal(m3u('http://x/y'), 'http://x/y\n');
+    assert.equal(pls('http://x/y', '/y'), '[playlist]\nNumberOfEntries=1\nFile1=http://x/y\nTitle1=/y\nLength1=-1\nVersion=2\n');
+    assert.deepEqual(playlistOf('/a/live.ogg.m3u'), { mount: '/a/live.ogg', kind: 'm3u' });
+    assert.deepEqual(playlistOf('/live.ogg.PLS'), { mount: '/live.ogg', kind: 'pls' });
+    assert.equal(playlistOf('/live.ogg'), null);
+  });
+});
