@@ -27,6 +27,12 @@ fi
 if [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/net/ipv4/tcp_migrate_req ]; then
   echo 1 > /proc/sys/net/ipv4/tcp_migrate_req
 fi
+# Bound what the kernel queues for a listener that stops reading (128 KiB not yet sent):
+# beyond it the socket is not writable, the hub sees the backlog and drops the listener
+# after ICECAST_QUEUE_SIZE, instead of the kernel quietly buffering up to tcp_wmem's 4 MiB.
+if [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/net/ipv4/tcp_notsent_lowat ]; then
+  echo 131072 > /proc/sys/net/ipv4/tcp_notsent_lowat
+fi
 
 if ! command -v npm >/dev/null; then
   echo "setup: npm is needed (Debian: apt-get install npm)" >&2

@@ -106,22 +106,38 @@ export function createFront(o: FrontOptions): TemplatedApp {
     const target = masterIcecast(snap);
     if (!target) return text(res, STATUS[503]!, 'no master right now (it is being elected); try again in a few seconds\n');
     const head = `PUT ${path} HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\n${sourceHeaders((n) => req.getHeader(n) || undefined)}Connection: close\r\n\r\n`;
-    const state = { done: false, accepted: false };
+    const state = { done: false, accepted: false, paused: false };
+    // uWS resets its 10 s idle timeout only after each further 160 kB of request body
+    // (HTTP_RECEIVE_THROUGHPUT_BYTES x HTTP_IDLE_TIMEOUT_S), which a 128 kbit/s source
+    // never reaches: it would be cut after about 10 s. pause() and resume() re-arm the
+    // timer, so do that every few seconds while the source is live and not backed up.
+    const keepAlive = setInterval(() => {
+      if (state.done) clearInterval(keepAlive);
+      else if (!state.paused) {
+        res.pause();
+        res.resume();
+      }
+    }, 4000);
     const finish = (status: number, body: string): void => {
       if (state.done) return;
       state.done = true;
+      clearInterval(keepAlive);
       text(res, STATUS[status] ?? `${status} Error`, body);
     };
     const early: Buffer[] = [];
     let upstream: Socket | null = null;
     res.onAborted(() => {
       state.done = true;
+      clearInterval(keepAlive);
       upstream?.destroy();
     });
     res.onData((chunk, isLast) => {
       const buf = Buffer.from(chunk.slice(0));
       if (upstream) {
-        if (!upstream.write(buf)) res.pause();
+        if (!upstream.write(buf)) {
+          state.paused = true;
+          res.pause();
+        }
       } else early.push(buf);
       if (isLast && !state.done) {
         // The source finished its upload: Icecast sees the end when we close our side.
@@ -137,7 +153,11 @@ export function createFront(o: FrontOptions): TemplatedApp {
         return;
       }
       upstream = sock;
-      sock.on('drain', () => res.resume());
+      sock.on('drain', () => {
+        if (!state.paused || state.done) return;
+        state.paused = false;
+        res.resume();
+      });
       let answer = '';
       sock.on('data', (d: Buffer) => {
         if (state.accepted) return;

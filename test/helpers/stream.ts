@@ -90,9 +90,13 @@ export function mp3Frames(buf: Buffer): Mp3Frame[] {
     const padding = (buf[i + 2]! >> 1) & 1;
     return { offset: i, bitrate, samplerate, length: Math.floor((144 * bitrate * 1000) / samplerate) + padding };
   };
-  for (let start = 0; start < buf.length - 4; start++) {
+  // Runs of at least three chained frames count; after a break (a resumed stream) look again.
+  for (let start = 0; start < buf.length - 4;) {
     let f = at(start);
-    if (!f) continue;
+    if (!f) {
+      start++;
+      continue;
+    }
     const run: Mp3Frame[] = [];
     while (f) {
       run.push(f);
@@ -100,8 +104,94 @@ export function mp3Frames(buf: Buffer): Mp3Frame[] {
     }
     if (run.length >= 3) {
       frames.push(...run);
-      break;
-    }
+      const last = run[run.length - 1]!;
+      start = last.offset + last.length;
+    } else start++;
   }
   return frames;
+}
+
+/** ffmpeg's generic HTTP output as a PUT source with chunked encoding (what HTTP_PORT takes). */
+export function ffmpegPutSource(url: string, frequency = 440): Proc {
+  return run('ffmpeg', [
+    '-nostdin', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', `sine=frequency=${frequency}:sample_rate=44100`,
+    '-c:a', 'libvorbis', '-b:a', '128k', '-minrate', '128k', '-maxrate', '128k',
+    '-f', 'ogg', '-method', 'PUT', '-auth_type', 'basic', '-content_type', 'application/ogg', url,
+  ]);
+}
+
+/** A 128 kbit/s MP3 source over ffmpeg's icecast:// protocol (PUT without length). */
+export function ffmpegMp3Source(url: string): Proc {
+  return run('ffmpeg', [
+    '-nostdin', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'sine=frequency=330:sample_rate=44100',
+    '-c:a', 'libmp3lame', '-b:a', '128k', '-content_type', 'audio/mpeg', '-f', 'mp3', url,
+  ]);
+}
+
+/**
+ * A source that comes back: restarts its process whenever it exits (as a
+ * real source client reconnects), until stop().
+ */
+export class KeepSource {
+  #proc: Proc | null = null;
+  #stopped = false;
+  starts = 0;
+  readonly #make: () => Proc;
+
+  constructor(make: () => Proc) {
+    this.#make = make;
+    this.#spawn();
+  }
+
+  #spawn(): void {
+    if (this.#stopped) return;
+    this.starts++;
+    const p = this.#make();
+    this.#proc = p;
+    void p.exited.then(() => {
+      if (!this.#stopped) setTimeout(() => this.#spawn(), 300);
+    });
+  }
+
+  get pid(): number | null {
+    return this.#proc?.pid ?? null;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#proc?.kill('SIGKILL');
+  }
+}
+
+/** Sends `text` to host:port a few bytes at a time and returns everything read until `until` matches or the timeout. */
+export async function rawExchange(host: string, port: number, text: Buffer | string, o: { pieces?: number; delayMs?: number; until?: (got: Buffer) => boolean; timeoutMs?: number } = {}): Promise<Buffer> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve) => {
+    const sock = connect(port, host);
+    const chunks: Buffer[] = [];
+    const done = (): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(Buffer.concat(chunks));
+    };
+    const timer = setTimeout(done, o.timeoutMs ?? 5000);
+    sock.on('data', (d: Buffer) => {
+      chunks.push(d);
+      if (o.until?.(Buffer.concat(chunks))) done();
+    });
+    sock.on('close', done);
+    sock.on('error', done);
+    sock.on('connect', () => {
+      const buf = Buffer.from(text);
+      const size = Math.max(1, Math.ceil(buf.length / (o.pieces ?? 1)));
+      let i = 0;
+      const next = (): void => {
+        if (i >= buf.length || sock.destroyed) return;
+        sock.write(buf.subarray(i, i + size));
+        i += size;
+        setTimeout(next, o.delayMs ?? 0);
+      };
+      next();
+    });
+  });
 }
