@@ -1,0 +1,42 @@
+/**
+ * The system under test for the benchmarks: one etcd, a radiod in proxy
+ * mode (the master, whose Icecast takes the source), a radiod in redirect
+ * mode, one mount and a steady 128 kbit/s Ogg Vorbis source from ffmpeg.
+ */
+import { waitFor } from '../test/helpers/net.ts';
+import { httpGet, radioctl, startEtcd, startRadiod, type Etcd, type Radiod } from '../test/helpers/processes.ts';
+import { KeepSource, Listener, ffmpegSource, icecastUrl, oggPages } from '../test/helpers/stream.ts';
+
+export interface Cluster {
+  etcd: Etcd;
+  proxy: Radiod;
+  redirector: Radiod;
+  source: KeepSource;
+  stop: () => Promise<void>;
+}
+
+export async function startCluster(): Promise<Cluster> {
+  const etcd = await startEtcd();
+  const proxy = await startRadiod({ name: 'bench-proxy', host: '127.0.0.2', etcd: etcd.url, workers: Number(process.env.BENCH_WORKERS ?? 2), leaseTtl: 5 });
+  await waitFor(async () => (await proxy.health()).body.icecast === 'ready', 20_000, 'the proxy node');
+  const redirector = await startRadiod({ name: 'bench-redirect', host: '127.0.0.3', etcd: etcd.url, workers: 1, leaseTtl: 5, extraArgs: ['--enable-icecast-proxy', 'false'] });
+  const r = await radioctl(etcd.url, ['--json', 'create-mount', '/live.ogg']);
+  const m = JSON.parse(r.stdout) as { username: string; password: string };
+  const source = new KeepSource(() => ffmpegSource(icecastUrl(m.username, m.password, proxy.host, proxy.icecastPort, '/live.ogg')));
+  await waitFor(async () => {
+    const l = new Listener(`http://${proxy.host}:${proxy.httpPort}/live.ogg`);
+    await new Promise((res) => setTimeout(res, 1500));
+    l.close();
+    return oggPages(l.data()) >= 5;
+  }, 30_000, 'the stream through the proxy', 100);
+  await waitFor(async () => (await httpGet(`http://${redirector.host}:${redirector.httpPort}/live.ogg`)).status === 302, 20_000, 'the redirector');
+  return {
+    etcd, proxy, redirector, source,
+    stop: async () => {
+      await source.stop();
+      await redirector.stop();
+      await proxy.stop();
+      await etcd.stop();
+    },
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * `fanout`: N listeners of a 128 kbit/s stream through radiod's proxy
+ * against the same N on Icecast directly (the node's own Icecast, same
+ * source, same run): server CPU per listener, memory per listener, and the
+ * share of listeners that kept at least 15 kB/s. The listener client is
+ * our own (autocannon is not built for endless streams).
+ */
+import { get, type ClientRequest } from 'node:http';
+import { cpuOf, rssOf } from './proc-stats.ts';
+import { pidFrom } from '../test/helpers/processes.ts';
+import { join } from 'node:path';
+import type { Cluster } from './cluster.ts';
+
+export interface FanoutResult {
+  server: string;
+  listeners: number;
+  connected: number;
+  cpuPercent: number;
+  cpuPerListenerPct: number;
+  rssPerListenerKiB: number;
+  atRate: number;
+  medianBps: number;
+}
+
+const MEASURE_S = Number(process.env.BENCH_FANOUT_SECONDS ?? 10);
+
+async function measure(server: string, url: string, n: number, pids: number[]): Promise<FanoutResult> {
+  const rss0 = rssOf(pids);
+  const counts = new Float64Array(n);
+  const reqs: ClientRequest[] = [];
+  // Arrive in batches: Icecast's listen backlog is 5 (FACTS.md); this measures steady state, not a flash crowd.
+  for (let i = 0; i < n; i++) {
+    const k = i;
+    const req = get(url, { agent: false }, (res) => res.on('data', (d: Buffer) => (counts[k]! += d.length)));
+    req.on('error', () => undefined);
+    reqs.push(req);
+    if (i % 50 === 49) await new Promise((r) => setTimeout(r, 50));
+  }
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && counts.some((c) => c === 0)) await new Promise((r) => setTimeout(r, 250));
+  await new Promise((r) => setTimeout(r, 2000));
+  const before = Float64Array.from(counts);
+  const cpu0 = cpuOf(pids);
+  const t0 = Date.now();
+  await new Promise((r) => setTimeout(r, MEASURE_S * 1000));
+  const secs = (Date.now() - t0) / 1000;
+  const cpu = cpuOf(pids) - cpu0;
+  const rss = rssOf(pids) - rss0;
+  const rates = Array.from(counts, (c, i) => (c - before[i]!) / secs).sort((a, b) => a - b);
+  for (const r of reqs) r.destroy();
+  await new Promise((r) => setTimeout(r, 3000));
+  return {
+    server,
+    listeners: n,
+    connected: Array.from(counts).filter((c) => c > 0).length,
+    cpuPercent: Number(((cpu / secs) * 100).toFixed(1)),
+    cpuPerListenerPct: Number((((cpu / secs) * 100) / n).toFixed(4)),
+    rssPerListenerKiB: Number((rss / n / 1024).toFixed(1)),
+    atRate: Number((rates.filter((x) => x >= 15_000).length / n).toFixed(3)),
+    medianBps: Math.round(rates[n >> 1]!),
+  };
+}
+
+export async function fanoutBench(cluster: Cluster, sizes: number[]): Promise<FanoutResult[]> {
+  const p = cluster.proxy;
+  const icecastPid = pidFrom(join(p.dataDir, 'icecast.pid'))!;
+  const out: FanoutResult[] = [];
+  for (const n of sizes) {
+    out.push(await measure('radiod proxy (+ its Icecast)', `http://${p.host}:${p.httpPort}/live.ogg`, n, [p.proc.pid, icecastPid]));
+    out.push(await measure('Icecast direct', `http://${p.host}:${p.icecastInternalPort}/live.ogg`, n, [icecastPid]));
+  }
+  return out;
+}

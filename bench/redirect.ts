@@ -1,0 +1,85 @@
+/**
+ * `redirect`: requests per second and per CPU-second of the server for a
+ * listener redirect, radiod (redirect mode, one worker) against nginx with
+ * one worker answering `return 302`, with the same autocannon load in the
+ * same run. Each server's answer is checked before it is measured.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { freePort, waitFor } from '../test/helpers/net.ts';
+import { httpGet, run, tempDir } from '../test/helpers/processes.ts';
+import { cpuOf, family } from './proc-stats.ts';
+import type { Cluster } from './cluster.ts';
+
+export interface LoadResult {
+  server: string;
+  requests: number;
+  seconds: number;
+  rps: number;
+  cpuSeconds: number;
+  perCpuSecond: number;
+  p50ms: number;
+  p99ms: number;
+  non2xx3xx: number;
+}
+
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+
+export async function load(server: string, url: string, pids: number[]): Promise<LoadResult> {
+  const cpu0 = cpuOf(pids);
+  const r = await autocannon({ url, connections: CONNECTIONS, duration: DURATION, pipelining: 1 });
+  const cpu = cpuOf(pids) - cpu0;
+  const requests = r.requests.total;
+  return {
+    server,
+    requests,
+    seconds: r.duration,
+    rps: Math.round(requests / r.duration),
+    cpuSeconds: Number(cpu.toFixed(2)),
+    perCpuSecond: Math.round(requests / cpu),
+    p50ms: r.latency.p50,
+    p99ms: r.latency.p99,
+    non2xx3xx: r.non2xx - r['3xx'],
+  };
+}
+
+export async function startNginx302(location: string): Promise<{ url: string; pids: () => number[]; stop: () => Promise<void> }> {
+  const dir = tempDir('nginx');
+  const port = await freePort();
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(conf, `worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp; fastcgi_temp_path ${dir}/tmp; uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;
+  server { listen 127.0.0.1:${port} reuseport; location / { return 302 ${location}; } }
+}
+`);
+  const p = run('nginx', ['-c', conf, '-p', dir]);
+  const url = `http://127.0.0.1:${port}/live.ogg`;
+  await waitFor(async () => (await httpGet(url)).status === 302, 10_000, 'nginx');
+  return { url, pids: () => family(p.pid), stop: async () => void (await p.kill('SIGTERM')) };
+}
+
+export async function redirectBench(cluster: Cluster): Promise<LoadResult[]> {
+  const node = cluster.redirector;
+  const url = `http://${node.host}:${node.httpPort}/live.ogg`;
+  const check = await httpGet(url);
+  if (check.status !== 302 || !/\/live\.ogg$/.test(String(check.headers.location))) throw new Error(`radiod does not redirect: ${check.status}`);
+  const nginx = await startNginx302(String(check.headers.location));
+  try {
+    const results: LoadResult[] = [];
+    // Alternate to share whatever the machine is doing between both.
+    results.push(await load('radiod (redirect mode, 1 worker)', url, [node.proc.pid]));
+    results.push(await load('nginx return 302 (1 worker)', nginx.url, nginx.pids()));
+    return results;
+  } finally {
+    await nginx.stop();
+  }
+}
