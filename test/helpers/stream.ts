@@ -21,6 +21,9 @@ export function icecastUrl(user: string, password: string, host: string, port: n
 
 export class Listener {
   bytes = 0;
+  /** Longest pause between two pieces of data, ms (after the first). */
+  maxGapMs = 0;
+  #lastAt = 0;
   status = 0;
   contentType = '';
   ended = false;
@@ -34,6 +37,9 @@ export class Listener {
       this.status = res.statusCode ?? 0;
       this.contentType = String(res.headers['content-type'] ?? '');
       res.on('data', (d: Buffer) => {
+        const now = Date.now();
+        if (this.#lastAt > 0) this.maxGapMs = Math.max(this.maxGapMs, now - this.#lastAt);
+        this.#lastAt = now;
         this.bytes += d.length;
         if (this.#kept < keep) {
           this.#chunks.push(d);
