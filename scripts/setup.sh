@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(etcd-server etcd-client icecast2 liquidsoap ffmpeg dnsutils procps)
+PACKAGES=(etcd-server etcd-client icecast2 liquidsoap ffmpeg dnsutils procps iproute2 curl python3)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
