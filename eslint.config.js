@@ -23,7 +23,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/workers/**', 'src/shared/**'],
+    files: ['src/workers/**', 'src/shared/**', 'src/proxy/**', 'src/dns/**'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
         { group: ['**/state/**', '**/control/**', 'etcd3'], message: 'workers and shared code never import etcd or control modules' },

@@ -22,6 +22,7 @@ import { WorkerSupervisor } from './workers/supervisor.ts';
 import { IcecastManager, type IcecastDesired } from './icecast/icecast-manager.ts';
 import { Transcoders } from './icecast/transcoders.ts';
 import { SnapshotReader } from './shared/snapshot-reader.ts';
+import { zoneKey } from './dns/zone.ts';
 import { S, statsBuffer, sumMountListeners, sumStats } from './shared/worker-stats.ts';
 
 const log = logger('radiod');
@@ -47,6 +48,8 @@ export class Daemon {
   readonly stats: SharedArrayBuffer;
   readonly #reader: SnapshotReader;
   #kbytesBefore = 0;
+  #zoneKeyLast: string | null = null;
+  #serial = 0;
   #rateAt = 0;
   #bandwidth = 0;
   transcoders: Transcoders | null = null;
@@ -80,6 +83,11 @@ export class Daemon {
       queueBytes: config.icecastQueueSize,
       domain: config.domain,
       nodeName: config.nodeName,
+      dnsPort: config.dnsPort,
+      nameservers: config.nameservers,
+      dnsTtl: config.dnsTtl,
+      dnsMaxRecords: config.dnsMaxRecords,
+      dnsRrl: config.dnsRrl,
     });
     this.#reader = new SnapshotReader(this.writer.sab);
     this.icecast = new IcecastManager({
@@ -312,9 +320,24 @@ export class Daemon {
       etcdSeenAt: Math.floor(this.#lastSeen() / 1000),
       self: this.config.nodeName,
       master: model?.master() ?? null,
+      zoneSerial: this.#zoneSerial(nodes),
       nodes,
       mounts,
     };
+  }
+
+  /**
+   * The DNS zone's SOA serial: the Unix time of the last change of what the
+   * zone answers (nodes, addresses, etcd members), at least one more than the
+   * previous serial, so secondaries and caches can tell versions apart.
+   */
+  #zoneSerial(nodes: SnapshotInput['nodes']): number {
+    const key = zoneKey(nodes);
+    if (key !== this.#zoneKeyLast) {
+      this.#zoneKeyLast = key;
+      this.#serial = Math.max(this.#serial + 1, Math.floor(Date.now() / 1000));
+    }
+    return this.#serial;
   }
 
   publish(): void {

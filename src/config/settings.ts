@@ -32,6 +32,12 @@ export interface Config {
   statsd: string;
   /** Seconds before a silent node is dropped. */
   leaseTtl: number;
+  /** TTL of node records in DNS answers, seconds. */
+  dnsTtl: number;
+  /** At most this many A (or AAAA) records per DNS answer. */
+  dnsMaxRecords: number;
+  /** UDP responses per second per client prefix; 0 disables rate limiting. */
+  dnsRrl: number;
   /** Port of the node's own Icecast server, behind the Icecast-compatible door. */
   icecastInternalPort: number;
   /** Icecast <clients> limit: listeners plus sources and relays. */
@@ -192,6 +198,9 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'workers', flag: '--workers', env: 'WORKERS', default: () => String(availableParallelism()), parse: integer(1, 256), help: 'worker threads' },
   { key: 'statsd', flag: '--statsd', env: 'STATSD', default: 'localhost:8125', parse: statsd, help: 'statsd host:port; empty disables' },
   { key: 'leaseTtl', flag: '--lease-ttl', env: 'LEASE_TTL', default: '5', parse: integer(2, 3600), help: 'seconds before a silent node is dropped' },
+  { key: 'dnsTtl', flag: '--dns-ttl', env: 'DNS_TTL', default: '5', parse: integer(1, 86_400), help: 'TTL of node records in DNS answers, seconds' },
+  { key: 'dnsMaxRecords', flag: '--dns-max-records', env: 'DNS_MAX_RECORDS', default: '8', parse: integer(1, 64), help: 'A or AAAA records per DNS answer at most' },
+  { key: 'dnsRrl', flag: '--dns-rrl', env: 'DNS_RRL', default: '50', parse: integer(0, 1_000_000), help: 'UDP DNS responses per second per client prefix (0: no limit)' },
   { key: 'icecastInternalPort', flag: '--icecast-internal-port', env: 'ICECAST_INTERNAL_PORT', default: (c) => (c.icecastPort !== undefined && c.icecastPort < 65535 ? String(c.icecastPort + 1) : '8001'), parse: port, help: "the node's own Icecast, behind the door (default ICECAST_PORT + 1)" },
   { key: 'icecastClients', flag: '--icecast-clients', env: 'ICECAST_CLIENTS', default: '20000', parse: integer(10, 1_000_000), help: "the local Icecast's client limit" },
   { key: 'icecastQueueSize', flag: '--icecast-queue-size', env: 'ICECAST_QUEUE_SIZE', default: '524288', parse: integer(65536, 64 << 20), help: 'bytes a listener may lag before Icecast drops it' },

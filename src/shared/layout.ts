@@ -47,7 +47,8 @@ export const H = {
   CONTENT_VERSION: 13,
   /** Entries the capacity could not hold at the last publish (0 = everything fit). */
   DROPPED: 14,
-  RESERVED: 15,
+  /** The DNS zone's SOA serial: moves when the zone's answers would change. */
+  ZONE_SERIAL: 15,
 } as const;
 export const HEADER_WORDS = 16;
 

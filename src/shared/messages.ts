@@ -36,6 +36,11 @@ export interface WorkerInit {
   queueBytes: number;
   domain: string;
   nodeName: string;
+  dnsPort: number;
+  nameservers: string[];
+  dnsTtl: number;
+  dnsMaxRecords: number;
+  dnsRrl: number;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;

@@ -19,7 +19,7 @@ const MAX_TRIES = 1000;
 
 export const EMPTY_SNAPSHOT: Snapshot = Object.freeze({
   seq: 0, contentVersion: 0, etcdConnected: false, stateLoaded: false, draining: false, etcdSeenAt: 0,
-  self: null, master: null, dropped: 0, nodes: [], mounts: [],
+  self: null, master: null, dropped: 0, zoneSerial: 0, nodes: [], mounts: [],
 });
 
 export class SnapshotReader {
@@ -153,6 +153,7 @@ export class SnapshotReader {
       self: self >= 0 ? (nameBySlot[self] ?? null) : null,
       master: master >= 0 ? (nameBySlot[master] ?? null) : null,
       dropped: w[H.DROPPED]!,
+      zoneSerial: w[H.ZONE_SERIAL]! >>> 0,
       nodes,
       mounts,
     };

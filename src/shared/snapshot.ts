@@ -47,6 +47,8 @@ export interface Snapshot {
   master: string | null;
   /** Entries left out at the last publish because the capacity was reached. */
   dropped: number;
+  /** SOA serial of the DNS zone. */
+  zoneSerial: number;
   nodes: SnapshotNode[];
   mounts: SnapshotMount[];
 }
@@ -59,6 +61,7 @@ export interface SnapshotInput {
   etcdSeenAt: number;
   self: string | null;
   master: string | null;
+  zoneSerial: number;
   nodes: Omit<SnapshotNode, 'slot' | 'master'>[];
   mounts: Omit<SnapshotMount, 'slot'>[];
 }

@@ -17,9 +17,17 @@ export const S = {
   LAST_GAP_MS: 4,
   SOURCES: 5,
   BAD_REQUESTS: 6,
-  RESERVED: 7,
+  DNS_QUERIES: 7,
+  DNS_NXDOMAIN: 8,
+  DNS_REFUSED: 9,
+  DNS_FORMERR: 10,
+  DNS_NOTIMP: 11,
+  DNS_TRUNCATED: 12,
+  DNS_RRL_DROPPED: 13,
+  DNS_RRL_SLIPPED: 14,
+  DNS_TCP: 15,
 } as const;
-export const ROW_HEAD = 8;
+export const ROW_HEAD = 16;
 
 export function statsBuffer(workers: number, maxMounts: number): SharedArrayBuffer {
   return new SharedArrayBuffer(workers * (ROW_HEAD + maxMounts) * 4);

@@ -117,7 +117,7 @@ export class SnapshotWriter {
     const slotByName = new Map(nodes.map((n) => [n.node.name, n.slot]));
     const slotByPath = new Map(mounts.map((m) => [m.mount.path, m.slot]));
 
-    const content = JSON.stringify({ ...input, etcdSeenAt: 0, dropped: dropped.length });
+    const content = JSON.stringify({ ...input, etcdSeenAt: 0, zoneSerial: 0, dropped: dropped.length });
     const changed = content !== this.#lastContent;
     this.#lastContent = content;
 
@@ -139,6 +139,7 @@ export class SnapshotWriter {
     w[H.ETCD_SEEN_AT] = input.etcdSeenAt;
     if (changed) w[H.CONTENT_VERSION]!++;
     w[H.DROPPED] = dropped.length;
+    w[H.ZONE_SERIAL] = input.zoneSerial | 0;
     w[H.SELF_NODE] = input.self !== null ? (slotByName.get(input.self) ?? -1) : -1;
     w[H.MASTER_NODE] = input.master !== null ? (slotByName.get(input.master) ?? -1) : -1;
 

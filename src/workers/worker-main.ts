@@ -10,6 +10,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { us_listen_socket_close, type us_listen_socket } from 'uWebSockets.js';
 import { createFront } from '../proxy/http-front.ts';
 import { Hubs } from '../proxy/hubs.ts';
+import { DnsServer } from '../dns/server.ts';
 import { IcecastDoor } from '../proxy/icecast-door.ts';
 import { parseToWorker, type FromWorker, type WorkerInit } from '../shared/messages.ts';
 import { SnapshotReader } from '../shared/snapshot-reader.ts';
@@ -33,6 +34,12 @@ const app = createFront({
   reader, hubs, stats, nodeName: init.nodeName, domain: init.domain, httpPort: init.httpPort, icecastPort: init.icecastPort, proxy: init.proxy, worker: init.id,
 });
 const door = new IcecastDoor({ reader, hubs, stats, nodeName: init.nodeName });
+const dns = new DnsServer({
+  reader,
+  stats,
+  zone: { domain: init.domain, nameservers: init.nameservers, ttl: init.dnsTtl, apexTtl: 3600, maxRecords: init.dnsMaxRecords },
+  rrl: init.dnsRrl,
+});
 
 const sockets: us_listen_socket[] = [];
 let pending = init.bindAddrs.length;
@@ -42,10 +49,10 @@ const fail = (message: string): void => {
   failed = true;
   send({ type: 'LISTEN_FAILED', id: init.id, code: 'RADIOAI_ERR_BIND', message });
 };
-const doorReady = door.listen(init.bindAddrs, init.icecastPort).then(
+const doorReady = Promise.all([door.listen(init.bindAddrs, init.icecastPort), dns.listen(init.bindAddrs, init.dnsPort)]).then(
   () => true,
   (err: Error) => {
-    fail(`cannot listen on port ${init.icecastPort}: ${err.message}`);
+    fail(`cannot listen on port ${init.icecastPort} or ${init.dnsPort}: ${err.message}`);
     return false;
   },
 );
@@ -74,6 +81,7 @@ function close(force: boolean): void {
   closed = true;
   for (const s of sockets.splice(0)) us_listen_socket_close(s);
   door.close();
+  dns.close();
   hubs.close();
   if (force) app.close();
   else setTimeout(() => app.close(), 1000).unref();

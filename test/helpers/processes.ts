@@ -113,6 +113,7 @@ export interface Radiod {
   host: string;
   httpPort: number;
   icecastPort: number;
+  dnsPort: number;
   /** The node's own Icecast, behind the door. */
   icecastInternalPort: number;
   dataDir: string;
@@ -138,9 +139,10 @@ export async function startRadiod(o: RadiodOptions): Promise<Radiod> {
   chmodSync(dataDir, 0o755);
   const icecastPort = await freePort(host);
   const icecastInternalPort = await freePort(host);
+  const dnsPort = await freePort(host);
   const args = [
     '--domain', 'radio.test', '--name', o.name, '--public-ip', host,
-    '--http-port', String(httpPort), '--dns-port', String(await freePort(host)), '--icecast-port', String(icecastPort), '--icecast-internal-port', String(icecastInternalPort),
+    '--http-port', String(httpPort), '--dns-port', String(dnsPort), '--icecast-port', String(icecastPort), '--icecast-internal-port', String(icecastInternalPort),
     '--workers', String(o.workers ?? 2), '--lease-ttl', String(o.leaseTtl ?? 2), '--statsd', '',
     '--data-dir', dataDir,
     ...(o.etcd !== undefined ? ['--etcd', o.etcd] : ['--embedded-etcd-port', String(await freePortPair())]),
@@ -176,7 +178,7 @@ export async function startRadiod(o: RadiodOptions): Promise<Radiod> {
     await stop();
     throw new Error(`${(err as Error).message}\n--- radiod output ---\n${proc.output()}`);
   }
-  return { proc, stop, name: o.name, host, httpPort, icecastPort, icecastInternalPort, dataDir, health };
+  return { proc, stop, name: o.name, host, httpPort, icecastPort, dnsPort, icecastInternalPort, dataDir, health };
 }
 
 export interface CtlResult {

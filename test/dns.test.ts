@@ -1,0 +1,284 @@
+/**
+ * The authoritative DNS server with dig as the client, over UDP and TCP:
+ * the protocol rules, node death and arrival, response rate limiting, and a
+ * fuzz run of random and mutated packets after which the server still
+ * answers correctly. Two radiod nodes share one etcd.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { connect } from 'node:net';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import dnsPacket from 'dns-packet';
+import { AnswerCache } from '../src/dns/answers.ts';
+import { parseQuery } from '../src/dns/wire.ts';
+import { buildZone } from '../src/dns/zone.ts';
+import { prefixOf } from '../src/dns/rrl.ts';
+import { waitFor } from './helpers/net.ts';
+import { startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
+
+const TTL = 3;
+const run = promisify(execFile);
+
+interface Dig {
+  status: string;
+  flags: string[];
+  answer: string[];
+  authority: string[];
+  additional: string[];
+  raw: string;
+}
+
+async function dig(n: Radiod, ...args: string[]): Promise<Dig> {
+  const { stdout } = await run('dig', [`@${n.host}`, '-p', String(n.dnsPort), '-b', '127.0.0.1', '+norec', '+time=2', '+tries=1', ...args]);
+  const section = (name: string): string[] => {
+    const m = new RegExp(`;; ${name} SECTION:\\n([\\s\\S]*?)(?:\\n\\n|$)`).exec(stdout);
+    return m ? m[1]!.split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.replace(/\s+/g, ' ').trim()) : [];
+  };
+  return {
+    status: /status: (\w+)/.exec(stdout)?.[1] ?? '',
+    flags: (/;; flags: ([^;]*);/.exec(stdout)?.[1] ?? '').trim().split(' '),
+    answer: section('ANSWER'),
+    authority: section('AUTHORITY'),
+    additional: section('ADDITIONAL'),
+    raw: stdout,
+  };
+}
+
+describe('DNS', () => {
+  let etcd: Etcd;
+  let a: Radiod;
+  let b: Radiod;
+  const nodes: Radiod[] = [];
+  before(async () => {
+    etcd = await startEtcd();
+    const extra = ['--nameservers', 'a,ns.elsewhere.example', '--dns-rrl', '200'];
+    a = await startRadiod({ name: 'a', host: '127.0.0.2', etcd: etcd.url, leaseTtl: TTL, extraArgs: extra });
+    b = await startRadiod({ name: 'b', host: '127.0.0.3', etcd: etcd.url, leaseTtl: TTL, extraArgs: extra });
+    nodes.push(a, b);
+    await waitFor(async () => (await dig(a, 'stream.radio.test', 'A', '+short')).raw.trim().split('\n').length === 2, 15_000, 'both nodes in DNS');
+  });
+  after(async () => {
+    for (const n of nodes) await n.stop();
+    await etcd?.stop();
+  });
+
+  for (const transport of ['udp', 'tcp'] as const) {
+    const t = transport === 'tcp' ? ['+tcp'] : [];
+    it(`answers the zone authoritatively over ${transport}`, async () => {
+      const apex = await dig(a, 'radio.test', 'A', ...t);
+      assert.equal(apex.status, 'NOERROR');
+      assert.ok(apex.flags.includes('aa') && !apex.flags.includes('ra'));
+      assert.deepEqual(apex.answer.map((l) => l.split(' ').at(-1)).sort(), ['127.0.0.2', '127.0.0.3']);
+      assert.match(apex.answer[0]!, /^radio\.test\. 5 IN A /);
+      const stream = await dig(b, 'stream.radio.test', 'A', ...t);
+      assert.equal(stream.answer.length, 2);
+      const node = await dig(a, 'b.radio.test', 'A', ...t);
+      assert.deepEqual(node.answer, ['b.radio.test. 5 IN A 127.0.0.3']);
+      const nx = await dig(a, 'nope.radio.test', 'A', ...t);
+      assert.equal(nx.status, 'NXDOMAIN');
+      assert.ok(nx.flags.includes('aa'));
+      assert.match(nx.authority[0]!, /^radio\.test\. 3600 IN SOA a\.radio\.test\. hostmaster\.radio\.test\. \d+ 3600 600 86400 5$/);
+      const nodata = await dig(a, 'b.radio.test', 'MX', ...t);
+      assert.equal(nodata.status, 'NOERROR');
+      assert.equal(nodata.answer.length, 0);
+      assert.match(nodata.authority[0]!, / IN SOA /);
+      const v6 = await dig(a, 'radio.test', 'AAAA', ...t);
+      assert.equal(v6.status, 'NOERROR');
+      assert.equal(v6.answer.length, 0, 'no IPv6 addresses: NODATA');
+      const refused = await dig(a, 'example.com', 'A', ...t);
+      assert.equal(refused.status, 'REFUSED');
+      assert.ok(!refused.flags.includes('aa'));
+      const ns = await dig(a, 'radio.test', 'NS', ...t);
+      assert.deepEqual(ns.answer, ['radio.test. 3600 IN NS a.radio.test.', 'radio.test. 3600 IN NS ns.elsewhere.example.']);
+      assert.ok(ns.additional.includes('a.radio.test. 5 IN A 127.0.0.2'), 'glue for the in-zone nameserver');
+      const soa = await dig(a, 'radio.test', 'SOA', ...t);
+      assert.equal(soa.answer.length, 1);
+      const any = await dig(a, 'radio.test', 'ANY', ...t);
+      assert.deepEqual(any.answer, ['radio.test. 5 IN HINFO "RFC8482" ""']);
+      const etcdName = await dig(a, 'etcd.radio.test', 'A', ...t);
+      assert.equal(etcdName.status, 'NOERROR', 'the name exists even when no node runs an etcd member');
+    });
+  }
+
+  it('matches names case-insensitively and echoes the question as sent', async () => {
+    const r = await dig(a, 'StReAm.RaDiO.TeSt', 'A');
+    assert.equal(r.status, 'NOERROR');
+    assert.match(r.raw, /;StReAm\.RaDiO\.TeSt\.\s+IN\s+A/);
+    assert.equal(r.answer.length, 2);
+  });
+
+  it('speaks EDNS0: echoes OPT, honours the size, BADVERS for version 1, no OPT without EDNS', async () => {
+    const e = await dig(a, 'radio.test', 'A', '+bufsize=1400');
+    assert.match(e.raw, /; EDNS: version: 0, flags:; udp: 1232/);
+    const noedns = await dig(a, 'radio.test', 'A', '+noedns');
+    assert.doesNotMatch(noedns.raw, /EDNS:/);
+    const v1 = await dig(a, 'radio.test', 'A', '+edns=1', '+noednsnegotiation');
+    assert.equal(v1.status, 'BADVERS');
+    const opcode = await dig(a, 'radio.test', '+opcode=2', '+noedns');
+    assert.equal(opcode.status, 'NOTIMP');
+  });
+
+  it('sets TC when an answer does not fit the client\'s UDP size, and answers in full over TCP', async () => {
+    // A zone with many addresses: start a node advertising 40 of them.
+    const many = Array.from({ length: 40 }, (_, i) => `10.77.0.${i + 1}`).join(',');
+    const big = await startRadiod({ name: 'big', host: '127.0.0.4', etcd: etcd.url, leaseTtl: TTL, extraArgs: ['--public-ip', many, '--bind', '127.0.0.4', '--dns-max-records', '64'] });
+    nodes.push(big);
+    await waitFor(async () => (await dig(big, 'big.radio.test', 'A', '+noedns', '+ignore')).raw.includes('tc'), 15_000, 'a truncated answer');
+    const udp = await dig(big, 'big.radio.test', 'A', '+noedns', '+ignore');
+    assert.ok(udp.flags.includes('tc'));
+    assert.equal(udp.answer.length, 0);
+    const tcp = await dig(big, 'big.radio.test', 'A', '+tcp');
+    assert.equal(tcp.answer.length, 40);
+    const fits = await dig(big, 'big.radio.test', 'A', '+bufsize=4096', '+ignore');
+    assert.ok(!fits.flags.includes('tc'));
+    assert.equal(fits.answer.length, 40);
+    await big.stop();
+    nodes.pop();
+  });
+
+  it('takes a dead node out within LEASE_TTL + 1 s and puts a new one in', async (t) => {
+    const c = await startRadiod({ name: 'c', host: '127.0.0.5', etcd: etcd.url, leaseTtl: TTL });
+    nodes.push(c);
+    await waitFor(async () => (await dig(a, 'stream.radio.test', 'A', '+short')).raw.includes('127.0.0.5'), 10_000, 'c to appear');
+    const t0 = Date.now();
+    process.kill(c.proc.pid, 'SIGKILL');
+    await waitFor(async () => !(await dig(a, 'stream.radio.test', 'A', '+short')).raw.includes('127.0.0.5'), (TTL + 1) * 1000, 'c to leave DNS', 100);
+    t.diagnostic(`kill -9 to out of stream.radio.test: ${Date.now() - t0} ms (LEASE_TTL ${TTL} s)`);
+    assert.equal((await dig(a, 'c.radio.test', 'A')).status, 'NXDOMAIN');
+    await c.stop();
+    nodes.pop();
+  });
+
+  it('keeps several queries on one TCP connection, and survives partial and oversized frames', async () => {
+    const q = (id: number, name: string): Buffer => {
+      const m = dnsPacket.encode({ type: 'query', id, questions: [{ type: 'A', name }] });
+      const f = Buffer.alloc(2 + m.length);
+      f.writeUInt16BE(m.length, 0);
+      m.copy(f, 2);
+      return f;
+    };
+    const sock = connect(a.dnsPort, a.host);
+    const got: Buffer[] = [];
+    sock.on('data', (d: Buffer) => got.push(d));
+    await new Promise((r) => sock.once('connect', r));
+    const frames = Buffer.concat([q(1, 'radio.test'), q(2, 'b.radio.test'), q(3, 'nope.radio.test')]);
+    for (const byte of frames) sock.write(Buffer.from([byte]));
+    await waitFor(() => {
+      const all = Buffer.concat(got);
+      let off = 0;
+      let n = 0;
+      while (off + 2 <= all.length && off + 2 + all.readUInt16BE(off) <= all.length) {
+        off += 2 + all.readUInt16BE(off);
+        n++;
+      }
+      return n === 3;
+    }, 5000, 'three answers on one connection');
+    const all = Buffer.concat(got);
+    const ids: number[] = [];
+    for (let off = 0; off < all.length; off += 2 + all.readUInt16BE(off)) ids.push(dnsPacket.decode(all.subarray(off + 2, off + 2 + all.readUInt16BE(off))).id!);
+    assert.deepEqual(ids, [1, 2, 3]);
+    // An oversized frame announcement followed by too little data, then a hang-up: nothing breaks.
+    sock.write(Buffer.from([0xff, 0xff, 1, 2, 3]));
+    sock.destroy();
+    const tiny = connect(a.dnsPort, a.host);
+    tiny.on('error', () => undefined);
+    await new Promise((r) => tiny.once('connect', r));
+    tiny.write(Buffer.from([0x00, 0x03, 1, 2, 3]));
+    await new Promise((r) => tiny.once('close', r));
+    assert.equal((await dig(a, 'radio.test', 'A', '+tcp')).status, 'NOERROR');
+  });
+
+  it('rate-limits a flooding client prefix and not the others', async (t) => {
+    const flood = createSocket('udp4');
+    await new Promise<void>((r) => flood.bind(0, '127.9.9.9', r));
+    let full = 0;
+    let slipped = 0;
+    flood.on('message', (m) => {
+      if ((m.readUInt16BE(2) & 0x0200) !== 0) slipped++;
+      else full++;
+    });
+    const query = dnsPacket.encode({ type: 'query', id: 7, questions: [{ type: 'A', name: 'stream.radio.test' }] });
+    const sent = 3000;
+    const t0 = Date.now();
+    for (let i = 0; i < sent; i++) {
+      flood.send(query, a.dnsPort, a.host);
+      if (i % 100 === 99) await new Promise((r) => setTimeout(r, 20));
+    }
+    // Meanwhile another client is answered normally.
+    const other = await dig(a, 'stream.radio.test', 'A');
+    await new Promise((r) => setTimeout(r, 500));
+    const secs = (Date.now() - t0) / 1000;
+    flood.close();
+    t.diagnostic(`flood of ${sent} queries in ${secs.toFixed(1)} s: ${full} full answers, ${slipped} truncated slips, the rest dropped`);
+    assert.equal(other.status, 'NOERROR');
+    assert.equal(other.answer.length, 2);
+    // 200/s per prefix and per worker (2 workers), plus a one-second burst each.
+    assert.ok(full <= 2 * 200 * (secs + 1), `${full} full answers`);
+    assert.ok(full + slipped < sent, 'some were dropped');
+    assert.ok(slipped > 0, 'every second dropped answer is sent truncated instead');
+  });
+
+  it('survives random and mutated packets and still answers correctly', async () => {
+    // In-process first: the parser and the cache over hundreds of thousands of inputs.
+    const zone = buildZone({ seq: 1, contentVersion: 1, etcdConnected: true, stateLoaded: true, draining: false, etcdSeenAt: 0, self: 'a', master: 'a', dropped: 0, zoneSerial: 1, nodes: [], mounts: [] }, { domain: 'radio.test', nameservers: ['a'], ttl: 5, apexTtl: 3600, maxRecords: 8 }, 1);
+    const cache = new AnswerCache(zone, { domain: 'radio.test', nameservers: ['a'], ttl: 5, apexTtl: 3600, maxRecords: 8 });
+    const seedPackets = [
+      dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', name: 'stream.radio.test' }] }),
+      dnsPacket.encode({ type: 'query', id: 2, questions: [{ type: 'AAAA', name: 'radio.test' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as dnsPacket.Answer] }),
+    ];
+    let seed = 12345;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    const packets: Buffer[] = [];
+    for (let i = 0; i < 300_000; i++) {
+      let p: Buffer;
+      if (i % 3 === 0) p = Buffer.from(Array.from({ length: rnd(80) }, () => rnd(256)));
+      else {
+        p = Buffer.from(seedPackets[i % 2]!);
+        for (let k = 0; k < 1 + rnd(4); k++) p[rnd(p.length)] = rnd(256);
+        if (rnd(4) === 0) p = p.subarray(0, rnd(p.length));
+      }
+      const r = parseQuery(p);
+      if (r.ok) cache.get(r.q.name, r.q.qtype, r.q.edns !== null);
+      if (i % 6 === 0) packets.push(p);
+    }
+    // Then over the network, to both nodes' UDP and to a TCP connection.
+    const sock = createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.8.8.8', r));
+    for (const [i, p] of packets.entries()) {
+      sock.send(p, i % 2 === 0 ? a.dnsPort : b.dnsPort, i % 2 === 0 ? a.host : b.host);
+      if (i % 200 === 199) await new Promise((r) => setTimeout(r, 5));
+    }
+    sock.close();
+    const tcp = connect(a.dnsPort, a.host);
+    tcp.on('error', () => undefined);
+    await new Promise((r) => tcp.once('connect', r));
+    for (const p of packets.slice(0, 2000)) {
+      const f = Buffer.alloc(2 + p.length);
+      f.writeUInt16BE(p.length, 0);
+      p.copy(f, 2);
+      tcp.write(f);
+    }
+    tcp.destroy();
+    for (const n of [a, b]) {
+      const r = await dig(n, 'stream.radio.test', 'A');
+      assert.equal(r.status, 'NOERROR');
+      assert.equal(r.answer.length, 2);
+      assert.equal((await n.health()).status, 200);
+      assert.doesNotMatch(n.proc.output(), /worker \d+ (failed|exited)/);
+    }
+  });
+
+  it('limits by /24 and /56 prefixes', () => {
+    assert.equal(prefixOf('192.0.2.77'), '192.0.2');
+    assert.equal(prefixOf('::ffff:192.0.2.77'), '192.0.2');
+    assert.equal(prefixOf('2001:db8:1:2:3::9'), '20010db8000100');
+    assert.equal(prefixOf('2001:db8:1:ff::1'), '20010db8000100', 'same /56');
+    assert.equal(prefixOf('2001:db8:1:2ff::1'), '20010db8000102', 'another /56');
+    assert.equal(prefixOf('::1'), '00000000000000');
+  });
+});
