@@ -23,13 +23,15 @@ export function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-/** `pid` and its children (nginx master and workers). */
+/** `pid` and all its descendants (nginx master and workers; NSD's server processes). */
 export function family(pid: number): number[] {
+  let children: number[] = [];
   try {
-    return [pid, ...execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number)];
+    children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
   } catch {
-    return [pid];
+    // No children.
   }
+  return [pid, ...children.flatMap(family)];
 }
 
 export function cpuOf(pids: number[]): number {

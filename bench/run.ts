@@ -9,8 +9,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { startCluster } from './cluster.ts';
 import { fanoutBench, type FanoutResult } from './fanout.ts';
 import { redirectBench, type LoadResult } from './redirect.ts';
+import { dnsBench, type DnsResult } from './dns.ts';
 
-const NAMES = ['redirect', 'fanout'] as const;
+const NAMES = ['redirect', 'fanout', 'dns'] as const;
 const which = process.argv[2] ?? 'all';
 if (which !== 'all' && !(NAMES as readonly string[]).includes(which)) {
   process.stderr.write(`unknown benchmark "${which}"; one of: ${NAMES.join(', ')}\n`);
@@ -18,7 +19,7 @@ if (which !== 'all' && !(NAMES as readonly string[]).includes(which)) {
 }
 const want = (n: string): boolean => which === 'all' || which === n;
 
-const results: { redirect?: LoadResult[]; fanout?: FanoutResult[]; machine: string; date: string } = {
+const results: { redirect?: LoadResult[]; fanout?: FanoutResult[]; dns?: DnsResult[]; machine: string; date: string } = {
   machine: `${(await import('node:os')).cpus().length} cores, node ${process.version}`,
   date: new Date().toISOString(),
 };
@@ -29,6 +30,7 @@ try {
     const sizes = (process.env.BENCH_FANOUT_SIZES ?? '1000,5000').split(',').map(Number);
     results.fanout = await fanoutBench(cluster, sizes);
   }
+  if (want('dns')) results.dns = await dnsBench(cluster);
 } finally {
   await cluster.stop();
 }
@@ -44,6 +46,13 @@ if (results.redirect) {
 if (results.fanout) {
   md.push('## fanout', '', '| server | listeners | connected | CPU % | CPU % per listener | RSS KiB per listener | share >= 15 kB/s | median B/s |', '|---|---|---|---|---|---|---|---|');
   for (const r of results.fanout) md.push(`| ${r.server} | ${r.listeners} | ${r.connected} | ${r.cpuPercent} | ${r.cpuPerListenerPct} | ${r.rssPerListenerKiB} | ${r.atRate} | ${r.medianBps} |`);
+  md.push('');
+}
+if (results.dns) {
+  const [ours, peer] = results.dns;
+  md.push('## dns', '', '| server | queries/s | CPU s | queries per CPU-s | lost |', '|---|---|---|---|---|');
+  for (const r of results.dns) md.push(`| ${r.server} | ${r.qps} | ${r.cpuSeconds} | ${r.perCpuSecond} | ${r.lost} |`);
+  if (ours && peer) md.push('', `radiod / NSD: ${(ours.perCpuSecond / peer.perCpuSecond).toFixed(2)} per CPU-second, ${(ours.qps / peer.qps).toFixed(2)} per second.`);
   md.push('');
 }
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });

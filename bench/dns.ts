@@ -1,0 +1,101 @@
+/**
+ * `dns`: dnsperf against radiod's DNS (rate limiting on, at a rate this
+ * single load generator does not reach) and against NSD serving the same
+ * records from a zone file, in the same run: queries per second and per
+ * CPU-second of the server. Each server's answer is checked with dig first.
+ */
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { freePort, waitFor } from '../test/helpers/net.ts';
+import { run, tempDir } from '../test/helpers/processes.ts';
+import { cpuOf, family } from './proc-stats.ts';
+import type { Cluster } from './cluster.ts';
+
+const exec = promisify(execFile);
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+
+export interface DnsResult {
+  server: string;
+  qps: number;
+  cpuSeconds: number;
+  perCpuSecond: number;
+  lost: string;
+}
+
+async function digA(host: string, port: number): Promise<string[]> {
+  const { stdout } = await exec('dig', [`@${host}`, '-p', String(port), '+short', '+norec', 'stream.radio.test', 'A']);
+  return stdout.trim().split('\n').filter(Boolean).sort();
+}
+
+async function dnsperf(server: string, host: string, port: number, pids: number[]): Promise<DnsResult> {
+  const dir = tempDir('dnsperf');
+  const queries = join(dir, 'queries');
+  writeFileSync(queries, 'stream.radio.test A\nradio.test A\nstream.radio.test A\nnope.radio.test A\n');
+  const cpu0 = cpuOf(pids);
+  const { stdout } = await exec('dnsperf', ['-s', host, '-p', String(port), '-d', queries, '-c', '10', '-l', String(DURATION), '-q', '200'], { maxBuffer: 1 << 20 });
+  const cpu = cpuOf(pids) - cpu0;
+  const qps = Number(/Queries per second:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0);
+  const completed = Number(/Queries completed:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
+  return {
+    server,
+    qps: Math.round(qps),
+    cpuSeconds: Number(cpu.toFixed(2)),
+    perCpuSecond: Math.round(completed / cpu),
+    lost: /Queries lost:\s+(\d+ \([\d.]+%\))/.exec(stdout)?.[1] ?? '?',
+  };
+}
+
+async function startNsd(addresses: string[]): Promise<{ host: string; port: number; pids: () => number[]; stop: () => Promise<void> }> {
+  const dir = tempDir('nsd');
+  const host = '127.0.0.20';
+  const port = await freePort(host);
+  const records = addresses.map((a) => `stream IN A ${a}\n@ IN A ${a}`).join('\n');
+  writeFileSync(join(dir, 'radio.test.zone'), `$ORIGIN radio.test.
+$TTL 5
+@ 3600 IN SOA a.radio.test. hostmaster.radio.test. 1 3600 600 86400 5
+@ 3600 IN NS a.radio.test.
+a IN A 127.0.0.2
+${records}
+`);
+  writeFileSync(join(dir, 'nsd.conf'), `server:
+  ip-address: ${host}@${port}
+  server-count: 1
+  username: ""
+  chroot: ""
+  zonesdir: "${dir}"
+  database: ""
+  pidfile: "${dir}/nsd.pid"
+  xfrdfile: "${dir}/xfrd.state"
+  zonelistfile: "${dir}/zone.list"
+  logfile: "${dir}/nsd.log"
+  rrl-ratelimit: 0
+  verbosity: 0
+remote-control:
+  control-enable: no
+zone:
+  name: radio.test
+  zonefile: radio.test.zone
+`);
+  const p = run('nsd', ['-d', '-c', join(dir, 'nsd.conf')]);
+  await waitFor(async () => (await digA(host, port)).length === addresses.length, 15_000, 'NSD');
+  return { host, port, pids: () => family(p.pid), stop: async () => void (await p.kill('SIGTERM')) };
+}
+
+export async function dnsBench(cluster: Cluster): Promise<DnsResult[]> {
+  const n = cluster.proxy;
+  const ours = await digA(n.host, n.dnsPort);
+  if (ours.length === 0) throw new Error('radiod does not answer stream.radio.test');
+  const nsd = await startNsd(ours);
+  try {
+    const peer = await digA(nsd.host, nsd.port);
+    if (peer.join() !== ours.join()) throw new Error(`NSD answers ${peer.join()}, radiod ${ours.join()}`);
+    return [
+      await dnsperf('radiod (rate limiting on)', n.host, n.dnsPort, [n.proc.pid]),
+      await dnsperf('NSD, 1 server, rrl off', nsd.host, nsd.port, nsd.pids()),
+    ];
+  } finally {
+    await nsd.stop();
+  }
+}
