@@ -62,12 +62,24 @@ export function parseQuery(buf: Buffer): ParseResult {
     }
     if (len > 63) return { ok: false, id, why: 'compressed or invalid label in the question' };
     if (off + 1 + len > buf.length) return { ok: false, id, why: 'truncated label' };
-    let label = '';
+    let plain = true;
     for (let i = off + 1; i < off + 1 + len; i++) {
-      let c = buf[i]!;
-      if (c >= 0x41 && c <= 0x5a) c += 32;
+      const c = buf[i]!;
+      if (c === 0x2e || c < 0x21 || c > 0x7e) {
+        plain = false;
+        break;
+      }
+    }
+    let label: string;
+    if (plain) label = buf.toString('latin1', off + 1, off + 1 + len).toLowerCase();
+    else {
       // Escape what would make the text ambiguous; such names match nothing in the zone.
-      label += c === 0x2e || c < 0x21 || c > 0x7e ? `\\${c.toString().padStart(3, '0')}` : String.fromCharCode(c);
+      label = '';
+      for (let i = off + 1; i < off + 1 + len; i++) {
+        let c = buf[i]!;
+        if (c >= 0x41 && c <= 0x5a) c += 32;
+        label += c === 0x2e || c < 0x21 || c > 0x7e ? `\\${c.toString().padStart(3, '0')}` : String.fromCharCode(c);
+      }
     }
     name += name === '' ? label : `.${label}`;
     off += 1 + len;
