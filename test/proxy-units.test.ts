@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { chooseNode, headroom } from '../src/proxy/balance.ts';
 import { HeadParser, LIMITS } from '../src/proxy/http-head.ts';
 import { ICY_METAINT, IcyInserter, IcyStripper, icyBlock } from '../src/proxy/icy.ts';
-import { routeListener } from '../src/proxy/listen-route.ts';
+import { ListenRouter, routeListener } from '../src/proxy/listen-route.ts';
 import { OggHeaderTracker, OggSplitter } from '../src/proxy/ogg.ts';
 import { m3u, playlistOf, pls, streamUrl } from '../src/proxy/playlist.ts';
 import type { Snapshot, SnapshotNode } from '../src/shared/snapshot.ts';
@@ -246,6 +246,23 @@ describe('listener routing', () => {
   it('redirects every listener in redirect mode, to this node too', () => {
     const one = snap([node('a')], ['a']);
     assert.deepEqual(routeListener(one, '/live.ogg', { nodeName: 'a', proxy: false, door: false }), { kind: 'redirect', location: 'http://10.0.0.1:8000/live.ogg' });
+  });
+});
+
+describe('remembered routing', () => {
+  it('answers like routeListener, and spreads redirects when this node is full', () => {
+    const full = snap([node('a', { maxListeners: 1, listeners: 1 }), node('bb'), node('ccc')], ['a', 'bb', 'ccc']);
+    const router = new ListenRouter({ nodeName: 'a', proxy: true, door: false });
+    const targets = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const d = router.route(full, '/live.ogg');
+      assert.equal(d.kind, 'redirect');
+      if (d.kind === 'redirect') targets.add(d.location);
+    }
+    assert.equal(targets.size, 2, 'random choices are not frozen by the memo');
+    const free = snap([node('a'), node('bb')], ['a', 'bb']);
+    assert.deepEqual(router.route(free, '/live.ogg'), { kind: 'serve' });
+    assert.deepEqual(router.route({ ...free, seq: 3 }, '/nope.ogg'), { kind: 'error', status: 404, text: 'no such mount\n' });
   });
 });
 

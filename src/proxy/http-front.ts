@@ -10,7 +10,7 @@ import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
 import { health } from '../workers/health.ts';
 import type { Hubs } from './hubs.ts';
-import { guessType, routeListener } from './listen-route.ts';
+import { ListenRouter, guessType } from './listen-route.ts';
 import { PLAYLIST_TYPES, m3u, playlistOf, pls, streamUrl } from './playlist.ts';
 import { UwsSink } from './sink.ts';
 import { connectTo, masterIcecast, sourceHeaders } from './source-forward.ts';
@@ -43,6 +43,7 @@ const STATUS: Record<number, string> = {
 };
 
 export function createFront(o: FrontOptions): TemplatedApp {
+  const router = new ListenRouter({ nodeName: o.nodeName, proxy: o.proxy, door: false });
   const listen = (res: HttpResponse, req: HttpRequest, head: boolean): void => {
     const url = req.getUrl();
     const snap = o.reader.current();
@@ -58,7 +59,7 @@ export function createFront(o: FrontOptions): TemplatedApp {
       });
       return;
     }
-    const d = routeListener(snap, url, { nodeName: o.nodeName, proxy: o.proxy, door: false });
+    const d = router.route(snap, url);
     if (d.kind === 'error') return text(res, STATUS[d.status]!, d.text);
     if (d.kind === 'redirect') {
       o.stats.add(S.REDIRECTS, 1);

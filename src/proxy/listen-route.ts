@@ -45,3 +45,38 @@ export function guessType(path: string): string {
   if (/\.webm$/i.test(path)) return 'video/webm';
   return 'application/octet-stream';
 }
+
+/**
+ * routeListener with its answers remembered until the snapshot changes:
+ * most requests name a handful of mounts and, while this node has room,
+ * get the same answer. Choices made at random (this node full) are not
+ * remembered, so the load still spreads.
+ */
+export class ListenRouter {
+  readonly #ctx: ListenContext;
+  #seq = -1;
+  readonly #memo = new Map<string, ListenDecision>();
+
+  constructor(ctx: ListenContext) {
+    this.#ctx = ctx;
+  }
+
+  route(snap: Snapshot, path: string): ListenDecision {
+    if (snap.seq !== this.#seq) {
+      this.#seq = snap.seq;
+      this.#memo.clear();
+    }
+    const hit = this.#memo.get(path);
+    if (hit) return hit;
+    const d = routeListener(snap, path, this.#ctx);
+    const stable = d.kind !== 'redirect' || this.#isSelf(snap, d.location);
+    // Unknown paths are not remembered: a scan of random URLs must not grow the map.
+    if (stable && !(d.kind === 'error' && d.status === 404)) this.#memo.set(path, d);
+    return d;
+  }
+
+  #isSelf(snap: Snapshot, location: string): boolean {
+    const self = snap.nodes.find((n) => n.name === this.#ctx.nodeName);
+    return self !== undefined && self.addresses[0] !== undefined && location.startsWith(`http://${hostPort(self.addresses[0], self.icecastPort)}/`);
+  }
+}
