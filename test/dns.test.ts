@@ -57,7 +57,9 @@ describe('DNS', () => {
     a = await startRadiod({ name: 'a', host: '127.0.0.2', etcd: etcd.url, leaseTtl: TTL, extraArgs: extra });
     b = await startRadiod({ name: 'b', host: '127.0.0.3', etcd: etcd.url, leaseTtl: TTL, extraArgs: extra });
     nodes.push(a, b);
-    await waitFor(async () => (await dig(a, 'stream.radio.test', 'A', '+short')).raw.trim().split('\n').length === 2, 15_000, 'both nodes in DNS');
+    for (const n of [a, b]) {
+      await waitFor(async () => (await dig(n, 'stream.radio.test', 'A', '+short')).raw.trim().split('\n').length === 2, 15_000, `both nodes in ${n.name}'s DNS`);
+    }
   });
   after(async () => {
     for (const n of nodes) await n.stop();
