@@ -13,17 +13,11 @@ import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { alive, waitFor } from './helpers/net.ts';
-import { httpGet, pidFrom, radioctl, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
+import { createMount, httpGet, pidFrom, type Creds, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
 import { KeepSource, Listener, ffmpegMp3Source, ffmpegPutSource, icecastUrl, mp3Frames, oggPages, rawExchange } from './helpers/stream.ts';
 
 const TTL = 3;
 const WORKERS = 2;
-
-interface Creds {
-  path: string;
-  username: string;
-  password: string;
-}
 
 describe('front-end', () => {
   let etcd: Etcd;
@@ -34,12 +28,7 @@ describe('front-end', () => {
   const procs: Proc[] = [];
   const listeners: Listener[] = [];
   let live: Creds;
-  const ctl = (...args: string[]) => radioctl(etcd.url, args);
-  const create = async (...args: string[]): Promise<Creds> => {
-    const res = await ctl('--json', ...args);
-    assert.equal(res.code, 0, res.stderr);
-    return JSON.parse(res.stdout) as Creds;
-  };
+  const create = (...args: string[]): Promise<Creds> => createMount(etcd.url, args);
   const url = (n: Radiod, path: string, door = false): string => `http://${n.host}:${door ? n.icecastPort : n.httpPort}${path}`;
   const listen = (u: string): Listener => {
     const l = new Listener(u);

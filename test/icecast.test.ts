@@ -9,16 +9,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { alive, freePort, waitFor } from './helpers/net.ts';
-import { pidFrom, radioctl, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
+import { createMount, pidFrom, radioctl, type Creds, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
 import { Listener, ffmpegSource, icecastUrl, mp3Frames, oggPages } from './helpers/stream.ts';
 
 const TTL = 3;
-
-interface Creds {
-  path: string;
-  username: string;
-  password: string;
-}
 
 describe('Icecast and liquidsoap under radiod', () => {
   let etcd: Etcd;
@@ -29,11 +23,7 @@ describe('Icecast and liquidsoap under radiod', () => {
   let b: Radiod;
   let c: Radiod;
   const ctl = (...args: string[]) => radioctl(etcd.url, args);
-  const create = async (...args: string[]): Promise<Creds> => {
-    const r = await ctl('--json', ...args);
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout) as Creds;
-  };
+  const create = (...args: string[]): Promise<Creds> => createMount(etcd.url, args);
   /**
    * Starts an ffmpeg source and, like any source client, tries again while it
    * is refused (a new mount reaches Icecast's configuration a moment after

@@ -2,6 +2,7 @@
  * `radioctl status`: the cluster as etcd holds it, in the JSON shape fixed by
  * CONTRACT.md and as a short table for people.
  */
+import { hostPort } from '../shared/host-port.ts';
 import type { ClusterModel } from '../state/cluster-model.ts';
 
 export interface StatusNode {
@@ -36,8 +37,7 @@ export interface ClusterStatus {
   mounts: StatusMount[];
 }
 
-const hp = (addr: string | undefined, port: number): string =>
-  addr === undefined ? `:${port}` : addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+const hp = (addr: string | undefined, port: number): string => (addr === undefined ? `:${port}` : hostPort(addr, port));
 
 export function clusterStatus(model: ClusterModel): ClusterStatus {
   const master = model.master();

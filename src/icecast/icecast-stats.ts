@@ -3,6 +3,7 @@
  * figures. Icecast lists only mounts that are live (a source or a relay is
  * connected), which is exactly what "ready" means.
  */
+import { hostPort } from '../shared/host-port.ts';
 
 export interface IcecastMountStats {
   listeners: number;
@@ -43,8 +44,7 @@ export function parseIcecastStats(xml: string): IcecastStats {
 }
 
 export async function fetchIcecastStats(host: string, port: number, adminPassword: string, timeoutMs = 2000): Promise<IcecastStats> {
-  const h = host.includes(':') ? `[${host}]` : host;
-  const res = await fetch(`http://${h}:${port}/admin/stats`, {
+  const res = await fetch(`http://${hostPort(host, port)}/admin/stats`, {
     headers: { authorization: `Basic ${Buffer.from(`admin:${adminPassword}`).toString('base64')}` },
     signal: AbortSignal.timeout(timeoutMs),
   });

@@ -6,6 +6,7 @@
  * parameters are compile-time literals in liquidsoap, hence a script per
  * mount; every string goes through `str()`.
  */
+import { urlHost } from '../shared/host-port.ts';
 import type { Transcode } from '../state/mount-record.ts';
 
 /** A liquidsoap string literal. */
@@ -39,8 +40,6 @@ export interface TranscodeScriptInput {
   password: string;
 }
 
-const hostUrl = (h: string): string => (h.includes(':') ? `[${h}]` : h);
-
 export function renderTranscodeScript(c: TranscodeScriptInput): string {
   const t = c.transcode;
   const contentType = { mp3: 'audio/mpeg', vorbis: 'application/ogg', opus: 'application/ogg' }[t.codec];
@@ -50,7 +49,7 @@ export function renderTranscodeScript(c: TranscodeScriptInput): string {
     'settings.log.stdout.set(true)',
     'settings.log.file.set(false)',
     'settings.log.level.set(3)',
-    `s = input.http(${str(`http://${hostUrl(c.input.host)}:${c.input.port}${t.source}`)})`,
+    `s = input.http(${str(`http://${urlHost(c.input.host)}:${c.input.port}${t.source}`)})`,
     's = mksafe(s)',
     `output.icecast(${encoder(t)}, host=${str(c.output.host)}, port=${c.output.port}, user=${str(c.username)}, password=${str(c.password)}, mount=${str(c.mount)}, format=${str(contentType)}, s)`,
     '',

@@ -3,6 +3,7 @@
  * a hub, send it to another node (302), or refuse it (404 unknown mount,
  * 503 nobody can serve it). A pure function of the snapshot and the request.
  */
+import { hostPort } from '../shared/host-port.ts';
 import { isMountPath } from '../shared/mount-path.ts';
 import type { Snapshot } from '../shared/snapshot.ts';
 import { chooseNode, servable } from './balance.ts';
@@ -20,8 +21,6 @@ export interface ListenContext {
   door: boolean;
   random?: () => number;
 }
-
-const hostPort = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
 
 export function routeListener(snap: Snapshot, path: string, ctx: ListenContext): ListenDecision {
   const mount = isMountPath(path) ? snap.mounts.find((m) => m.path === path) : undefined;

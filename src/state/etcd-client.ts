@@ -9,6 +9,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { Etcd3, type IOptions } from 'etcd3';
 import { RadioError, describe } from '../core/errors.ts';
+import { hostPort } from '../shared/host-port.ts';
 
 export interface EtcdSettings {
   etcdServer: string;
@@ -38,8 +39,6 @@ export function loadTls(s: EtcdSettings): Tls | null {
     throw new RadioError('RADIOAI_ERR_ETCD_TLS', `etcd TLS files: ${describe(err)}`, { cause: err });
   }
 }
-
-const hostPort = (addr: string, port: number): string => (isIP(addr) === 6 ? `[${addr}]:${port}` : `${addr}:${port}`);
 
 /** The client URLs to use, resolving a host name to its addresses. */
 export async function etcdEndpoints(s: EtcdSettings, tls: boolean): Promise<string[]> {

@@ -201,3 +201,17 @@ export async function radioctl(etcd: string, args: string[], stdin?: string): Pr
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** A mount's credentials as `radioctl --json create-mount` prints them. */
+export interface Creds {
+  path: string;
+  username: string;
+  password: string;
+}
+
+/** Runs a radioctl create command with --json; fails unless it succeeds. */
+export async function createMount(etcd: string, args: string[]): Promise<Creds> {
+  const res = await radioctl(etcd, ['--json', ...args]);
+  if (res.code !== 0) throw new Error(`radioctl ${args.join(' ')}: ${res.stderr}`);
+  return JSON.parse(res.stdout) as Creds;
+}
