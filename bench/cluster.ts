@@ -3,7 +3,7 @@
  * mode (the master, whose Icecast takes the source), a radiod in redirect
  * mode, one mount and a steady 128 kbit/s Ogg Vorbis source from ffmpeg.
  */
-import { waitFor } from '../test/helpers/net.ts';
+import { waitFor } from '../harness/net.ts';
 import { httpGet, radioctl, startEtcd, startRadiod, type Etcd, type Radiod } from '../test/helpers/processes.ts';
 import { KeepSource, Listener, ffmpegSource, icecastUrl, oggPages } from '../test/helpers/stream.ts';
 

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, waitFor } from '../test/helpers/net.ts';
+import { freePort, waitFor } from '../harness/net.ts';
 import { run, tempDir } from '../test/helpers/processes.ts';
 import { cpuOf, family } from './proc-stats.ts';
 import type { Cluster } from './cluster.ts';

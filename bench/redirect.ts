@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { freePort, waitFor } from '../test/helpers/net.ts';
+import { freePort, waitFor } from '../harness/net.ts';
 import { httpGet, run, tempDir } from '../test/helpers/processes.ts';
 import { cpuOf, family } from './proc-stats.ts';
 import type { Cluster } from './cluster.ts';

@@ -15,7 +15,8 @@ import type { SnapshotInput } from './shared/snapshot.ts';
 import { ClusterModel, type NodeInfo, type NodeStatus } from './state/cluster-model.ts';
 import { Campaigner } from './state/election.ts';
 import { MASTER_ELECTION } from './state/keys.ts';
-import { connectEtcd, withDeadline } from './state/etcd-client.ts';
+import { connectEtcd, loadTls, withDeadline } from './state/etcd-client.ts';
+import { memberHealthy, parseEndpoint, reachable, type Endpoint, type ProbeTls } from './state/etcd-probe.ts';
 import { Presence } from './state/presence.ts';
 import { SnapshotWriter } from './state/snapshot-writer.ts';
 import { WorkerSupervisor } from './workers/supervisor.ts';
@@ -61,6 +62,15 @@ export class Daemon {
   #etcdConnected = false;
   #statusInFlight = false;
   #lastDropped = 0;
+  #endpoints: Endpoint[] = [];
+  #probeTls: ProbeTls | null = null;
+  #probing = false;
+  #ticks = 0;
+  /** Some etcd member accepted a TCP connection at the last probe. */
+  #etcdReachable = true;
+  /** The etcd member on this node's own address reported itself healthy. */
+  #localMember = false;
+  #outOfService = false;
 
   constructor(config: Config) {
     this.config = config;
@@ -135,6 +145,9 @@ export class Daemon {
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + ETCD_CALL_MS) }),
     });
     this.client = client;
+    this.#endpoints = endpoints.map(parseEndpoint);
+    const tls = loadTls(c);
+    this.#probeTls = tls ? { ca: tls.rootCertificate, ...(tls.certChain ? { cert: tls.certChain } : {}), ...(tls.privateKey ? { key: tls.privateKey } : {}) } : null;
     log.info(`etcd at ${endpoints.join(', ')}`);
     if (this.etcd) await this.#waitForEtcd(client);
 
@@ -184,16 +197,65 @@ export class Daemon {
       if (connected) log.info('etcd reachable');
       else log.warn('etcd unreachable: serving the last known cluster state');
     }
+    if (!connected || this.#ticks++ % 5 === 0) void this.#probe(connected);
+    this.#checkService(connected);
     this.#applyIcecast();
     this.publish();
     void this.#writeStatus();
+  }
+
+  /**
+   * Is any etcd member reachable at all (only asked while etcd is silent),
+   * and is the member on this node's own address healthy (for etcd.DOMAIN)?
+   */
+  async #probe(connected: boolean): Promise<void> {
+    if (this.#probing) return;
+    this.#probing = true;
+    try {
+      if (!connected) this.#etcdReachable = (await Promise.all(this.#endpoints.map((e) => reachable(e, 1000)))).some(Boolean);
+      const own = new Set([...this.config.publicIps, ...this.config.bindAddrs]);
+      const local = this.#endpoints.filter((e) => own.has(e.host));
+      this.#localMember = local.length > 0 && (await Promise.all(local.map((e) => memberHealthy(e, this.#probeTls, 1000)))).some(Boolean);
+    } finally {
+      this.#probing = false;
+    }
+  }
+
+  /**
+   * Out of service: no etcd member has answered for a whole lease TTL (the
+   * others have dropped this node by now) and other nodes exist to take its
+   * listeners. A cluster whose etcd lost quorum is different: members still
+   * answer, every node is in the same state, and each keeps serving.
+   */
+  #checkService(connected: boolean): void {
+    const silentMs = Date.now() - this.#lastSeen();
+    const others = [...(this.model?.nodes.keys() ?? [])].some((n) => n !== this.config.nodeName);
+    const out = !connected && !this.#etcdReachable && silentMs >= this.config.leaseTtl * 1000 && others;
+    if (out === this.#outOfService) return;
+    this.#outOfService = out;
+    if (out) log.warn(`no etcd member reachable for ${Math.round(silentMs / 1000)} s: out of service, sending listeners to other nodes`);
+    else log.info('etcd reachable again: back in service');
+  }
+
+  /**
+   * The master as this node should act on it. A node out of service cannot
+   * know the election's outcome; if it was the master, the others elect the
+   * next candidate once its lease expires, so it steps down to that one
+   * rather than keep sources the rest of the cluster no longer relays.
+   */
+  #master(): string | null {
+    const model = this.model;
+    if (!model) return null;
+    const self = this.config.nodeName;
+    if (!this.#outOfService) return model.master();
+    return model.masterCandidates().find((n) => n !== self) ?? null;
   }
 
   /** What the local Icecast should be, from the model: role, mounts, and where the master is. */
   icecastDesired(): IcecastDesired | null {
     const model = this.model;
     if (!model?.loaded) return null;
-    const masterName = model.master();
+    const masterName = this.#master();
     // Until a master is known the role is not either: wait rather than start
     // Icecast in one role and restart it in the other a moment later.
     if (masterName === null) return null;
@@ -255,7 +317,7 @@ export class Daemon {
   status(): NodeStatus {
     const c = this.config;
     const stats = this.icecast.stats;
-    const master = this.model?.master() === c.nodeName;
+    const master = this.#master() === c.nodeName;
     const slots = new Map(this.#reader.current().mounts.map((m) => [m.path, m.slot]));
     const mounts: NodeStatus['mounts'] = {};
     for (const path of this.model?.mounts.keys() ?? []) {
@@ -268,7 +330,7 @@ export class Daemon {
       listeners: sumStats(this.stats, c.workers, c.snapshotMounts, S.LISTENERS),
       bandwidth: this.#measureBandwidth(),
       icecastReady: this.icecast.ready,
-      etcdMember: this.etcd?.running === true && this.#connected(),
+      etcdMember: this.#connected() && (this.etcd ? this.etcd.running : this.#localMember),
       mounts,
       updatedAt: new Date().toISOString(),
     };
@@ -298,7 +360,7 @@ export class Daemon {
           dnsPort: n.dnsPort,
           icecastPort: n.icecastPort,
           icecastInternalPort: n.icecastInternalPort,
-          alive: true,
+          alive: !(this.#outOfService && n.name === this.config.nodeName),
           icecastReady: s?.icecastReady ?? false,
           etcdHealthy: s?.etcdMember ?? false,
           proxy: n.proxy,
@@ -317,9 +379,10 @@ export class Daemon {
       etcdConnected: this.#connected(),
       stateLoaded: model?.loaded ?? false,
       draining: this.#draining,
+      outOfService: this.#outOfService,
       etcdSeenAt: Math.floor(this.#lastSeen() / 1000),
       self: this.config.nodeName,
-      master: model?.master() ?? null,
+      master: this.#master(),
       zoneSerial: this.#zoneSerial(nodes),
       nodes,
       mounts,

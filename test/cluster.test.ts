@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { alive, waitFor } from './helpers/net.ts';
+import { alive, waitFor } from '../harness/net.ts';
 import { httpGet, radioctl, startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
 
 const TTL = 3;

@@ -5,46 +5,19 @@
  * answers correctly. Two radiod nodes share one etcd.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import dnsPacket from 'dns-packet';
 import { AnswerCache } from '../src/dns/answers.ts';
 import { parseQuery } from '../src/dns/wire.ts';
 import { buildZone } from '../src/dns/zone.ts';
 import { prefixOf } from '../src/dns/rrl.ts';
-import { waitFor } from './helpers/net.ts';
+import { waitFor } from '../harness/net.ts';
+import { dig } from './helpers/dig.ts';
 import { startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
 
 const TTL = 3;
-const run = promisify(execFile);
-
-interface Dig {
-  status: string;
-  flags: string[];
-  answer: string[];
-  authority: string[];
-  additional: string[];
-  raw: string;
-}
-
-async function dig(n: Radiod, ...args: string[]): Promise<Dig> {
-  const { stdout } = await run('dig', [`@${n.host}`, '-p', String(n.dnsPort), '-b', '127.0.0.1', '+norec', '+time=2', '+tries=1', ...args]);
-  const section = (name: string): string[] => {
-    const m = new RegExp(`;; ${name} SECTION:\\n([\\s\\S]*?)(?:\\n\\n|$)`).exec(stdout);
-    return m ? m[1]!.split('\n').filter((l) => l && !l.startsWith(';')).map((l) => l.replace(/\s+/g, ' ').trim()) : [];
-  };
-  return {
-    status: /status: (\w+)/.exec(stdout)?.[1] ?? '',
-    flags: (/;; flags: ([^;]*);/.exec(stdout)?.[1] ?? '').trim().split(' '),
-    answer: section('ANSWER'),
-    authority: section('AUTHORITY'),
-    additional: section('ADDITIONAL'),
-    raw: stdout,
-  };
-}
 
 describe('DNS', () => {
   let etcd: Etcd;
@@ -224,7 +197,7 @@ describe('DNS', () => {
 
   it('survives random and mutated packets and still answers correctly', async () => {
     // In-process first: the parser and the cache over hundreds of thousands of inputs.
-    const zone = buildZone({ seq: 1, contentVersion: 1, etcdConnected: true, stateLoaded: true, draining: false, etcdSeenAt: 0, self: 'a', master: 'a', dropped: 0, zoneSerial: 1, nodes: [], mounts: [] }, { domain: 'radio.test', nameservers: ['a'], ttl: 5, apexTtl: 3600, maxRecords: 8 }, 1);
+    const zone = buildZone({ seq: 1, contentVersion: 1, etcdConnected: true, stateLoaded: true, draining: false, outOfService: false, etcdSeenAt: 0, self: 'a', master: 'a', dropped: 0, zoneSerial: 1, nodes: [], mounts: [] }, { domain: 'radio.test', nameservers: ['a'], ttl: 5, apexTtl: 3600, maxRecords: 8 }, 1);
     const cache = new AnswerCache(zone, { domain: 'radio.test', nameservers: ['a'], ttl: 5, apexTtl: 3600, maxRecords: 8 });
     const seedPackets = [
       dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', name: 'stream.radio.test' }] }),

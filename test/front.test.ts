@@ -12,7 +12,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { alive, waitFor } from './helpers/net.ts';
+import { alive, waitFor } from '../harness/net.ts';
 import { createMount, httpGet, pidFrom, type Creds, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
 import { KeepSource, Listener, ffmpegMp3Source, ffmpegPutSource, icecastUrl, mp3Frames, oggPages, rawExchange } from './helpers/stream.ts';
 

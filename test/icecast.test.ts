@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { alive, freePort, waitFor } from './helpers/net.ts';
+import { alive, freePort, waitFor } from '../harness/net.ts';
 import { createMount, pidFrom, radioctl, type Creds, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
 import { Listener, ffmpegSource, icecastUrl, mp3Frames, oggPages } from './helpers/stream.ts';
 

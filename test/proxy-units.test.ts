@@ -168,7 +168,7 @@ function node(name: string, over: Partial<SnapshotNode> = {}): SnapshotNode {
 
 function snap(nodes: SnapshotNode[], readyOn: string[], extra: Partial<Snapshot> = {}): Snapshot {
   return {
-    seq: 2, contentVersion: 1, etcdConnected: true, stateLoaded: true, draining: false, etcdSeenAt: 0, self: 'a', master: 'a', dropped: 0, zoneSerial: 1,
+    seq: 2, contentVersion: 1, etcdConnected: true, stateLoaded: true, draining: false, outOfService: false, etcdSeenAt: 0, self: 'a', master: 'a', dropped: 0, zoneSerial: 1,
     nodes,
     mounts: [
       { slot: 0, path: '/live.ogg', relay: false, transcoded: false, fallbackPath: null, sourceConnected: true, listeners: 0, readyOn },

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { radioctl, startEtcd, tempDir, type Etcd } from './helpers/processes.ts';
-import { freePort } from './helpers/net.ts';
+import { freePort } from '../harness/net.ts';
 
 describe('radioctl', () => {
   let etcd: Etcd;

@@ -22,7 +22,7 @@ function input(i: number): SnapshotInput {
     path: `/m${i}/${'x'.repeat(j * 7)}${j}`, relay: false, transcoded: false, fallbackPath: null,
     sourceConnected: true, listeners: i, readyOn: nodes.filter((_, k) => k % 2 === 0).map((n) => n.name),
   }));
-  return { etcdConnected: true, stateLoaded: true, draining: false, etcdSeenAt: i, self: nodes[0]!.name, master: nodes.at(-1)!.name, zoneSerial: i, nodes, mounts };
+  return { etcdConnected: true, stateLoaded: true, draining: false, outOfService: false, etcdSeenAt: i, self: nodes[0]!.name, master: nodes.at(-1)!.name, zoneSerial: i, nodes, mounts };
 }
 
 describe('shared snapshot', () => {

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { waitFor } from './helpers/net.ts';
+import { waitFor } from '../harness/net.ts';
 import { radioctl, startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
-import { TcpProxy } from './helpers/tcp-proxy.ts';
+import { TcpProxy } from '../harness/tcp-proxy.ts';
 
 describe('watch recovery', () => {
   let etcd: Etcd;

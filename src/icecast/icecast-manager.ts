@@ -76,6 +76,7 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
   #role: IcecastDesired['role'] | null = null;
   #scrape: NodeJS.Timeout | null = null;
   #scraping = false;
+  #stopped = false;
   /** Last successful scrape, or null while Icecast does not answer. */
   stats: IcecastStats | null = null;
   /** Config reloads (SIGHUP) and role restarts, for status and tests. */
@@ -121,6 +122,8 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
 
   /** Brings the running Icecast in line with `want`. */
   apply(want: IcecastDesired): void {
+    // A cluster change arriving during shutdown must not start Icecast again.
+    if (this.#stopped) return;
     const config = renderIcecastConfig({
       role: want.role,
       bindAddrs: this.opts.bindAddrs,
@@ -189,6 +192,7 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     if (this.#scrape) clearInterval(this.#scrape);
     this.#scrape = null;
     await this.child.stop(3000);

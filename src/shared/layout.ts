@@ -58,6 +58,8 @@ export const F_ETCD_CONNECTED = 1 << 0;
 export const F_STATE_LOADED = 1 << 1;
 /** The daemon is shutting down: health answers 503. */
 export const F_DRAINING = 1 << 2;
+/** Cut off from etcd while other nodes exist: health answers 503 and this node sends listeners elsewhere. */
+export const F_OUT_OF_SERVICE = 1 << 3;
 
 /** Node record words. */
 export const N = {

@@ -9,7 +9,7 @@
  * read keeps failing anyway, the last good snapshot is returned.
  */
 import {
-  F_DRAINING, F_ETCD_CONNECTED, F_STATE_LOADED, H, M, MF_HAS_FALLBACK, MF_RELAY, MF_SOURCE_CONNECTED,
+  F_DRAINING, F_ETCD_CONNECTED, F_OUT_OF_SERVICE, F_STATE_LOADED, H, M, MF_HAS_FALLBACK, MF_RELAY, MF_SOURCE_CONNECTED,
   MF_TRANSCODED, N, NF_ALIVE, NF_ETCD_HEALTHY, NF_ICECAST_READY, NF_MASTER, NF_PROXY, MOUNT_WORDS, NODE_WORDS,
   geometryOf, type Geometry,
 } from './layout.ts';
@@ -18,7 +18,7 @@ import type { Snapshot, SnapshotMount, SnapshotNode } from './snapshot.ts';
 const MAX_TRIES = 1000;
 
 export const EMPTY_SNAPSHOT: Snapshot = Object.freeze({
-  seq: 0, contentVersion: 0, etcdConnected: false, stateLoaded: false, draining: false, etcdSeenAt: 0,
+  seq: 0, contentVersion: 0, etcdConnected: false, stateLoaded: false, draining: false, outOfService: false, etcdSeenAt: 0,
   self: null, master: null, dropped: 0, zoneSerial: 0, nodes: [], mounts: [],
 });
 
@@ -149,6 +149,7 @@ export class SnapshotReader {
       etcdConnected: (flags & F_ETCD_CONNECTED) !== 0,
       stateLoaded: (flags & F_STATE_LOADED) !== 0,
       draining: (flags & F_DRAINING) !== 0,
+      outOfService: (flags & F_OUT_OF_SERVICE) !== 0,
       etcdSeenAt: w[H.ETCD_SEEN_AT]!,
       self: self >= 0 ? (nameBySlot[self] ?? null) : null,
       master: master >= 0 ? (nameBySlot[master] ?? null) : null,

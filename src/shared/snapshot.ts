@@ -41,6 +41,8 @@ export interface Snapshot {
   etcdConnected: boolean;
   stateLoaded: boolean;
   draining: boolean;
+  /** Cut off from etcd: listeners go to other nodes, health answers 503. */
+  outOfService: boolean;
   /** Unix seconds of the last successful contact with etcd. */
   etcdSeenAt: number;
   self: string | null;
@@ -58,6 +60,8 @@ export interface SnapshotInput {
   etcdConnected: boolean;
   stateLoaded: boolean;
   draining: boolean;
+  /** Cut off from etcd: listeners go to other nodes, health answers 503. */
+  outOfService: boolean;
   etcdSeenAt: number;
   self: string | null;
   master: string | null;

@@ -107,6 +107,14 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
     return this.leader(MASTER_ELECTION);
   }
 
+  /** The master election's candidates, oldest (the winner) first. */
+  masterCandidates(): string[] {
+    return [...this.candidates.values()]
+      .filter((c) => c.election === MASTER_ELECTION)
+      .sort((a, b) => (a.createRevision < b.createRevision ? -1 : a.createRevision > b.createRevision ? 1 : 0))
+      .map((c) => c.value);
+  }
+
   async start(): Promise<void> {
     await this.#reload();
   }

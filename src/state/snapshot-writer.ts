@@ -9,7 +9,7 @@
  * counted in DROPPED, so running out never corrupts what readers see.
  */
 import {
-  F_DRAINING, F_ETCD_CONNECTED, F_STATE_LOADED, H, M, MF_HAS_FALLBACK, MF_RELAY, MF_SOURCE_CONNECTED,
+  F_DRAINING, F_ETCD_CONNECTED, F_OUT_OF_SERVICE, F_STATE_LOADED, H, M, MF_HAS_FALLBACK, MF_RELAY, MF_SOURCE_CONNECTED,
   MF_TRANSCODED, MOUNT_WORDS, N, NF_ALIVE, NF_ETCD_HEALTHY, NF_ICECAST_READY, NF_MASTER, NF_PROXY, NODE_WORDS,
   allocate, geometry, type Capacity, type Geometry,
 } from '../shared/layout.ts';
@@ -135,6 +135,7 @@ export class SnapshotWriter {
     if (input.etcdConnected) flags |= F_ETCD_CONNECTED;
     if (input.stateLoaded) flags |= F_STATE_LOADED;
     if (input.draining) flags |= F_DRAINING;
+    if (input.outOfService) flags |= F_OUT_OF_SERVICE;
     w[H.FLAGS] = flags;
     w[H.ETCD_SEEN_AT] = input.etcdSeenAt;
     if (changed) w[H.CONTENT_VERSION]!++;

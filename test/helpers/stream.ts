@@ -59,6 +59,16 @@ export class Listener {
     return Buffer.concat(this.#chunks);
   }
 
+  /** Unix ms of the last data received (0: none yet). */
+  get lastAt(): number {
+    return this.#lastAt;
+  }
+
+  /** Starts measuring maxGapMs afresh (from the next piece of data). */
+  resetGap(): void {
+    this.maxGapMs = 0;
+  }
+
   close(): void {
     this.#req.destroy();
   }

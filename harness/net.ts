@@ -1,8 +1,9 @@
 /**
- * Test helpers for ports and waiting: free ports found by binding port 0,
+ * Ports and waiting for the harness and the tests: free ports found by binding port 0,
  * and polling a real signal instead of sleeping a fixed time.
  */
-import { createServer } from 'node:net';
+import { get, type IncomingHttpHeaders } from 'node:http';
+import { connect, createServer } from 'node:net';
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -55,4 +56,43 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** A port free on every one of `hosts`. */
+export async function freePortOn(hosts: string[]): Promise<number> {
+  for (;;) {
+    const p = await freePort(hosts[0]);
+    let ok = true;
+    for (const h of hosts.slice(1)) ok &&= await isFree(p, h);
+    if (ok) return p;
+  }
+}
+
+/** True when something accepts TCP connections on host:port. */
+export function listening(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    const done = (v: boolean): void => {
+      s.destroy();
+      resolve(v);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/** One GET on a new connection (no keep-alive), so that SO_REUSEPORT spreads requests over the workers. */
+export function httpGet(url: string, timeoutMs = 5000): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
 }
