@@ -104,7 +104,7 @@ export class Cluster {
     } else {
       ports = o.ports;
       for (const h of hosts) {
-        for (const [what, p] of Object.entries(ports)) {
+        for (const [what, p] of Object.entries(ports) as [string, number][]) {
           if (await listening(h, p, 300)) throw new Error(`port ${p} (${what}) on ${h} is in use; choose another or stop what holds it`);
         }
       }
@@ -193,7 +193,7 @@ export class Cluster {
 
   /** Stops everything this cluster started and removes its directory. */
   async down(): Promise<void> {
-    await Promise.all(this.nodes.map((n) => n.radiod?.stop()));
+    await Promise.all(this.nodes.map((n) => (n.radiod ? n.radiod.stop() : Promise.resolve())));
     for (const n of this.nodes) {
       for (const p of n.proxies) await p.stop();
       await n.member.kill();
