@@ -4,7 +4,9 @@
  * mode, one mount and a steady 128 kbit/s Ogg Vorbis source from ffmpeg.
  */
 import { waitFor } from '../harness/net.ts';
-import { httpGet, radioctl, startEtcd, startRadiod, type Etcd, type Radiod } from '../test/helpers/processes.ts';
+import { startEtcd, type Etcd } from '../harness/etcd.ts';
+import { httpGet } from '../harness/net.ts';
+import { radioctl, startRadiod, type Radiod } from '../harness/radiod.ts';
 import { KeepSource, Listener, ffmpegSource, icecastUrl, oggPages } from '../test/helpers/stream.ts';
 
 export interface Cluster {

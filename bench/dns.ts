@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort, waitFor } from '../harness/net.ts';
-import { run, tempDir } from '../test/helpers/processes.ts';
+import { run, tempDir } from '../harness/process.ts';
 import { cpuOf, family } from './proc-stats.ts';
 import type { Cluster } from './cluster.ts';
 

@@ -7,7 +7,7 @@
  */
 import { get, type ClientRequest } from 'node:http';
 import { cpuOf, rssOf } from './proc-stats.ts';
-import { pidFrom } from '../test/helpers/processes.ts';
+import { pidFrom } from '../harness/process.ts';
 import { join } from 'node:path';
 import type { Cluster } from './cluster.ts';
 

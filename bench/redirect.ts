@@ -8,7 +8,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { freePort, waitFor } from '../harness/net.ts';
-import { httpGet, run, tempDir } from '../test/helpers/processes.ts';
+import { httpGet } from '../harness/net.ts';
+import { run, tempDir } from '../harness/process.ts';
 import { cpuOf, family } from './proc-stats.ts';
 import type { Cluster } from './cluster.ts';
 
