@@ -25,6 +25,8 @@ import { Transcoders } from './icecast/transcoders.ts';
 import { SnapshotReader } from './shared/snapshot-reader.ts';
 import { zoneKey } from './dns/zone.ts';
 import { S, statsBuffer, sumMountListeners, sumStats } from './shared/worker-stats.ts';
+import { summarize, type EncodedLatency } from './shared/latency.ts';
+import { StatsdReporter } from './metrics/statsd-reporter.ts';
 
 const log = logger('radiod');
 const VERSION = '0.1.0';
@@ -71,6 +73,13 @@ export class Daemon {
   /** The etcd member on this node's own address reported itself healthy. */
   #localMember = false;
   #outOfService = false;
+  #metrics: StatsdReporter | null = null;
+  /** Each worker's latest latency histograms, merged for /debug/latency. */
+  readonly #latency = new Map<number, EncodedLatency>();
+  #latencyChanged = false;
+  #etcdErrors = 0;
+  #masterChanges = 0;
+  #lastMaster: string | null = null;
 
   constructor(config: Config) {
     this.config = config;
@@ -107,6 +116,27 @@ export class Daemon {
       hostname: config.publicIps[0]!,
       limits: { clients: config.icecastClients, queueSize: config.icecastQueueSize, burstSize: config.icecastBurstSize },
     });
+    // A restarted worker starts with no summary: send it one at the next tick.
+    this.workers.on('restart', () => (this.#latencyChanged = true));
+    this.workers.on('latency', (id, h) => {
+      this.#latency.set(id, { ...this.#latency.get(id), ...h });
+      this.#latencyChanged = true;
+    });
+    if (config.statsd !== '') {
+      this.#metrics = new StatsdReporter(config.statsd, config.nodeName, {
+        stats: this.stats,
+        workers: config.workers,
+        maxMounts: config.snapshotMounts,
+        mounts: () => this.#reader.current().mounts,
+        totals: () => ({
+          workerRestarts: this.workers.restarts,
+          icecastRestarts: this.icecast.child.restarts,
+          liquidsoapRestarts: this.transcoders?.restarts ?? 0,
+          etcdErrors: this.#etcdErrors + (this.presence?.leasesLost ?? 0),
+          masterChanges: this.#masterChanges,
+        }),
+      });
+    }
     this.icecast.on('stats', () => {
       this.publish();
       void this.#writeStatus();
@@ -154,7 +184,15 @@ export class Daemon {
     const model = new ClusterModel(client);
     this.model = model;
     this.transcoders = new Transcoders({ client, model, nodeName: c.nodeName, leaseTtl: c.leaseTtl, dataDir: c.dataDir });
+    model.on('connection', (up) => {
+      if (!up) this.#etcdErrors++;
+    });
     model.on('change', () => {
+      const m = model.master();
+      if (m !== null && m !== this.#lastMaster) {
+        if (this.#lastMaster !== null) this.#masterChanges++;
+        this.#lastMaster = m;
+      }
       this.#applyIcecast();
       this.transcoders?.sync();
       this.publish();
@@ -200,6 +238,11 @@ export class Daemon {
     if (!connected || this.#ticks++ % 5 === 0) void this.#probe(connected);
     this.#checkService(connected);
     this.#applyIcecast();
+    this.#metrics?.report();
+    if (this.#latencyChanged) {
+      this.#latencyChanged = false;
+      this.workers.broadcast({ type: 'LATENCY_SUMMARY', json: JSON.stringify({ node: this.config.nodeName, ...summarize(this.#latency.values()) }) });
+    }
     this.publish();
     void this.#writeStatus();
   }
@@ -425,7 +468,7 @@ export class Daemon {
       new Promise((r) => setTimeout(r, 2000)),
     ]);
     this.client?.close();
-    await this.etcd?.stop(2000);
+    await Promise.all([this.etcd?.stop(2000), this.#metrics?.close()]);
     log.info('stopped');
   }
 }

@@ -8,6 +8,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
+import type { LatencyRecorder } from '../shared/latency.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
 import { AnswerCache, type Answer } from './answers.ts';
 import { Rrl } from './rrl.ts';
@@ -27,6 +28,7 @@ export interface DnsOptions {
   zone: ZoneConfig;
   /** Responses per second per client prefix over UDP; 0 = unlimited. */
   rrl: number;
+  latency?: LatencyRecorder;
 }
 
 /** A bare header answer (FORMERR, NOTIMP, RRL slip): no records, optionally the question. */
@@ -168,6 +170,7 @@ export class DnsServer {
   }
 
   #onUdp(sock: UdpSocket, msg: Buffer, address: string, port: number): void {
+    const t0 = performance.now();
     let res: Buffer | null;
     try {
       res = this.answer(msg, true);
@@ -192,6 +195,8 @@ export class DnsServer {
       res = slip;
     }
     sock.send(res, port, address);
+    // From the datagram's arrival to its answer handed to the kernel, in µs.
+    this.#o.latency?.record('dns_answer_us', (performance.now() - t0) * 1000);
   }
 
   #onTcp(c: Socket): void {

@@ -7,6 +7,7 @@
 import type { Socket } from 'node:net';
 import { App, type HttpRequest, type HttpResponse, type TemplatedApp } from 'uWebSockets.js';
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
+import type { LatencyRecorder } from '../shared/latency.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
 import { health } from '../workers/health.ts';
 import type { Hubs } from './hubs.ts';
@@ -27,6 +28,14 @@ export interface FrontOptions {
   icecastPort: number;
   proxy: boolean;
   worker: number;
+  latency?: LatencyRecorder;
+  /** The merged latency percentiles (JSON) for GET /debug/latency. */
+  latencyJson?: () => string;
+}
+
+/** Loopback peers only: /debug pages are for the operator on the machine. */
+export function isLoopback(addr: string): boolean {
+  return addr.startsWith('127.') || addr === '::1' || addr === '0000:0000:0000:0000:0000:0000:0000:0001' || /^(0000:){5}ffff:7f/i.test(addr) || addr.startsWith('::ffff:127.');
 }
 
 function text(res: HttpResponse, status: string, body: string, extra?: [string, string][]): void {
@@ -59,11 +68,15 @@ export function createFront(o: FrontOptions): TemplatedApp {
       });
       return;
     }
+    const t0 = performance.now();
     const d = router.route(snap, url);
     if (d.kind === 'error') return text(res, STATUS[d.status]!, d.text);
     if (d.kind === 'redirect') {
       o.stats.add(S.REDIRECTS, 1);
-      return text(res, STATUS[302]!, `${d.location}\n`, [['Location', d.location]]);
+      text(res, STATUS[302]!, `${d.location}\n`, [['Location', d.location]]);
+      // Routing and writing the answer, in µs (the network is the client's to measure).
+      o.latency?.record('redirect_us', (performance.now() - t0) * 1000);
+      return;
     }
     if (head) {
       res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Type', guessType(url)).endWithoutBody(0, false));
@@ -186,6 +199,11 @@ export function createFront(o: FrontOptions): TemplatedApp {
         res.writeStatus(h.status === 200 ? '200 OK' : '503 Service Unavailable')
           .writeHeader('Content-Type', 'application/json').writeHeader('Cache-Control', 'no-store').end(h.body);
       });
+    })
+    .get('/debug/latency', (res) => {
+      if (!isLoopback(Buffer.from(res.getRemoteAddressAsText()).toString())) return text(res, STATUS[404]!, 'not found\n');
+      const body = o.latencyJson?.() ?? '{}';
+      res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').writeHeader('Cache-Control', 'no-store').end(body));
     })
     .get('/', (res) => {
       const body = statusPage(o.reader.current(), o.domain, o.nodeName);

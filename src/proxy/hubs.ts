@@ -5,6 +5,7 @@
  * Twice a second the listener counts go to this worker's stats row.
  */
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
+import type { LatencyRecorder } from '../shared/latency.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
 import { Hub, type Client, type Upstream } from './hub.ts';
 
@@ -16,6 +17,7 @@ export interface HubsOptions {
   local: Upstream;
   burstBytes: number;
   queueBytes: number;
+  latency?: LatencyRecorder;
 }
 
 export class Hubs {
@@ -67,6 +69,7 @@ export class Hubs {
         onReconnect: (gapMs) => {
           this.#o.stats.add(S.UPSTREAM_RECONNECTS, 1);
           this.#o.stats.set(S.LAST_GAP_MS, gapMs);
+          this.#o.latency?.record('upstream_gap_ms', gapMs);
         },
       });
       hub = h;

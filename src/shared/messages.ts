@@ -3,10 +3,13 @@
  * with a `type`, checked on receipt. Everything else the workers need comes
  * from shared memory, not from messages.
  */
+import { LATENCY_KINDS, type EncodedLatency } from './latency.ts';
 
 /** Main thread -> worker. */
 export type ToWorker =
   | { type: 'SHUTDOWN' }
+  /** The merged latency percentiles, JSON, for GET /debug/latency. */
+  | { type: 'LATENCY_SUMMARY'; json: string }
   /** Fault injection for tests (only sent when RADIOAI_FAULTS=1): throw from the event loop. */
   | { type: 'CRASH' };
 
@@ -16,7 +19,9 @@ export type FromWorker =
   | { type: 'LISTEN_FAILED'; id: number; code: string; message: string }
   | { type: 'CLOSED'; id: number }
   /** An uncaught error: the worker closes every socket and ends; the supervisor restarts it. */
-  | { type: 'FATAL'; id: number; message: string };
+  | { type: 'FATAL'; id: number; message: string }
+  /** The worker's latency histograms, encoded (latency.ts), when they changed. */
+  | { type: 'LATENCY'; id: number; histograms: EncodedLatency };
 
 /** Data a worker starts with (workerData). */
 export interface WorkerInit {
@@ -45,9 +50,21 @@ export interface WorkerInit {
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 
+function encodedLatency(v: unknown): EncodedLatency | null {
+  if (!isObj(v)) return null;
+  const out: EncodedLatency = {};
+  for (const k of LATENCY_KINDS) {
+    const x = v[k];
+    if (typeof x === 'string') out[k] = x;
+    else if (x !== undefined) return null;
+  }
+  return out;
+}
+
 export function parseToWorker(v: unknown): ToWorker | null {
   if (!isObj(v)) return null;
   if (v.type === 'SHUTDOWN' || v.type === 'CRASH') return { type: v.type };
+  if (v.type === 'LATENCY_SUMMARY' && typeof v.json === 'string') return { type: 'LATENCY_SUMMARY', json: v.json };
   return null;
 }
 
@@ -62,6 +79,10 @@ export function parseFromWorker(v: unknown): FromWorker | null {
       return { type: 'CLOSED', id: v.id };
     case 'FATAL':
       return { type: 'FATAL', id: v.id, message: String(v.message) };
+    case 'LATENCY': {
+      const histograms = encodedLatency(v.histograms);
+      return histograms ? { type: 'LATENCY', id: v.id, histograms } : null;
+    }
     default:
       return null;
   }

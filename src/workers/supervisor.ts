@@ -5,6 +5,7 @@
  * for it to end, terminating it only past the deadline.
  */
 import { EventEmitter } from 'node:events';
+import type { EncodedLatency } from '../shared/latency.ts';
 import { Worker } from 'node:worker_threads';
 import { RadioError } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
@@ -15,6 +16,7 @@ const ENTRY = new URL('./worker-main.ts', import.meta.url);
 
 export interface SupervisorEvents {
   restart: [id: number];
+  latency: [id: number, histograms: EncodedLatency];
 }
 
 interface Slot {
@@ -71,6 +73,8 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
         log.debug(`worker ${id} listening on ${msg.listening.join(', ')}`);
         onStarted?.();
         onStarted = undefined;
+      } else if (msg.type === 'LATENCY') {
+        this.emit('latency', id, msg.histograms);
       } else if (msg.type === 'FATAL') {
         log.error(`worker ${id} failed: ${msg.message}`);
       } else if (msg.type === 'LISTEN_FAILED') {
@@ -99,6 +103,11 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
         onStarted = undefined;
       }
     });
+  }
+
+  /** Sends `msg` to every running worker. */
+  broadcast(msg: ToWorker): void {
+    for (const s of this.#slots) s.worker?.postMessage(msg);
   }
 
   post(id: number, msg: ToWorker): boolean {

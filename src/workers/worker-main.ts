@@ -15,12 +15,21 @@ import { IcecastDoor } from '../proxy/icecast-door.ts';
 import { parseToWorker, type FromWorker, type WorkerInit } from '../shared/messages.ts';
 import { SnapshotReader } from '../shared/snapshot-reader.ts';
 import { WorkerStats } from '../shared/worker-stats.ts';
+import { LatencyRecorder } from '../shared/latency.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
 const reader = new SnapshotReader(init.snapshot);
 const stats = new WorkerStats(init.stats, init.id, init.maxMounts);
 const send = (m: FromWorker): void => port.postMessage(m);
+const latency = new LatencyRecorder();
+/** The cluster-wide summary the main thread last sent, for GET /debug/latency. */
+let latencyJson = '{}';
+const latencyTimer = setInterval(() => {
+  const histograms = latency.take();
+  if (histograms) send({ type: 'LATENCY', id: init.id, histograms });
+}, 2000);
+latencyTimer.unref();
 
 const hubs = new Hubs({
   reader,
@@ -29,9 +38,11 @@ const hubs = new Hubs({
   local: { name: init.nodeName, host: init.bindAddrs[0]!, port: init.icecastInternalPort },
   burstBytes: init.burstBytes,
   queueBytes: init.queueBytes,
+  latency,
 });
 const app = createFront({
   reader, hubs, stats, nodeName: init.nodeName, domain: init.domain, httpPort: init.httpPort, icecastPort: init.icecastPort, proxy: init.proxy, worker: init.id,
+  latency, latencyJson: () => latencyJson,
 });
 const door = new IcecastDoor({ reader, hubs, stats, nodeName: init.nodeName });
 const dns = new DnsServer({
@@ -39,6 +50,7 @@ const dns = new DnsServer({
   stats,
   zone: { domain: init.domain, nameservers: init.nameservers, ttl: init.dnsTtl, apexTtl: 3600, maxRecords: init.dnsMaxRecords },
   rrl: init.dnsRrl,
+  latency,
 });
 
 const sockets: us_listen_socket[] = [];
@@ -79,6 +91,7 @@ let closed = false;
 function close(force: boolean): void {
   if (closed) return;
   closed = true;
+  clearInterval(latencyTimer);
   for (const s of sockets.splice(0)) us_listen_socket_close(s);
   door.close();
   dns.close();
@@ -100,6 +113,7 @@ function onMessage(raw: unknown): void {
   const msg = parseToWorker(raw);
   if (!msg) return;
   if (msg.type === 'SHUTDOWN') close(false);
+  else if (msg.type === 'LATENCY_SUMMARY') latencyJson = msg.json;
   else if (msg.type === 'CRASH') {
     setImmediate(() => {
       throw new Error('fault injected: worker crash');

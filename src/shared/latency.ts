@@ -1,0 +1,71 @@
+/**
+ * Live latency histograms (HDR): each worker records into its own
+ * histograms and hands them, encoded, to the main thread every couple of
+ * seconds when anything changed; the main thread merges the workers' latest
+ * and sends every worker the summary that `GET /debug/latency` shows. The
+ * hot path only calls recordValue().
+ */
+import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram } from 'hdr-histogram-js';
+
+/** What is measured, with its unit in the name. */
+export const LATENCY_KINDS = ['redirect_us', 'dns_answer_us', 'upstream_gap_ms'] as const;
+export type LatencyKind = (typeof LATENCY_KINDS)[number];
+export type EncodedLatency = Partial<Record<LatencyKind, string>>;
+
+/** Values above this are recorded as this (an hour in ms, over a minute in µs). */
+const HIGHEST = 3_600_000;
+
+function histogram(): Histogram {
+  return build({ lowestDiscernibleValue: 1, highestTrackableValue: HIGHEST, numberOfSignificantValueDigits: 2 });
+}
+
+export class LatencyRecorder {
+  readonly #h = new Map<LatencyKind, Histogram>(LATENCY_KINDS.map((k) => [k, histogram()]));
+  readonly #dirty = new Set<LatencyKind>();
+
+  record(kind: LatencyKind, value: number): void {
+    this.#h.get(kind)!.recordValue(Math.min(HIGHEST, Math.max(1, Math.round(value))));
+    this.#dirty.add(kind);
+  }
+
+  /** The histograms recorded into since the last call (whole, not deltas), or null. */
+  take(): EncodedLatency | null {
+    if (this.#dirty.size === 0) return null;
+    const out: EncodedLatency = {};
+    for (const k of this.#dirty) out[k] = encodeIntoCompressedBase64(this.#h.get(k)!);
+    this.#dirty.clear();
+    return out;
+  }
+}
+
+export interface LatencySummary {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+/** Merges every worker's latest histograms into percentiles per kind. */
+export function summarize(perWorker: Iterable<EncodedLatency>): Record<LatencyKind, LatencySummary> {
+  const merged = new Map<LatencyKind, Histogram>(LATENCY_KINDS.map((k) => [k, histogram()]));
+  for (const w of perWorker) {
+    for (const k of LATENCY_KINDS) {
+      const enc = w[k];
+      if (enc !== undefined) merged.get(k)!.add(decodeFromCompressedBase64(enc));
+    }
+  }
+  const out = {} as Record<LatencyKind, LatencySummary>;
+  for (const [k, h] of merged) {
+    out[k] = {
+      count: h.totalCount,
+      p50: h.getValueAtPercentile(50),
+      p90: h.getValueAtPercentile(90),
+      p99: h.getValueAtPercentile(99),
+      p999: h.getValueAtPercentile(99.9),
+      max: h.maxValue,
+    };
+  }
+  return out;
+}
