@@ -46,7 +46,11 @@ export async function load(server: string, url: string, pids: number[]): Promise
   };
 }
 
-export async function startNginx302(location: string): Promise<{ url: string; pids: () => number[]; stop: () => Promise<void> }> {
+/**
+ * A private nginx with one worker on a free port of 127.0.0.1; `server` is
+ * the body of its server block (after `listen`). Stopped by its PID.
+ */
+export async function startNginx(server: string, check: string, ok: (status: number) => boolean): Promise<{ base: string; dir: string; pids: () => number[]; stop: () => Promise<void> }> {
   const dir = tempDir('nginx');
   const port = await freePort();
   mkdirSync(join(dir, 'tmp'), { recursive: true });
@@ -55,17 +59,23 @@ export async function startNginx302(location: string): Promise<{ url: string; pi
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log;
-events { worker_connections 8192; }
+worker_rlimit_nofile 65536;
+events { worker_connections 32768; }
 http {
   access_log off;
   client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp; fastcgi_temp_path ${dir}/tmp; uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;
-  server { listen 127.0.0.1:${port} reuseport; location / { return 302 ${location}; } }
+  server { listen 127.0.0.1:${port} reuseport backlog=65535; ${server.replaceAll('DIR', dir)} }
 }
 `);
   const p = run('nginx', ['-c', conf, '-p', dir]);
-  const url = `http://127.0.0.1:${port}/live.ogg`;
-  await waitFor(async () => (await httpGet(url)).status === 302, 10_000, 'nginx');
-  return { url, pids: () => family(p.pid), stop: async () => void (await p.kill('SIGTERM')) };
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor(async () => ok((await httpGet(`${base}${check}`)).status), 10_000, 'nginx');
+  return { base, dir, pids: () => family(p.pid), stop: async () => void (await p.kill('SIGTERM')) };
+}
+
+export async function startNginx302(location: string): Promise<{ url: string; pids: () => number[]; stop: () => Promise<void> }> {
+  const n = await startNginx(`location / { return 302 ${location}; }`, '/live.ogg', (s) => s === 302);
+  return { url: `${n.base}/live.ogg`, pids: n.pids, stop: n.stop };
 }
 
 export async function redirectBench(cluster: Cluster): Promise<LoadResult[]> {

@@ -1,17 +1,21 @@
 /**
  * `npm run bench [-- NAME]`: runs the benchmarks (all, or the one named),
  * each against its peer in the same invocation, and writes
- * bench/results/result.json and result.md. Settings come from the
- * environment: BENCH_DURATION, BENCH_CONNECTIONS, BENCH_FANOUT_SIZES,
- * BENCH_FANOUT_SECONDS, BENCH_WORKERS.
+ * bench/results/result.json, result.md and latency.svg. Settings come
+ * from the environment: BENCH_DURATION, BENCH_CONNECTIONS,
+ * BENCH_FANOUT_SIZES, BENCH_FANOUT_SECONDS, BENCH_CROWD_SIZE,
+ * BENCH_LATENCY_SECONDS, BENCH_WORKERS.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { startCluster } from './cluster.ts';
 import { fanoutBench, type FanoutResult } from './fanout.ts';
 import { redirectBench, type LoadResult } from './redirect.ts';
 import { dnsBench, type DnsResult } from './dns.ts';
+import { playlistBench, statusBench } from './pages.ts';
+import { flashcrowdBench, type CrowdResult } from './flashcrowd.ts';
+import { latencyBench, latencySvg, type LatencyResult } from './latency.ts';
 
-const NAMES = ['redirect', 'fanout', 'dns'] as const;
+const NAMES = ['redirect', 'playlist', 'status', 'fanout', 'flashcrowd', 'dns', 'latency'] as const;
 const which = process.argv[2] ?? 'all';
 if (which !== 'all' && !(NAMES as readonly string[]).includes(which)) {
   process.stderr.write(`unknown benchmark "${which}"; one of: ${NAMES.join(', ')}\n`);
@@ -19,33 +23,48 @@ if (which !== 'all' && !(NAMES as readonly string[]).includes(which)) {
 }
 const want = (n: string): boolean => which === 'all' || which === n;
 
-const results: { redirect?: LoadResult[]; fanout?: FanoutResult[]; dns?: DnsResult[]; machine: string; date: string } = {
+const results: {
+  redirect?: LoadResult[]; playlist?: LoadResult[]; status?: LoadResult[]; fanout?: FanoutResult[]; flashcrowd?: CrowdResult[];
+  dns?: DnsResult[]; latency?: LatencyResult[]; machine: string; date: string;
+} = {
   machine: `${(await import('node:os')).cpus().length} cores, node ${process.version}`,
   date: new Date().toISOString(),
 };
 const cluster = await startCluster();
 try {
   if (want('redirect')) results.redirect = await redirectBench(cluster);
+  if (want('playlist')) results.playlist = await playlistBench(cluster);
+  if (want('status')) results.status = await statusBench(cluster);
   if (want('fanout')) {
     const sizes = (process.env.BENCH_FANOUT_SIZES ?? '1000,5000').split(',').map(Number);
     results.fanout = await fanoutBench(cluster, sizes);
   }
+  if (want('flashcrowd')) results.flashcrowd = await flashcrowdBench(cluster);
   if (want('dns')) results.dns = await dnsBench(cluster);
+  if (want('latency')) results.latency = await latencyBench(cluster);
 } finally {
   await cluster.stop();
 }
 
 const md: string[] = [`# radioai bench, ${results.date} (${results.machine})`, ''];
-if (results.redirect) {
-  const [ours, peer] = results.redirect;
-  md.push('## redirect', '', '| server | req/s | CPU s | req per CPU-s | p50 ms | p99 ms | errors |', '|---|---|---|---|---|---|---|');
-  for (const r of results.redirect) md.push(`| ${r.server} | ${r.rps} | ${r.cpuSeconds} | ${r.perCpuSecond} | ${r.p50ms} | ${r.p99ms} | ${r.non2xx3xx} |`);
+const loadTable = (name: string, rows: LoadResult[]): void => {
+  const [ours, peer] = rows;
+  md.push(`## ${name}`, '', '| server | req/s | CPU s | req per CPU-s | p50 ms | p99 ms | errors |', '|---|---|---|---|---|---|---|');
+  for (const r of rows) md.push(`| ${r.server} | ${r.rps} | ${r.cpuSeconds} | ${r.perCpuSecond} | ${r.p50ms} | ${r.p99ms} | ${r.non2xx3xx} |`);
   if (ours && peer) md.push('', `radiod / nginx: ${(ours.perCpuSecond / peer.perCpuSecond).toFixed(2)} per CPU-second, ${(ours.rps / peer.rps).toFixed(2)} per second.`);
   md.push('');
-}
+};
+if (results.redirect) loadTable('redirect', results.redirect);
+if (results.playlist) loadTable('playlist', results.playlist);
+if (results.status) loadTable('status', results.status);
 if (results.fanout) {
   md.push('## fanout', '', '| server | listeners | connected | CPU % | CPU % per listener | RSS KiB per listener | share >= 15 kB/s | median B/s |', '|---|---|---|---|---|---|---|---|');
   for (const r of results.fanout) md.push(`| ${r.server} | ${r.listeners} | ${r.connected} | ${r.cpuPercent} | ${r.cpuPerListenerPct} | ${r.rssPerListenerKiB} | ${r.atRate} | ${r.medianBps} |`);
+  md.push('');
+}
+if (results.flashcrowd) {
+  md.push('## flashcrowd', '', '| server | listeners in 1 s | answered 200 | within 2 s | share within 2 s | p50 ms | p99 ms |', '|---|---|---|---|---|---|---|');
+  for (const r of results.flashcrowd) md.push(`| ${r.server} | ${r.listeners} | ${r.answered200} | ${r.within2s} | ${r.share} | ${r.p50ms} | ${r.p99ms} |`);
   md.push('');
 }
 if (results.dns) {
@@ -55,7 +74,13 @@ if (results.dns) {
   if (ours && peer) md.push('', `radiod / NSD: ${(ours.perCpuSecond / peer.perCpuSecond).toFixed(2)} per CPU-second, ${(ours.qps / peer.qps).toFixed(2)} per second.`);
   md.push('');
 }
+if (results.latency) {
+  md.push('## latency', '', '| path | samples | p50 ms | p90 ms | p99 ms | max ms |', '|---|---|---|---|---|---|');
+  for (const r of results.latency) md.push(`| ${r.server} | ${r.samples} | ${r.p50ms} | ${r.p90ms} | ${r.p99ms} | ${r.maxMs} |`);
+  md.push('', 'Distribution: [latency.svg](latency.svg).', '');
+}
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+if (results.latency) writeFileSync(new URL('./results/latency.svg', import.meta.url), latencySvg(results.latency));
 writeFileSync(new URL('./results/result.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
 writeFileSync(new URL('./results/result.md', import.meta.url), `${md.join('\n')}\n`);
 process.stdout.write(`${md.join('\n')}\n`);
