@@ -10,6 +10,7 @@ import { cpuOf, rssOf } from './proc-stats.ts';
 import { pidFrom } from '../harness/process.ts';
 import { join } from 'node:path';
 import type { Cluster } from './cluster.ts';
+import { startNginx } from './redirect.ts';
 
 export interface FanoutResult {
   server: string;
@@ -64,10 +65,20 @@ async function measure(server: string, url: string, n: number, pids: number[]): 
 export async function fanoutBench(cluster: Cluster, sizes: number[]): Promise<FanoutResult[]> {
   const p = cluster.proxy;
   const icecastPid = pidFrom(join(p.dataDir, 'icecast.pid'))!;
+  // nginx as a streaming reverse proxy in front of the same Icecast: one upstream connection per listener.
+  const nginx = await startNginx(
+    `location / { proxy_pass http://${p.host}:${p.icecastInternalPort}; proxy_buffering off; proxy_http_version 1.1; proxy_read_timeout 1h; }`,
+    '/nonexistent', (s) => s === 404,
+  );
   const out: FanoutResult[] = [];
-  for (const n of sizes) {
-    out.push(await measure('radiod proxy (+ its Icecast)', `http://${p.host}:${p.httpPort}/live.ogg`, n, [p.proc.pid, icecastPid]));
-    out.push(await measure('Icecast direct', `http://${p.host}:${p.icecastInternalPort}/live.ogg`, n, [icecastPid]));
+  try {
+    for (const n of sizes) {
+      out.push(await measure('radiod proxy (+ its Icecast)', `http://${p.host}:${p.httpPort}/live.ogg`, n, [p.proc.pid, icecastPid]));
+      out.push(await measure('Icecast direct', `http://${p.host}:${p.icecastInternalPort}/live.ogg`, n, [icecastPid]));
+      out.push(await measure('nginx proxy_pass (1 worker, + Icecast)', `${nginx.base}/live.ogg`, n, [...nginx.pids(), icecastPid]));
+    }
+  } finally {
+    await nginx.stop();
   }
   return out;
 }

@@ -3,7 +3,7 @@
  * (the redirect-mode node, one worker) against nginx (one worker) serving
  * the same bytes from a file, with the same autocannon load in one run.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { httpGet } from '../harness/net.ts';
 import type { Cluster } from './cluster.ts';
@@ -16,7 +16,9 @@ async function pageBench(cluster: Cluster, path: string, label: string, type: st
   if (check.status !== 200 || check.body.length === 0) throw new Error(`radiod ${path}: ${check.status}`);
   const nginx = await startNginx(`default_type ${type}; location / { root DIR/www; }`, '/', () => true);
   const file = path === '/' ? 'index.html' : path.slice(1);
-  mkdirSync(join(nginx.dir, 'www'), { recursive: true });
+  // nginx's worker runs as nobody when started by root.
+  chmodSync(nginx.dir, 0o755);
+  mkdirSync(join(nginx.dir, 'www'), { recursive: true, mode: 0o755 });
   writeFileSync(join(nginx.dir, 'www', file), check.body);
   try {
     const peer = await httpGet(`${nginx.base}${path}`);

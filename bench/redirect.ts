@@ -60,7 +60,7 @@ daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log;
 worker_rlimit_nofile 65536;
-events { worker_connections 32768; }
+events { worker_connections 65536; }
 http {
   access_log off;
   client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp; fastcgi_temp_path ${dir}/tmp; uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;

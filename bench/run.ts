@@ -36,7 +36,7 @@ try {
   if (want('playlist')) results.playlist = await playlistBench(cluster);
   if (want('status')) results.status = await statusBench(cluster);
   if (want('fanout')) {
-    const sizes = (process.env.BENCH_FANOUT_SIZES ?? '1000,5000').split(',').map(Number);
+    const sizes = (process.env.BENCH_FANOUT_SIZES ?? '1000,5000,10000,18000').split(',').map(Number);
     results.fanout = await fanoutBench(cluster, sizes);
   }
   if (want('flashcrowd')) results.flashcrowd = await flashcrowdBench(cluster);

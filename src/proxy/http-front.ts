@@ -53,6 +53,7 @@ const STATUS: Record<number, string> = {
 
 export function createFront(o: FrontOptions): TemplatedApp {
   const router = new ListenRouter({ nodeName: o.nodeName, proxy: o.proxy, door: false });
+  let page = { seq: -1, body: '' };
   const listen = (res: HttpResponse, req: HttpRequest, head: boolean): void => {
     const url = req.getUrl();
     const snap = o.reader.current();
@@ -206,7 +207,10 @@ export function createFront(o: FrontOptions): TemplatedApp {
       res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').writeHeader('Cache-Control', 'no-store').end(body));
     })
     .get('/', (res) => {
-      const body = statusPage(o.reader.current(), o.domain, o.nodeName);
+      // Rendered once per published snapshot, not per request.
+      const snap = o.reader.current();
+      if (page.seq !== snap.seq) page = { seq: snap.seq, body: statusPage(snap, o.domain, o.nodeName) };
+      const body = page.body;
       res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Type', 'text/html; charset=utf-8').end(body));
     })
     .get('/*', (res, req) => listen(res, req, false))
