@@ -9,7 +9,7 @@ import { get, type ClientRequest } from 'node:http';
 import { cpuOf, rssOf } from './proc-stats.ts';
 import { pidFrom } from '../harness/process.ts';
 import { join } from 'node:path';
-import type { Cluster } from './cluster.ts';
+import { MOUNT, type Cluster } from './cluster.ts';
 import { startNginx } from './redirect.ts';
 
 export interface FanoutResult {
@@ -37,7 +37,7 @@ async function measure(server: string, url: string, n: number, pids: number[]): 
     reqs.push(req);
     if (i % 50 === 49) await new Promise((r) => setTimeout(r, 50));
   }
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 30_000;
   while (Date.now() < deadline && counts.some((c) => c === 0)) await new Promise((r) => setTimeout(r, 250));
   await new Promise((r) => setTimeout(r, 2000));
   const before = Float64Array.from(counts);
@@ -73,9 +73,9 @@ export async function fanoutBench(cluster: Cluster, sizes: number[]): Promise<Fa
   const out: FanoutResult[] = [];
   try {
     for (const n of sizes) {
-      out.push(await measure('radiod proxy (+ its Icecast)', `http://${p.host}:${p.httpPort}/live.ogg`, n, [p.proc.pid, icecastPid]));
-      out.push(await measure('Icecast direct', `http://${p.host}:${p.icecastInternalPort}/live.ogg`, n, [icecastPid]));
-      out.push(await measure('nginx proxy_pass (1 worker, + Icecast)', `${nginx.base}/live.ogg`, n, [...nginx.pids(), icecastPid]));
+      out.push(await measure('radiod proxy (+ its Icecast)', `http://${p.host}:${p.httpPort}${MOUNT}`, n, [p.proc.pid, icecastPid]));
+      out.push(await measure('Icecast direct', `http://${p.host}:${p.icecastInternalPort}${MOUNT}`, n, [icecastPid]));
+      out.push(await measure('nginx proxy_pass (1 worker, + Icecast)', `${nginx.base}${MOUNT}`, n, [...nginx.pids(), icecastPid]));
     }
   } finally {
     await nginx.stop();

@@ -5,7 +5,7 @@
  * node's own Icecast directly (whose listen backlog is 5, FACTS.md).
  */
 import { connect, type Socket } from 'node:net';
-import type { Cluster } from './cluster.ts';
+import { MOUNT, type Cluster } from './cluster.ts';
 
 export interface CrowdResult {
   server: string;
@@ -71,7 +71,7 @@ async function crowd(server: string, host: string, port: number, path: string, n
 export async function flashcrowdBench(cluster: Cluster): Promise<CrowdResult[]> {
   const p = cluster.proxy;
   return [
-    await crowd('radiod proxy', p.host, p.httpPort, '/live.ogg', N),
-    await crowd('Icecast direct', p.host, p.icecastInternalPort, '/live.ogg', N),
+    await crowd('radiod proxy', p.host, p.httpPort, MOUNT, N),
+    await crowd('Icecast direct', p.host, p.icecastInternalPort, MOUNT, N),
   ];
 }

@@ -6,7 +6,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { httpGet } from '../harness/net.ts';
-import type { Cluster } from './cluster.ts';
+import { MOUNT, type Cluster } from './cluster.ts';
 import { load, startNginx, type LoadResult } from './redirect.ts';
 
 async function pageBench(cluster: Cluster, path: string, label: string, type: string): Promise<LoadResult[]> {
@@ -32,5 +32,5 @@ async function pageBench(cluster: Cluster, path: string, label: string, type: st
   }
 }
 
-export const playlistBench = (c: Cluster): Promise<LoadResult[]> => pageBench(c, '/live.ogg.m3u', 'playlist', 'audio/x-mpegurl');
+export const playlistBench = (c: Cluster): Promise<LoadResult[]> => pageBench(c, `${MOUNT}.m3u`, 'playlist', 'audio/x-mpegurl');
 export const statusBench = (c: Cluster): Promise<LoadResult[]> => pageBench(c, '/', 'status page', 'text/html');

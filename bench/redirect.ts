@@ -11,7 +11,7 @@ import { freePort, waitFor } from '../harness/net.ts';
 import { httpGet } from '../harness/net.ts';
 import { run, tempDir } from '../harness/process.ts';
 import { cpuOf, family } from './proc-stats.ts';
-import type { Cluster } from './cluster.ts';
+import { MOUNT, type Cluster } from './cluster.ts';
 
 export interface LoadResult {
   server: string;
@@ -74,15 +74,15 @@ http {
 }
 
 export async function startNginx302(location: string): Promise<{ url: string; pids: () => number[]; stop: () => Promise<void> }> {
-  const n = await startNginx(`location / { return 302 ${location}; }`, '/live.ogg', (s) => s === 302);
-  return { url: `${n.base}/live.ogg`, pids: n.pids, stop: n.stop };
+  const n = await startNginx(`location / { return 302 ${location}; }`, MOUNT, (s) => s === 302);
+  return { url: `${n.base}${MOUNT}`, pids: n.pids, stop: n.stop };
 }
 
 export async function redirectBench(cluster: Cluster): Promise<LoadResult[]> {
   const node = cluster.redirector;
-  const url = `http://${node.host}:${node.httpPort}/live.ogg`;
+  const url = `http://${node.host}:${node.httpPort}${MOUNT}`;
   const check = await httpGet(url);
-  if (check.status !== 302 || !/\/live\.ogg$/.test(String(check.headers.location))) throw new Error(`radiod does not redirect: ${check.status}`);
+  if (check.status !== 302 || !String(check.headers.location).endsWith(MOUNT)) throw new Error(`radiod does not redirect: ${check.status}`);
   const nginx = await startNginx302(String(check.headers.location));
   try {
     const results: LoadResult[] = [];
