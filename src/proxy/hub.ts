@@ -82,6 +82,11 @@ interface Listener {
 
 const MP3_SYNC = (b: Buffer, i: number): boolean => b[i] === 0xff && (b[i + 1]! & 0xe0) === 0xe0;
 
+/** Non-Ogg streams are written to listeners in pieces of at least this many bytes... */
+const COALESCE_BYTES = 4096;
+/** ...or after this long, whichever comes first (at 128 kbit/s: every 250 ms, 4 KiB). */
+const COALESCE_MS = 250;
+
 export class Hub {
   readonly path: string;
   readonly #o: Required<HubOptions>;
@@ -107,6 +112,10 @@ export class Hub {
   #pendingTimer: NodeJS.Timeout | null = null;
   #lastDataAt = 0;
   #closed = false;
+  /** Non-Ogg bytes not yet appended (see COALESCE_BYTES). */
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #heldTimer: NodeJS.Timeout | null = null;
   /** Upstream reconnections after the first, and the last gap in ms. */
   reconnects = 0;
   lastGapMs = 0;
@@ -239,7 +248,7 @@ export class Hub {
     if (this.#icy) this.#metadata = this.#icy.metadata;
     if (audio.length === 0) return;
     if (!this.#isOgg) {
-      this.#append(audio, false);
+      this.#hold(audio);
     } else {
       for (const page of this.#ogg.push(audio)) {
         const header = this.#headers.classify(page);
@@ -294,6 +303,8 @@ export class Hub {
     for (const [k, v] of Object.entries(res.headers)) {
       if ((k.startsWith('icy-') || k.startsWith('ice-')) && k !== 'icy-metaint' && typeof v === 'string') headers.push([k, v]);
     }
+    // Bytes held from the previous upstream belong before the new one's.
+    this.#release();
     const wasStreaming = this.#head !== null;
     this.#isOgg = /ogg|opus|flac/i.test(type);
     this.#head ??= { contentType: type, headers, icyCapable: !this.#isOgg };
@@ -331,9 +342,34 @@ export class Hub {
     }
   }
 
+  /**
+   * MP3, AAC and other frame streams arrive a frame at a time (about 400
+   * bytes, 38 a second at 128 kbit/s); writing each to every listener costs
+   * a system call per frame per listener. Held until COALESCE_BYTES or
+   * COALESCE_MS, they go out as a few writes a second, as Ogg pages do.
+   */
+  #hold(audio: Buffer): void {
+    this.#held.push(audio);
+    this.#heldBytes += audio.length;
+    // The first bytes after a (re)connect go out at once: waiting listeners need a start.
+    if (this.#heldBytes >= COALESCE_BYTES || this.#end === 0) this.#release();
+    else this.#heldTimer ??= setTimeout(() => this.#release(), COALESCE_MS);
+  }
+
+  #release(): void {
+    if (this.#heldTimer) clearTimeout(this.#heldTimer);
+    this.#heldTimer = null;
+    if (this.#heldBytes === 0 || this.#closed) return;
+    const buf = this.#held.length === 1 ? this.#held[0]! : Buffer.concat(this.#held, this.#heldBytes);
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.#append(buf, false);
+  }
+
   close(_why: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#heldTimer) clearTimeout(this.#heldTimer);
     for (const t of [this.#retry, this.#giveUp, this.#linger, this.#pendingTimer]) if (t) clearTimeout(t);
     this.#req?.destroy();
     this.#req = null;
