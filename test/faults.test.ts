@@ -65,6 +65,14 @@ describe('faults on a three-node cluster', () => {
       l.close();
       return null;
     }, ms, `audio from node${i + 1}`, 100);
+  /** Every node alive and relaying /live.ogg, as etcd says; then a second for every node's watch to have it too. */
+  const settled = async (): Promise<void> => {
+    await waitFor(async () => {
+      const st = JSON.parse((await radioctl(etcd(), ['--json', 'status'])).stdout) as { nodes: { alive: boolean }[]; mounts: { path: string; ready: string[] }[] };
+      return st.nodes.filter((n) => n.alive).length === 3 && st.mounts.find((m) => m.path === '/live.ogg')?.ready.length === 3;
+    }, 30_000, 'every node alive and ready for /live.ogg');
+    await sleep(1000);
+  };
   const serving = async (path: string, want: number): Promise<boolean> => {
     const codes = await Promise.all(c.nodes.map(async (n) => (await httpGet(`http://${n.host}:${c.ports.http}${path}.m3u`)).status));
     return codes.every((s) => s === want);
@@ -231,9 +239,11 @@ describe('faults on a three-node cluster', () => {
     assert.equal(st.nodes.filter((n) => n.alive).length, 3);
     t.diagnostic(`quorum back -> a new mount served everywhere: ${Date.now() - t0} ms`);
     for (const l of ls) l.close();
+    await settled();
   });
 
   it('a node cut off from etcd takes itself out of service and returns when the link does', async (t) => {
+    await settled();
     const mine = listen(2);
     await flowing(mine);
     const t0 = Date.now();

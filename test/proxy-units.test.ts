@@ -216,7 +216,16 @@ describe('load balancing', () => {
     assert.equal(seen.get('bb'), 2000);
   });
 
-  it('returns null when nobody can serve', () => {
+  it('out of service, sends listeners to other nodes, and serves them itself only when it knows of nobody else', () => {
+    const out = snap([node('a', { alive: false }), node('bb')], ['a', 'bb'], { outOfService: true });
+    assert.equal(chooseNode(out, out.mounts[0]!, 'a')?.node.name, 'bb');
+    const alone = snap([node('a', { alive: false }), node('bb')], ['a'], { outOfService: true });
+    assert.equal(chooseNode(alone, alone.mounts[0]!, 'a')?.node.name, 'a');
+    const dead = snap([node('a', { alive: false }), node('bb')], ['a']);
+    assert.equal(chooseNode(dead, dead.mounts[0]!, 'a'), null, 'a node not alive for another reason is never chosen');
+  });
+
+    it('returns null when nobody can serve', () => {
     const s = snap([node('a', { maxListeners: 1, listeners: 1 })], ['a']);
     assert.equal(chooseNode(s, s.mounts[0]!, 'a'), null);
     const none = snap([node('a')], []);

@@ -40,7 +40,10 @@ export function chooseNode(snap: Snapshot, mount: SnapshotMount, selfName: strin
   const from = servable(snap, mount);
   if (!from) return null;
   const ready = new Set(from.readyOn);
-  const candidates = snap.nodes.filter((n) => n.alive && ready.has(n.name));
+  let candidates = snap.nodes.filter((n) => n.alive && ready.has(n.name));
+  // Out of service this node sends listeners elsewhere, but when it knows of
+  // nobody else who can take them it serves them rather than refuse them.
+  if (candidates.length === 0 && snap.outOfService) candidates = snap.nodes.filter((n) => n.name === selfName && ready.has(n.name));
   const self = candidates.find((n) => n.name === selfName);
   if (self && headroom(self) > 0) return { node: self, self: true };
   const scored = candidates.map((n) => ({ n, s: headroom(n) })).filter((x) => x.s > 0);
