@@ -65,12 +65,20 @@ describe('faults on a three-node cluster', () => {
       l.close();
       return null;
     }, ms, `audio from node${i + 1}`, 100);
-  /** Every node alive and relaying /live.ogg, as etcd says; then a second for every node's watch to have it too. */
+  /**
+   * Every node alive and relaying /live.ogg, as etcd says, under a master
+   * that has not changed for LEASE_TTL + 2 s (after an etcd outage a
+   * campaign lease can expire late and move the master once); then a second
+   * for every node's watch to have it too.
+   */
   const settled = async (): Promise<void> => {
+    let since = { master: '', at: Date.now() };
     await waitFor(async () => {
-      const st = JSON.parse((await radioctl(etcd(), ['--json', 'status'])).stdout) as { nodes: { alive: boolean }[]; mounts: { path: string; ready: string[] }[] };
-      return st.nodes.filter((n) => n.alive).length === 3 && st.mounts.find((m) => m.path === '/live.ogg')?.ready.length === 3;
-    }, 30_000, 'every node alive and ready for /live.ogg');
+      const st = JSON.parse((await radioctl(etcd(), ['--json', 'status'])).stdout) as { master: string; nodes: { alive: boolean }[]; mounts: { path: string; ready: string[] }[] };
+      if (st.master !== since.master) since = { master: st.master, at: Date.now() };
+      return st.nodes.filter((n) => n.alive).length === 3 && st.mounts.find((m) => m.path === '/live.ogg')?.ready.length === 3
+        && Date.now() - since.at >= (TTL + 2) * 1000;
+    }, 60_000, 'every node alive and ready for /live.ogg under a steady master', 250);
     await sleep(1000);
   };
   const serving = async (path: string, want: number): Promise<boolean> => {
@@ -235,37 +243,48 @@ describe('faults on a three-node cluster', () => {
     t.diagnostic(`quorum back -> every node connected: ${Date.now() - t0} ms`);
     await createMount(etcd(), ['create-mount', '/after-quorum.ogg']);
     await waitFor(() => serving('/after-quorum.ogg', 200), 10_000, 'a mount created after the quorum returned');
-    const st = JSON.parse((await radioctl(etcd(), ['--json', 'status'])).stdout) as { nodes: { alive: boolean }[] };
-    assert.equal(st.nodes.filter((n) => n.alive).length, 3);
     t.diagnostic(`quorum back -> a new mount served everywhere: ${Date.now() - t0} ms`);
+    await waitFor(async () => {
+      const st = JSON.parse((await radioctl(etcd(), ['--json', 'status'])).stdout) as { nodes: { alive: boolean }[] };
+      return st.nodes.filter((n) => n.alive).length === 3;
+    }, 20_000, 'all three nodes registered again');
+    t.diagnostic(`quorum back -> all three nodes registered: ${Date.now() - t0} ms`);
     for (const l of ls) l.close();
     await settled();
   });
 
   it('a node cut off from etcd takes itself out of service and returns when the link does', async (t) => {
     await settled();
-    const mine = listen(2);
+    // A relay: the cut-off master's step-down is another story (README, "Failure behaviour").
+    const master = String((await node(0).health()).body.master);
+    const k = c.nodes.findIndex((n) => n.name !== master && n.index !== 0);
+    const others = [0, 1, 2].filter((i) => i !== k);
+    const mine = listen(k);
     await flowing(mine);
     const t0 = Date.now();
-    await c.cut(2);
-    await waitFor(async () => (await node(2).health()).status === 503, (TTL + 5) * 1000, 'node3 to leave service');
-    t.diagnostic(`link cut -> node3 out of service: ${Date.now() - t0} ms`);
-    assert.equal((await node(2).health()).body.status, 'out-of-service');
-    await waitFor(async () => !(await streamAddresses(node(0))).includes(host(2)) && !(await streamAddresses(node(1))).includes(host(2)), (TTL + 2) * 1000, 'node3 to leave the others\' DNS');
-    assert.ok(!(await streamAddresses(node(2))).includes(host(2)), 'node3 still offers itself in its own DNS');
-    const a = await answerOf(`http://${host(2)}:${c.ports.http}/live.ogg`);
-    assert.equal(a.status, 302, 'a new listener at node3 is sent elsewhere');
-    assert.ok(!a.location.includes(host(2)), a.location);
-    // A listener already on node3 keeps its stream: out of service only turns new listeners away.
-    assert.equal(mine.ended, false, 'the listener on node3 lost its connection');
-    await flowing(mine, Date.now(), 3000);
+    await c.cut(k);
+    await waitFor(async () => (await node(k).health()).status === 503, (TTL + 5) * 1000, `node${k + 1} to leave service`);
+    t.diagnostic(`link cut -> node${k + 1} out of service: ${Date.now() - t0} ms`);
+    assert.equal((await node(k).health()).body.status, 'out-of-service');
+    await waitFor(async () => !(await streamAddresses(node(others[0]!))).includes(host(k)) && !(await streamAddresses(node(others[1]!))).includes(host(k)), (TTL + 2) * 1000, `node${k + 1} to leave the others' DNS`);
+    assert.ok(!(await streamAddresses(node(k))).includes(host(k)), `node${k + 1} still offers itself in its own DNS`);
+    const a = await answerOf(`http://${host(k)}:${c.ports.http}/live.ogg`);
+    assert.equal(a.status, 302, `a new listener at node${k + 1} is sent elsewhere`);
+    assert.ok(!a.location.includes(host(k)), a.location);
+    // A listener already on the node keeps its stream: out of service only turns new listeners away.
+    assert.equal(mine.ended, false, `the listener on node${k + 1} lost its connection`);
+    try {
+      await flowing(mine, Date.now(), 3000);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; node${k + 1}'s log:\n${node(k).proc.output().slice(-2500)}`);
+    }
     mine.close();
 
     const t1 = Date.now();
-    await c.restore(2);
-    await waitFor(async () => (await node(2).health()).status === 200, 20_000, 'node3 back in service');
-    await waitFor(async () => (await streamAddresses(node(0))).includes(host(2)), 10_000, 'node3 back in DNS');
-    (await hear(2)).close();
-    t.diagnostic(`link restored -> node3 in service, in DNS and serving: ${Date.now() - t1} ms`);
+    await c.restore(k);
+    await waitFor(async () => (await node(k).health()).status === 200, 20_000, `node${k + 1} back in service`);
+    await waitFor(async () => (await streamAddresses(node(others[0]!))).includes(host(k)), 10_000, `node${k + 1} back in DNS`);
+    (await hear(k)).close();
+    t.diagnostic(`link restored -> node${k + 1} in service, in DNS and serving: ${Date.now() - t1} ms`);
   });
 });

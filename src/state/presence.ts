@@ -63,7 +63,9 @@ export class Presence {
           await lease.revoke().catch(() => undefined);
           log.warn(`could not register with etcd, retrying in ${delay} ms: ${describe(err)}`);
           await new Promise((r) => setTimeout(r, delay));
-          delay = Math.min(delay * 2, 5000);
+          // Short: when etcd's quorum returns, the old lease lives on for about one TTL;
+          // registering again before it expires keeps the node from dropping out.
+          delay = Math.min(delay * 2, 1000);
         }
       }
     })().finally(() => {
