@@ -11,11 +11,13 @@ import type { SupervisedChild } from './control/child-process.ts';
 import { embeddedEtcd } from './control/embedded-etcd.ts';
 import { RadioError, describe } from './core/errors.ts';
 import { logger } from './core/log.ts';
+import { VERSION } from './core/version.ts';
 import type { SnapshotInput } from './shared/snapshot.ts';
 import { ClusterModel, type NodeInfo, type NodeStatus } from './state/cluster-model.ts';
 import { Campaigner } from './state/election.ts';
 import { MASTER_ELECTION } from './state/keys.ts';
-import { connectEtcd, loadTls, withDeadline } from './state/etcd-client.ts';
+import { connectEtcd, loadTls, withDeadline, type Tls } from './state/etcd-client.ts';
+import { diagnoseEtcd } from './state/etcd-diagnose.ts';
 import { memberHealthy, parseEndpoint, reachable, type Endpoint, type ProbeTls } from './state/etcd-probe.ts';
 import { Presence } from './state/presence.ts';
 import { SnapshotWriter } from './state/snapshot-writer.ts';
@@ -29,11 +31,12 @@ import { summarize, type EncodedLatency } from './shared/latency.ts';
 import { StatsdReporter } from './metrics/statsd-reporter.ts';
 
 const log = logger('radiod');
-const VERSION = '0.1.0';
 /** How often node status is written and the snapshot refreshed. */
 const TICK_MS = 1000;
 /** etcd counts as unreachable after this long without an answer. */
 const ETCD_SILENCE_MS = 3000;
+/** Ticks without etcd before radiod looks for the reason (a TLS or address mistake). */
+const EXPLAIN_AFTER_TICKS = 3;
 /** Deadline of a single unary etcd call, so a dead etcd cannot pile up requests. */
 const ETCD_CALL_MS = 3000;
 
@@ -68,6 +71,7 @@ export class Daemon {
   #probeTls: ProbeTls | null = null;
   #probing = false;
   #ticks = 0;
+  #silentTicks = 0;
   /** Some etcd member accepted a TCP connection at the last probe. */
   #etcdReachable = true;
   /** The etcd member on this node's own address reported itself healthy. */
@@ -235,6 +239,9 @@ export class Daemon {
       if (connected) log.info('etcd reachable');
       else log.warn('etcd unreachable: serving the last known cluster state');
     }
+    // Once per outage (and once if etcd never answered since start), say why when it is a fixable mistake.
+    if (connected) this.#silentTicks = 0;
+    else if (++this.#silentTicks === EXPLAIN_AFTER_TICKS) this.#explainEtcd();
     if (!connected || this.#ticks++ % 5 === 0) void this.#probe(connected);
     this.#checkService(connected);
     this.#applyIcecast();
@@ -245,6 +252,21 @@ export class Daemon {
     }
     this.publish();
     void this.#writeStatus();
+  }
+
+  /** Logs why the first endpoint refuses this node when it is a TLS or listening mistake an operator can fix. */
+  #explainEtcd(): void {
+    const first = this.#endpoints[0];
+    if (!first) return;
+    let tls: Tls | null = null;
+    try {
+      tls = loadTls(this.config);
+    } catch {
+      // Unreadable files were reported when radiod connected.
+    }
+    void diagnoseEtcd(first.url, this.config, tls).then((why) => {
+      if (why && !this.#etcdConnected) log.warn(`etcd: ${why}`);
+    }, () => undefined);
   }
 
   /**

@@ -2,12 +2,15 @@
  * radiod entry point: reads the configuration, starts the daemon, and stops
  * it on SIGTERM or SIGINT. This is the one place that sets the exit code.
  */
-import { loadConfig, usage } from './config/load-config.ts';
+import { configFileName, loadConfig, usage } from './config/load-config.ts';
+import { VERSION } from './core/version.ts';
+import { quietIpServerNameWarning } from './core/warnings.ts';
 import { describe, hasCode } from './core/errors.ts';
 import { logger } from './core/log.ts';
 import { Daemon } from './daemon.ts';
 
 const log = logger('radiod');
+quietIpServerNameWarning();
 
 async function main(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -15,9 +18,10 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (argv.includes('--version')) {
-    process.stdout.write('radiod 0.1.0\n');
+    process.stdout.write(`radiod ${VERSION}\n`);
     return 0;
   }
+  if (argv.includes('--check-config')) return checkConfig(argv.filter((a) => a !== '--check-config'));
   let config;
   try {
     config = await loadConfig(argv);
@@ -60,6 +64,27 @@ async function main(argv: string[]): Promise<number> {
   }
   log.info('ready');
   return stopped;
+}
+
+/**
+ * `radiod --check-config`: the systemd unit's ExecCondition. 0 when radiod
+ * can start; otherwise one line saying what to put in the file and exit 1,
+ * which systemd takes as "not yet" rather than a failure, so the service
+ * waits for radiod.path to see the file saved instead of restarting in a loop.
+ */
+async function checkConfig(argv: string[]): Promise<number> {
+  try {
+    const c = await loadConfig(argv);
+    process.stdout.write(`radiod: configuration complete: node ${c.nodeName} of ${c.domain}\n`);
+    return 0;
+  } catch (err) {
+    const file = configFileName(argv);
+    const missingDomain = describe(err).startsWith('DOMAIN (--domain): required');
+    process.stdout.write(missingDomain
+      ? `radiod: waiting for DOMAIN in ${file}; radiod starts when the file is saved with DOMAIN=your.zone\n`
+      : `radiod: not starting until ${file} is fixed: ${describe(err)}\n`);
+    return 1;
+  }
 }
 
 const code = await main(process.argv.slice(2));

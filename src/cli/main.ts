@@ -2,7 +2,10 @@
  * radioctl entry point: runs the command and exits with its code.
  */
 import { readFileSync } from 'node:fs';
+import { quietIpServerNameWarning } from '../core/warnings.ts';
 import { radioctl } from './radioctl.ts';
+
+quietIpServerNameWarning();
 
 const code = await radioctl(process.argv.slice(2), {
   out: (s) => process.stdout.write(`${s}\n`),

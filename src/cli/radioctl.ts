@@ -9,14 +9,15 @@ import { gatherRaw, parseArgs, type ParsedArgs } from '../config/load-config.ts'
 import { SETTINGS, parseSetting, type Config } from '../config/settings.ts';
 import { RadioError, describe } from '../core/errors.ts';
 import { ClusterModel } from '../state/cluster-model.ts';
-import { connectEtcd, withDeadline } from '../state/etcd-client.ts';
+import { connectEtcd, loadTls, withDeadline, type Tls } from '../state/etcd-client.ts';
+import { diagnoseEtcd } from '../state/etcd-diagnose.ts';
 import {
   checkMountPath, checkRelayUrl, checkTranscode, newPassword, newUsername, type MountRecord, type Transcode,
 } from '../state/mount-record.ts';
 import { backup, createMount, deleteMount, getMount, listMounts, restore, updateMount } from '../state/mount-store.ts';
 import { clusterStatus, formatStatus } from './cluster-status.ts';
 
-const ETCD_KEYS = ['etcdServer', 'etcdCa', 'etcdCert', 'etcdKey', 'embeddedEtcdPort'] as const;
+const ETCD_KEYS = ['etcdServer', 'resolver', 'etcdCa', 'etcdCert', 'etcdKey', 'embeddedEtcdPort'] as const;
 const ETCD_SETTINGS = SETTINGS.filter((s) => (ETCD_KEYS as readonly string[]).includes(s.key));
 
 const VALUE_FLAGS = ['--timeout', '--relay', '--fallback', '--source', '--codec', '--bitrate', '--samplerate', '--channels', '--quality'];
@@ -186,7 +187,8 @@ async function run(command: string, args: ParsedArgs, client: Etcd3, io: Io): Pr
 /** Runs radioctl with `argv`; returns the exit code. */
 export async function radioctl(argv: readonly string[], io: Io): Promise<number> {
   let client: Etcd3 | null = null;
-  let endpoints = '(none)';
+  let endpoints: string[] = [];
+  let settings: Config | null = null;
   try {
     const args = parseArgs(argv, { valueFlags: VALUE_FLAGS, switchFlags: SWITCHES, settings: ETCD_SETTINGS });
     if (args.switches.has('--help') || argv.length === 0) {
@@ -211,17 +213,24 @@ export async function radioctl(argv: readonly string[], io: Io): Promise<number>
     for (const spec2 of ETCD_SETTINGS) {
       const given = raw.get(spec2.key);
       const d = typeof spec2.default === 'function' ? spec2.default(s) : spec2.default;
-      (s as Record<string, unknown>)[spec2.key] = given ? parseSetting(spec2, given.raw, given.origin) : d === '' ? '' : parseSetting(spec2, d ?? '', 'default');
+      (s as Record<string, unknown>)[spec2.key] = given ? parseSetting(spec2, given.raw, given.origin) : d === '' && spec2.key !== 'resolver' ? '' : parseSetting(spec2, d ?? '', 'default');
     }
-    const conn = await withDeadline(connectEtcd(s as Config, { dialTimeout: timeoutMs }), timeoutMs, 'connect');
+    settings = s as Config;
+    const conn = await withDeadline(connectEtcd(settings, { dialTimeout: timeoutMs }), timeoutMs, 'connect');
     client = conn.client;
-    endpoints = conn.endpoints.join(',');
+    endpoints = conn.endpoints;
     await withDeadline(run(command!, args, client, io), timeoutMs, `${command} via ${conn.endpoints.join(',')}`);
     return 0;
   } catch (err) {
     const e = err instanceof RadioError ? err : null;
     const code = e?.exit ?? (isEtcdConnectionError(err) ? 3 : 1);
-    io.err(`radioctl: ${code === 3 && !e ? `etcd not reachable at ${endpoints}: ${shortReason(err)}` : describe(err)}`);
+    let why = code === 3 && !e ? `etcd not reachable at ${endpoints.join(',')}: ${shortReason(err)}` : describe(err);
+    if (code === 3 && settings && endpoints[0] !== undefined) {
+      // The gRPC error says "unavailable" for every TLS mistake; say which one it is.
+      const reason = await diagnoseEtcd(endpoints[0], settings, loadTlsQuietly(settings)).catch(() => null);
+      if (reason) why = `etcd not reachable at ${endpoints.join(',')}: ${reason}`;
+    }
+    io.err(`radioctl: ${why}`);
     return code;
   } finally {
     client?.close();
@@ -233,6 +242,14 @@ function shortReason(err: unknown): string {
   const m = /(ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|certificate[^.]*|handshake[^.]*)/i.exec(describe(err));
   if (!m) return describe(err).split('. ')[0]!;
   return { ECONNREFUSED: 'connection refused', ETIMEDOUT: 'timed out', EHOSTUNREACH: 'host unreachable', ENOTFOUND: 'host not found' }[m[1]!.toUpperCase()] ?? m[1]!;
+}
+
+function loadTlsQuietly(s: Config): Tls | null {
+  try {
+    return loadTls(s);
+  } catch {
+    return null;
+  }
 }
 
 function isEtcdConnectionError(err: unknown): boolean {

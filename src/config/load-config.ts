@@ -91,6 +91,15 @@ export async function hostAddresses(): Promise<string[]> {
   return [...new Set(found.map((a) => a.address))];
 }
 
+/** The settings file radiod reads for `argv` and the environment. */
+export function configFileName(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): string {
+  try {
+    return parseArgs(argv).configFile ?? env.RADIOAI_CONFIG ?? DEFAULT_CONFIG_FILE;
+  } catch {
+    return env.RADIOAI_CONFIG ?? DEFAULT_CONFIG_FILE;
+  }
+}
+
 /** The raw value of each setting with where it came from, before parsing. */
 export function gatherRaw(
   args: ParsedArgs,
@@ -138,6 +147,10 @@ export async function loadConfig(argv: readonly string[], opts: LoadOptions = {}
         if (s.key === 'publicIps') throw new RadioError('RADIOAI_ERR_CONFIG', 'PUBLIC_IP (--public-ip): the host name does not resolve; set the addresses to advertise');
         if (s.key === 'etcdServer' || s.key === 'statsd') {
           (config as Record<string, unknown>)[s.key] = '';
+          continue;
+        }
+        if (s.key === 'resolver') {
+          config.resolver = [];
           continue;
         }
       }

@@ -30,6 +30,8 @@ export interface Config {
   workers: number;
   /** host:port, or '' to disable. */
   statsd: string;
+  /** DNS servers (IP or IP:port) that resolve a host-name ETCD_SERVER; empty: the system's resolver. */
+  resolver: string[];
   /** Seconds before a silent node is dropped. */
   leaseTtl: number;
   /** TTL of node records in DNS answers, seconds. */
@@ -165,6 +167,21 @@ function etcdServer(raw: string): string {
   return v;
 }
 
+/** DNS servers as `IP`, `IP:port` or `[IPv6]:port`, comma-separated; empty for the system's resolver. */
+function resolverList(raw: string): string[] {
+  const out = list(raw);
+  for (const item of out) {
+    const m = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(item) ?? /^([0-9.]+):(\d+)$/.exec(item);
+    if (m) {
+      if (isIP(m[1]!) === 0) fail(`"${m[1]}" is not an IP address`);
+      port(m[2]!);
+    } else if (isIP(item) === 0) {
+      fail(`"${item}" is not an IP address or IP:port`);
+    }
+  }
+  return out;
+}
+
 function path(raw: string): string {
   const v = raw.trim();
   if (!v.startsWith('/')) fail(`expected an absolute path, got "${raw}"`);
@@ -186,6 +203,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'dnsPort', flag: '--dns-port', env: 'DNS_PORT', default: '53', parse: port, help: 'DNS port (UDP and TCP)' },
   { key: 'icecastPort', flag: '--icecast-port', env: 'ICECAST_PORT', default: '8000', parse: port, help: 'Icecast-compatible port' },
   { key: 'etcdServer', flag: '--etcd', env: 'ETCD_SERVER', default: '', parse: etcdServer, help: 'etcd client URLs, or a host name; empty starts an embedded etcd' },
+  { key: 'resolver', flag: '--resolver', env: 'RESOLVER', default: '', parse: resolverList, help: "DNS servers (IP or IP:port) that look up a host-name ETCD_SERVER; empty: the system's" },
   { key: 'etcdCa', flag: '--etcd-ca', env: 'ETCD_CA', default: '/etc/radioai/etcd_ca.pem', parse: path, help: 'CA certificate for etcd (used when present)' },
   { key: 'etcdCert', flag: '--etcd-cert', env: 'ETCD_CERT', default: '/etc/radioai/etcd_client.pem', parse: path, help: 'client certificate for etcd (used when present)' },
   { key: 'etcdKey', flag: '--etcd-key', env: 'ETCD_KEY', default: '/etc/radioai/etcd_client.key', parse: path, help: 'client key for etcd (used when present)' },

@@ -5,7 +5,7 @@
  * uses TLS, with the client certificate and key when those exist too.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { lookup } from 'node:dns/promises';
+import { Resolver, lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { Etcd3, type IOptions } from 'etcd3';
 import { RadioError, describe } from '../core/errors.ts';
@@ -17,6 +17,8 @@ export interface EtcdSettings {
   etcdCert: string;
   etcdKey: string;
   embeddedEtcdPort: number;
+  /** DNS servers for a host-name etcdServer; empty: the system's resolver. */
+  resolver?: string[];
 }
 
 export interface Tls {
@@ -49,12 +51,30 @@ export async function etcdEndpoints(s: EtcdSettings, tls: boolean): Promise<stri
   if (items.every((i) => /^https?:\/\//.test(i))) return items;
   const [host, port] = /^[^:]+:\d+$/.test(items[0]!) ? items[0]!.split(':') as [string, string] : [items[0]!, '2379'];
   if (isIP(host) !== 0) return [`${scheme}://${hostPort(host, Number(port))}`];
+  const via = s.resolver && s.resolver.length > 0 ? ` (asking ${s.resolver.join(', ')})` : '';
+  let addresses: string[];
   try {
-    const found = await lookup(host, { all: true });
-    return found.map((a) => `${scheme}://${hostPort(a.address, Number(port))}`);
+    addresses = await resolveHost(host, s.resolver ?? []);
   } catch (err) {
-    throw new RadioError('RADIOAI_ERR_ETCD_UNREACHABLE', `etcd host name ${host} does not resolve: ${describe(err)}`, { cause: err });
+    throw new RadioError('RADIOAI_ERR_ETCD_UNREACHABLE', `etcd host name ${host} does not resolve${via}: ${describe(err)}`, { cause: err });
   }
+  if (addresses.length === 0) throw new RadioError('RADIOAI_ERR_ETCD_UNREACHABLE', `etcd host name ${host} has no addresses${via}`);
+  return addresses.map((a) => `${scheme}://${hostPort(a, Number(port))}`);
+}
+
+/**
+ * The addresses of a host name: from the system (which also reads
+ * /etc/hosts), or from the given DNS servers, such as a radioai node's own
+ * DNS for `etcd.DOMAIN` before the zone is delegated.
+ */
+async function resolveHost(host: string, servers: string[]): Promise<string[]> {
+  if (servers.length === 0) return [...new Set((await lookup(host, { all: true })).map((a) => a.address))];
+  const r = new Resolver({ timeout: 2000, tries: 2 });
+  r.setServers(servers);
+  const settled = await Promise.allSettled([r.resolve4(host), r.resolve6(host)]);
+  const found = settled.flatMap((x) => (x.status === 'fulfilled' ? x.value : []));
+  if (found.length === 0 && settled[0].status === 'rejected') throw settled[0].reason;
+  return found;
 }
 
 export async function connectEtcd(s: EtcdSettings, extra: Partial<IOptions> = {}): Promise<{ client: Etcd3; endpoints: string[] }> {

@@ -12,7 +12,8 @@ import { logger } from '../core/log.ts';
 import { parseFromWorker, type ToWorker, type WorkerInit } from '../shared/messages.ts';
 
 const log = logger('workers');
-const ENTRY = new URL('./worker-main.ts', import.meta.url);
+// Run from source (type stripping) or from the package's compiled JavaScript.
+const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './worker-main.ts' : './worker-main.js', import.meta.url);
 
 export interface SupervisorEvents {
   restart: [id: number];
