@@ -180,7 +180,7 @@ describe('radioctl', () => {
     const dead = `http://127.0.0.1:${await freePort()}`;
     const refused = await radioctl(dead, ['--timeout', '2', 'list-mounts']);
     assert.equal(refused.code, 3);
-    assert.equal(refused.stderr, `radioctl: etcd not reachable at ${dead}: connection refused\n`);
+    assert.equal(refused.stderr, `radioctl: etcd not reachable at ${dead}: nothing listens at ${dead.slice(7)} (connection refused)\n`);
     // A server that accepts and never answers: the deadline, not a refusal, must end the command.
     const { createServer } = await import('node:net');
     const silent = createServer(() => undefined);

@@ -189,6 +189,7 @@ export async function radioctl(argv: readonly string[], io: Io): Promise<number>
   let client: Etcd3 | null = null;
   let endpoints: string[] = [];
   let settings: Config | null = null;
+  let timeoutMs = 5000;
   try {
     const args = parseArgs(argv, { valueFlags: VALUE_FLAGS, switchFlags: SWITCHES, settings: ETCD_SETTINGS });
     if (args.switches.has('--help') || argv.length === 0) {
@@ -206,7 +207,7 @@ export async function radioctl(argv: readonly string[], io: Io): Promise<number>
     if (rest.length > maxArgs) usageError(`unexpected argument "${rest[maxArgs]}"`);
     const timeoutRaw = args.flags.get('--timeout') ?? '5';
     if (!/^\d+(\.\d+)?$/.test(timeoutRaw) || Number(timeoutRaw) <= 0) usageError(`--timeout takes a number of seconds, got "${timeoutRaw}"`);
-    const timeoutMs = Number(timeoutRaw) * 1000;
+    timeoutMs = Number(timeoutRaw) * 1000;
 
     const raw = gatherRaw(args, io.env, ETCD_SETTINGS);
     const s: Partial<Config> = {};
@@ -227,7 +228,7 @@ export async function radioctl(argv: readonly string[], io: Io): Promise<number>
     let why = code === 3 && !e ? `etcd not reachable at ${endpoints.join(',')}: ${shortReason(err)}` : describe(err);
     if (code === 3 && settings && endpoints[0] !== undefined) {
       // The gRPC error says "unavailable" for every TLS mistake; say which one it is.
-      const reason = await diagnoseEtcd(endpoints[0], settings, loadTlsQuietly(settings)).catch(() => null);
+      const reason = await diagnoseEtcd(endpoints[0], settings, loadTlsQuietly(settings), Math.min(2000, timeoutMs)).catch(() => null);
       if (reason) why = `etcd not reachable at ${endpoints.join(',')}: ${reason}`;
     }
     io.err(`radioctl: ${why}`);
