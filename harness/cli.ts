@@ -6,13 +6,19 @@
  * everything `up` started. The cluster lives in --dir (state.json, logs,
  * data).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Cluster, downFromState, nthAddress, type ClusterPorts, type ClusterState } from './cluster.ts';
+import { Cluster, downFromState, joinEtcdServer, nthAddress, startNodeRadiod, type ClusterPorts, type ClusterState } from './cluster.ts';
 import { alive, httpGet } from './net.ts';
 import { radioctl } from './radiod.ts';
 
-const USAGE = `usage: npm run cluster -- up|down|status [options]
+const USAGE = `usage: npm run cluster -- up|join|down|status [options]
+
+  up      start the cluster and return, leaving it running
+  join    add a node with no etcd member and no etcd address: it finds
+          etcd as etcd.DOMAIN through the first node's DNS
+  status  each node's health and radioctl status
+  down    stop everything up and join started
 
   --nodes N           nodes (default 3), on FIRST, FIRST+1, ...
   --first-address A   first node's address (default 127.0.0.1)
@@ -52,7 +58,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { values: v, positionals } = parsed;
   const cmd = positionals[0];
-  if (v.help || cmd === undefined || !['up', 'down', 'status'].includes(cmd)) {
+  if (v.help || cmd === undefined || !['up', 'join', 'down', 'status'].includes(cmd)) {
     process.stderr.write(USAGE);
     return v.help ? 0 : 1;
   }
@@ -79,6 +85,14 @@ export async function main(argv: string[]): Promise<number> {
     return status(st);
   }
 
+  if (cmd === 'join') {
+    const st = readState();
+    if (!st) {
+      process.stderr.write(`no cluster in ${dir}; run "npm run cluster -- up" first\n`);
+      return 1;
+    }
+    return join(dir, st);
+  }
   if (readState()) {
     process.stderr.write(`a cluster is already up in ${dir}; run "npm run cluster -- down" first\n`);
     return 1;
@@ -121,7 +135,7 @@ export async function main(argv: string[]): Promise<number> {
   const etcd = c.etcdUrls.join(',');
   const h = c.nodes[0]!.host;
   const p = (port: number, dflt: number): string => (port === dflt ? '' : `:${port}`);
-  process.stdout.write(`${c.nodes.map((n) => `${n.name}  ${n.host}  radiod pid ${n.radiod?.proc.pid}  etcd pid ${n.member.pid}`).join('\n')}
+  process.stdout.write(`${c.nodes.map((n) => `${n.name}  ${n.host}  radiod pid ${n.radiod?.proc.pid}  etcd pid ${n.member?.pid}`).join('\n')}
 
 up. Try:
   bin/radioctl --etcd ${etcd} create-mount /live.ogg
@@ -132,6 +146,32 @@ up. Try:
 logs: ${dir}/*.log
 `);
   return 0;
+}
+
+/** `join`: one more node on the next address that bootstraps through DNS; recorded in state.json for status and down. */
+async function join(dir: string, st: ClusterState): Promise<number> {
+  const first = st.nodes[0]!;
+  const index = st.nodes.length;
+  const name = `node${index + 1}`;
+  const host = nthAddress(first.host, index);
+  const dataDir = `${dir}/${name}`;
+  mkdirSync(dataDir, { recursive: true });
+  const etcd = joinEtcdServer(st.domain, st.ports.etcdClient);
+  const resolver = `${first.host}:${st.ports.dns}`;
+  process.stdout.write(`starting ${name} on ${host} with ETCD_SERVER=${etcd} RESOLVER=${resolver}\n`);
+  try {
+    const r = await startNodeRadiod({
+      dir, domain: st.domain, ports: st.ports, leaseTtl: st.leaseTtl ?? 3, workers: st.workers ?? 2, detached: true, extraArgs: [],
+      nameservers: st.nodes.filter((n) => n.etcdPid !== null).map((n) => n.name), etcd, resolver,
+    }, { name, host, dataDir }, 30_000);
+    st.nodes.push({ name, host, dataDir, radiodPid: r.proc.pid, etcdPid: null });
+    writeFileSync(`${dir}/state.json`, `${JSON.stringify(st, null, 2)}\n`);
+    process.stdout.write(`${name}  ${host}  radiod pid ${r.proc.pid}: joined; its log says where etcd.${st.domain} pointed (${dir}/${name}-radiod.log)\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`${name} did not join: ${(err as Error).message}\n`);
+    return 1;
+  }
 }
 
 async function status(st: ClusterState): Promise<number> {
@@ -147,7 +187,7 @@ async function status(st: ClusterState): Promise<number> {
       bad++;
     }
     const up = (pid: number | null): string => (pid !== null && alive(pid) ? `pid ${pid}` : 'not running');
-    process.stdout.write(`${n.name}  ${n.host}  radiod ${up(n.radiodPid)}  etcd ${up(n.etcdPid)}  health ${health}\n`);
+    process.stdout.write(`${n.name}  ${n.host}  radiod ${up(n.radiodPid)}  etcd ${n.etcdPid === null ? 'none (joined through DNS)' : up(n.etcdPid)}  health ${health}\n`);
   }
   const res = await radioctl(st.etcd.join(','), ['status']);
   process.stdout.write(`\n${res.stdout}${res.stderr}`);

@@ -44,7 +44,8 @@ export interface ClusterNode {
   name: string;
   host: string;
   dataDir: string;
-  member: EtcdMember;
+  /** Its etcd member; null for a node that joined through DNS (`join`). */
+  member: EtcdMember | null;
   radiod: Radiod | null;
   proxies: TcpProxy[];
 }
@@ -54,7 +55,38 @@ export interface ClusterState {
   domain: string;
   ports: ClusterPorts;
   etcd: string[];
+  leaseTtl?: number;
+  workers?: number;
   nodes: { name: string; host: string; dataDir: string; radiodPid: number | null; etcdPid: number | null }[];
+}
+
+export interface NodeRadiodSpec {
+  dir: string;
+  domain: string;
+  ports: ClusterPorts;
+  leaseTtl: number;
+  workers: number;
+  detached: boolean;
+  extraArgs: string[];
+  nameservers: string[];
+  etcd: string;
+  /** RESOLVER for a node that looks etcd up by name. */
+  resolver: string | null;
+}
+
+/** A cluster node's radiod: the standard ports on its own address, logs under `dir` when detached. */
+export function startNodeRadiod(s: NodeRadiodSpec, n: { name: string; host: string; dataDir: string }, readyMs: number): Promise<Radiod> {
+  return startRadiod({
+    name: n.name, host: n.host, etcd: s.etcd, ports: s.ports, dataDir: n.dataDir, domain: s.domain,
+    workers: s.workers, leaseTtl: s.leaseTtl, readyMs,
+    extraArgs: ['--nameservers', s.nameservers.join(','), ...(s.resolver !== null ? ['--resolver', s.resolver] : []), ...s.extraArgs],
+    ...(s.detached ? { logFile: join(s.dir, `${n.name}-radiod.log`) } : {}),
+  });
+}
+
+/** ETCD_SERVER for a node that finds etcd through the cluster's DNS. */
+export function joinEtcdServer(domain: string, etcdClientPort: number): string {
+  return etcdClientPort === 2379 ? `etcd.${domain}` : `etcd.${domain}:${etcdClientPort}`;
 }
 
 /** Address `i` places after `first` (IPv4 only: 127.0.0.0/8 has room). */
@@ -115,8 +147,8 @@ export class Cluster {
     const c = new Cluster(o, ports);
     try {
       for (const n of c.nodes) mkdirSync(n.dataDir, { recursive: true });
-      await Promise.all(c.nodes.map((n) => n.member.start()));
-      await Promise.all(c.nodes.map((n) => n.member.healthy(30_000)));
+      await Promise.all(c.nodes.map((n) => n.member!.start()));
+      await Promise.all(c.nodes.map((n) => n.member!.healthy(30_000)));
       if (c.o.cuttable) {
         for (const n of c.nodes) {
           for (const m of c.nodes) {
@@ -139,24 +171,51 @@ export class Cluster {
 
   /** The etcd client URLs a node's radiod is given. */
   etcdFor(n: ClusterNode): string {
-    return (n.proxies.length > 0 ? n.proxies.map((p) => p.url) : this.nodes.map((m) => m.member.url)).join(',');
+    if (n.member === null) return joinEtcdServer(this.o.domain, this.ports.etcdClient);
+    return (n.proxies.length > 0 ? n.proxies.map((p) => p.url) : this.members.map((m) => m.url)).join(',');
+  }
+
+  get members(): EtcdMember[] {
+    return this.nodes.flatMap((n) => (n.member ? [n.member] : []));
   }
 
   get etcdUrls(): string[] {
-    return this.nodes.map((n) => n.member.url);
+    return this.members.map((m) => m.url);
+  }
+
+  /** The nameservers every node serves as NS: the nodes that have an etcd member, as an operator delegates to the first ones. */
+  get nameservers(): string[] {
+    return this.nodes.filter((n) => n.member !== null).map((n) => n.name);
   }
 
   /** Starts (or starts again) node i's radiod on its data dir. */
   async startNode(i: number, readyMs = 30_000): Promise<Radiod> {
     const n = this.nodes[i]!;
-    n.radiod = await startRadiod({
-      name: n.name, host: n.host, etcd: this.etcdFor(n), ports: this.ports, dataDir: n.dataDir, domain: this.o.domain,
-      workers: this.o.workers, leaseTtl: this.o.leaseTtl, readyMs,
-      extraArgs: ['--nameservers', this.nodes.map((m) => m.name).join(','), ...this.o.extraArgs],
-      ...(this.o.detached ? { logFile: join(this.o.dir, `${n.name}-radiod.log`) } : {}),
-    });
+    n.radiod = await startNodeRadiod({
+      dir: this.o.dir, domain: this.o.domain, ports: this.ports, leaseTtl: this.o.leaseTtl, workers: this.o.workers,
+      detached: this.o.detached, extraArgs: this.o.extraArgs, nameservers: this.nameservers,
+      // A node without a member finds etcd as a new machine would: etcd.DOMAIN, asked of the first node's DNS.
+      etcd: this.etcdFor(n), resolver: n.member === null ? `${this.nodes[0]!.host}:${this.ports.dns}` : null,
+    }, n, readyMs);
     this.save();
     return n.radiod;
+  }
+
+  /**
+   * Adds a node on the next address with no etcd member and no etcd
+   * address given: its radiod looks up `etcd.DOMAIN` in the cluster's own
+   * DNS (README, "Adding nodes") and joins through what that returns.
+   */
+  async join(readyMs = 30_000): Promise<ClusterNode> {
+    const index = this.nodes.length;
+    const host = nthAddress(this.o.firstAddress, index);
+    const name = `node${index + 1}`;
+    const dataDir = join(this.o.dir, name);
+    mkdirSync(dataDir, { recursive: true });
+    const n: ClusterNode = { index, name, host, dataDir, member: null, radiod: null, proxies: [] };
+    this.nodes.push(n);
+    await this.startNode(index, readyMs);
+    return n;
   }
 
   /** kill -9 of node i's radiod; with `icecast`, of its Icecast too (a crashed machine). */
@@ -183,7 +242,9 @@ export class Cluster {
       domain: this.o.domain,
       ports: this.ports,
       etcd: this.etcdUrls,
-      nodes: this.nodes.map((n) => ({ name: n.name, host: n.host, dataDir: n.dataDir, radiodPid: n.radiod?.proc.pid ?? null, etcdPid: n.member.pid })),
+      leaseTtl: this.o.leaseTtl,
+      workers: this.o.workers,
+      nodes: this.nodes.map((n) => ({ name: n.name, host: n.host, dataDir: n.dataDir, radiodPid: n.radiod?.proc.pid ?? null, etcdPid: n.member?.pid ?? null })),
     };
   }
 
@@ -196,7 +257,7 @@ export class Cluster {
     await Promise.all(this.nodes.map((n) => (n.radiod ? n.radiod.stop() : Promise.resolve())));
     for (const n of this.nodes) {
       for (const p of n.proxies) await p.stop();
-      await n.member.kill();
+      await n.member?.kill();
     }
     rmSync(this.o.dir, { recursive: true, force: true });
   }

@@ -9,7 +9,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Config } from './config/settings.ts';
 import type { SupervisedChild } from './control/child-process.ts';
 import { embeddedEtcd } from './control/embedded-etcd.ts';
-import { RadioError, describe } from './core/errors.ts';
+import { RadioError, describe, hasCode } from './core/errors.ts';
 import { logger } from './core/log.ts';
 import { VERSION } from './core/version.ts';
 import type { SnapshotInput } from './shared/snapshot.ts';
@@ -33,6 +33,7 @@ import { StatsdReporter } from './metrics/statsd-reporter.ts';
 const log = logger('radiod');
 /** How often node status is written and the snapshot refreshed. */
 const TICK_MS = 1000;
+const RESOLVE_RETRY_MS = 2000;
 /** etcd counts as unreachable after this long without an answer. */
 const ETCD_SILENCE_MS = 3000;
 /** Ticks without etcd before radiod looks for the reason (a TLS or address mistake). */
@@ -175,9 +176,7 @@ export class Daemon {
       this.etcd.on('start', (pid) => log.info(`embedded etcd running (pid ${pid}) on 127.0.0.1:${c.embeddedEtcdPort}`));
       this.etcd.start();
     }
-    const { client, endpoints } = await connectEtcd(c, {
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + ETCD_CALL_MS) }),
-    });
+    const { client, endpoints } = await this.#connect();
     this.client = client;
     this.#endpoints = endpoints.map(parseEndpoint);
     const tls = loadTls(c);
@@ -208,6 +207,28 @@ export class Daemon {
     this.election = new Campaigner(client, MASTER_ELECTION, c.nodeName, c.leaseTtl);
     this.election.start();
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
+  }
+
+  /**
+   * Connects to etcd. A host-name ETCD_SERVER (etcd.DOMAIN on a new node)
+   * may not resolve yet: the cluster's DNS lists members a few seconds
+   * after they are healthy, and delegation takes its time; radiod keeps
+   * asking rather than exiting.
+   */
+  async #connect(): ReturnType<typeof connectEtcd> {
+    let said = false;
+    for (;;) {
+      try {
+        return await connectEtcd(this.config, {
+          defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + ETCD_CALL_MS) }),
+        });
+      } catch (err) {
+        if (!hasCode(err, 'RADIOAI_ERR_ETCD_UNREACHABLE') || this.#draining) throw err;
+        if (!said) log.warn(`${describe(err)}; asking again every ${RESOLVE_RETRY_MS / 1000} s`);
+        said = true;
+        await new Promise((r) => setTimeout(r, RESOLVE_RETRY_MS));
+      }
+    }
   }
 
   /** The embedded etcd takes a moment to elect itself; wait until it answers. */

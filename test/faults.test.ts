@@ -192,8 +192,8 @@ describe('faults on a three-node cluster', () => {
     const { stdout } = await exec('etcdctl', ['--endpoints', etcd(), 'endpoint', 'status', '-w', 'json']);
     const statuses = JSON.parse(stdout) as { Endpoint: string; Status: { leader: string | number; header: { member_id: string | number } } }[];
     const leaderUrl = statuses.find((s) => String(s.Status.leader) === String(s.Status.header.member_id))!.Endpoint;
-    const victim = c.nodes.find((n) => n.member.url === leaderUrl)!;
-    await victim.member.kill();
+    const victim = c.nodes.find((n) => n.member?.url === leaderUrl)!;
+    await victim.member!.kill();
     const until = Date.now() + (TTL + 2) * 1000;
     while (Date.now() < until) {
       for (const i of [0, 1, 2]) {
@@ -212,8 +212,8 @@ describe('faults on a three-node cluster', () => {
       l.close();
     }
     t.diagnostic(`etcd leader ${victim.name} killed: nodes stayed healthy, in DNS, listeners' longest pause ${Math.max(...ls.map((l) => l.maxGapMs))} ms`);
-    await victim.member.start();
-    await victim.member.healthy(20_000);
+    await victim.member!.start();
+    await victim.member!.healthy(20_000);
   });
 
   it('two of three etcd members down: every node keeps serving and answering DNS, and the cluster recovers by itself', async (t) => {
@@ -221,7 +221,7 @@ describe('faults on a three-node cluster', () => {
     for (const l of ls) await flowing(l);
     const down = [c.nodes[1]!, c.nodes[2]!];
     const pids = c.nodes.map((n) => n.radiod!.proc.pid);
-    for (const n of down) await n.member.kill();
+    for (const n of down) await n.member!.kill();
     // Longer than two lease TTLs: leases cannot expire without a quorum, so nobody may drop out.
     const until = Date.now() + (2 * TTL + 2) * 1000;
     while (Date.now() < until) {
@@ -235,7 +235,7 @@ describe('faults on a three-node cluster', () => {
     }
     assert.equal((await node(0).health()).body.etcd, 'unreachable', 'etcd really was without quorum');
     const t0 = Date.now();
-    for (const n of down) await n.member.start();
+    for (const n of down) await n.member!.start();
     await waitFor(async () => {
       for (const i of [0, 1, 2]) if ((await node(i).health()).body.etcd !== 'connected') return false;
       return true;
