@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what radioai needs on Debian 12, idempotently: the Debian packages
-# it runs (etcd, Icecast, liquidsoap) and tests with (ffmpeg, dig), then the
+# it runs (etcd, Icecast, liquidsoap) and tests and packages with (ffmpeg, dig,
+# openssl, systemd-analyze), then the
 # npm dependencies, which include the pinned Node 22 runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(etcd-server etcd-client icecast2 liquidsoap ffmpeg dnsutils procps iproute2 curl python3)
+PACKAGES=(etcd-server etcd-client icecast2 liquidsoap ffmpeg dnsutils procps iproute2 curl python3 openssl systemd adduser)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -67,6 +67,8 @@ export interface SettingSpec<K extends keyof Config = keyof Config> {
   readonly parse: Parser<Config[K]>;
   readonly help: string;
   readonly isBoolean?: boolean;
+  /** How a computed default is described to operators (the commented settings file). */
+  readonly defaultText?: string;
 }
 
 class Invalid extends Error {}
@@ -195,31 +197,31 @@ export function shortHostname(): string {
 
 export const SETTINGS: readonly SettingSpec[] = [
   { key: 'domain', flag: '--domain', env: 'DOMAIN', default: '', parse: domain, help: "the cluster's DNS zone, e.g. radio.example.com (required)" },
-  { key: 'nodeName', flag: '--name', env: 'NODE_NAME', default: shortHostname, parse: label, help: "this node's name, a DNS label" },
+  { key: 'nodeName', flag: '--name', env: 'NODE_NAME', default: shortHostname, parse: label, help: "this node's name, a DNS label", defaultText: 'the short host name' },
   // The public-IP default needs a DNS lookup; load-config.ts fills it in before parsing.
-  { key: 'publicIps', flag: '--public-ip', env: 'PUBLIC_IP', default: '', parse: ipList, help: 'comma-separated addresses advertised for this node' },
-  { key: 'bindAddrs', flag: '--bind', env: 'BIND_ADDR', default: (c) => c.publicIps?.join(','), parse: ipList, help: 'where the HTTP, DNS and Icecast-compatible ports listen' },
+  { key: 'publicIps', flag: '--public-ip', env: 'PUBLIC_IP', default: '', parse: ipList, help: 'comma-separated addresses advertised for this node', defaultText: 'the addresses `hostname -f` resolves to' },
+  { key: 'bindAddrs', flag: '--bind', env: 'BIND_ADDR', default: (c) => c.publicIps?.join(','), parse: ipList, help: 'where the HTTP, DNS and Icecast-compatible ports listen', defaultText: 'PUBLIC_IP' },
   { key: 'httpPort', flag: '--http-port', env: 'HTTP_PORT', default: '80', parse: port, help: 'redirector / proxy port' },
   { key: 'dnsPort', flag: '--dns-port', env: 'DNS_PORT', default: '53', parse: port, help: 'DNS port (UDP and TCP)' },
   { key: 'icecastPort', flag: '--icecast-port', env: 'ICECAST_PORT', default: '8000', parse: port, help: 'Icecast-compatible port' },
-  { key: 'etcdServer', flag: '--etcd', env: 'ETCD_SERVER', default: '', parse: etcdServer, help: 'etcd client URLs, or a host name; empty starts an embedded etcd' },
-  { key: 'resolver', flag: '--resolver', env: 'RESOLVER', default: '', parse: resolverList, help: "DNS servers (IP or IP:port) that look up a host-name ETCD_SERVER; empty: the system's" },
+  { key: 'etcdServer', flag: '--etcd', env: 'ETCD_SERVER', default: '', parse: etcdServer, help: 'etcd client URLs, or a host name; empty starts an embedded etcd', defaultText: 'empty: an embedded etcd on 127.0.0.1' },
+  { key: 'resolver', flag: '--resolver', env: 'RESOLVER', default: '', parse: resolverList, help: "DNS servers (IP or IP:port) that look up a host-name ETCD_SERVER; empty: the system's", defaultText: "empty: the system's resolver" },
   { key: 'etcdCa', flag: '--etcd-ca', env: 'ETCD_CA', default: '/etc/radioai/etcd_ca.pem', parse: path, help: 'CA certificate for etcd (used when present)' },
   { key: 'etcdCert', flag: '--etcd-cert', env: 'ETCD_CERT', default: '/etc/radioai/etcd_client.pem', parse: path, help: 'client certificate for etcd (used when present)' },
   { key: 'etcdKey', flag: '--etcd-key', env: 'ETCD_KEY', default: '/etc/radioai/etcd_client.key', parse: path, help: 'client key for etcd (used when present)' },
   { key: 'embeddedEtcdPort', flag: '--embedded-etcd-port', env: 'EMBEDDED_ETCD_PORT', default: '2379', parse: integer(1, 65534), help: 'client port of the embedded etcd (peer port is this + 1)' },
   { key: 'dataDir', flag: '--data-dir', env: 'DATA_DIR', default: '/var/lib/radioai', parse: path, help: 'embedded etcd data and generated files' },
-  { key: 'nameservers', flag: '--nameservers', env: 'NAMESERVERS', default: (c) => c.nodeName, parse: nameList, help: 'names served as NS records' },
+  { key: 'nameservers', flag: '--nameservers', env: 'NAMESERVERS', default: (c) => c.nodeName, parse: nameList, help: 'names served as NS records', defaultText: 'NODE_NAME' },
   { key: 'icecastProxy', flag: '--enable-icecast-proxy', env: 'ICECAST_PROXY', default: 'true', parse: boolean, help: 'true: stream to listeners; false: redirect them', isBoolean: true },
   { key: 'bandwidthLimit', flag: '--bandwidth-limit', env: 'BANDWIDTH_LIMIT', default: '0', parse: bitsPerSecond, help: 'outbound bits per second this node may serve (0: none)' },
   { key: 'maxListeners', flag: '--max-listeners', env: 'MAX_LISTENERS', default: '0', parse: integer(0, 10_000_000), help: 'listeners this node may serve (0: none)' },
-  { key: 'workers', flag: '--workers', env: 'WORKERS', default: () => String(availableParallelism()), parse: integer(1, 256), help: 'worker threads' },
+  { key: 'workers', flag: '--workers', env: 'WORKERS', default: () => String(availableParallelism()), parse: integer(1, 256), help: 'worker threads', defaultText: 'the number of CPUs' },
   { key: 'statsd', flag: '--statsd', env: 'STATSD', default: 'localhost:8125', parse: statsd, help: 'statsd host:port; empty disables' },
   { key: 'leaseTtl', flag: '--lease-ttl', env: 'LEASE_TTL', default: '5', parse: integer(2, 3600), help: 'seconds before a silent node is dropped' },
   { key: 'dnsTtl', flag: '--dns-ttl', env: 'DNS_TTL', default: '5', parse: integer(1, 86_400), help: 'TTL of node records in DNS answers, seconds' },
   { key: 'dnsMaxRecords', flag: '--dns-max-records', env: 'DNS_MAX_RECORDS', default: '8', parse: integer(1, 64), help: 'A or AAAA records per DNS answer at most' },
   { key: 'dnsRrl', flag: '--dns-rrl', env: 'DNS_RRL', default: '50', parse: integer(0, 1_000_000), help: 'UDP DNS responses per second per client prefix (0: no limit)' },
-  { key: 'icecastInternalPort', flag: '--icecast-internal-port', env: 'ICECAST_INTERNAL_PORT', default: (c) => (c.icecastPort !== undefined && c.icecastPort < 65535 ? String(c.icecastPort + 1) : '8001'), parse: port, help: "the node's own Icecast, behind the door (default ICECAST_PORT + 1)" },
+  { key: 'icecastInternalPort', flag: '--icecast-internal-port', env: 'ICECAST_INTERNAL_PORT', default: (c) => (c.icecastPort !== undefined && c.icecastPort < 65535 ? String(c.icecastPort + 1) : '8001'), parse: port, help: "the node's own Icecast, behind the door (default ICECAST_PORT + 1)", defaultText: 'ICECAST_PORT + 1' },
   { key: 'icecastClients', flag: '--icecast-clients', env: 'ICECAST_CLIENTS', default: '20000', parse: integer(10, 1_000_000), help: "the local Icecast's client limit" },
   { key: 'icecastQueueSize', flag: '--icecast-queue-size', env: 'ICECAST_QUEUE_SIZE', default: '524288', parse: integer(65536, 64 << 20), help: 'bytes a listener may lag before Icecast drops it' },
   { key: 'icecastBurstSize', flag: '--icecast-burst-size', env: 'ICECAST_BURST_SIZE', default: '65536', parse: integer(0, 8 << 20), help: 'bytes Icecast sends at once to a new listener' },
