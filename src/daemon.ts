@@ -18,7 +18,7 @@ import { Campaigner } from './state/election.ts';
 import { MASTER_ELECTION } from './state/keys.ts';
 import { connectEtcd, loadTls, withDeadline, type Tls } from './state/etcd-client.ts';
 import { diagnoseEtcd } from './state/etcd-diagnose.ts';
-import { memberHealthy, parseEndpoint, reachable, type Endpoint, type ProbeTls } from './state/etcd-probe.ts';
+import { etcdAt, memberHealthy, parseEndpoint, reachable, type Endpoint, type ProbeTls } from './state/etcd-probe.ts';
 import { Presence } from './state/presence.ts';
 import { SnapshotWriter } from './state/snapshot-writer.ts';
 import { WorkerSupervisor } from './workers/supervisor.ts';
@@ -172,9 +172,18 @@ export class Daemon {
     await this.icecast.prepare();
     await this.workers.start();
     if (c.etcdServer === '') {
-      this.etcd = await embeddedEtcd({ dataDir: c.dataDir, clientPort: c.embeddedEtcdPort });
-      this.etcd.on('start', (pid) => log.info(`embedded etcd running (pid ${pid}) on 127.0.0.1:${c.embeddedEtcdPort}`));
-      this.etcd.start();
+      const etcd = await embeddedEtcd({ dataDir: c.dataDir, clientPort: c.embeddedEtcdPort });
+      // Debian's etcd service (etcd-server, which the package depends on) listens on
+      // 127.0.0.1:2379 too: a node with a running system etcd uses it.
+      const held = await etcdAt(parseEndpoint(`http://127.0.0.1:${c.embeddedEtcdPort}`), 1000);
+      if (held === 'etcd') {
+        log.info(`an etcd already serves 127.0.0.1:${c.embeddedEtcdPort} (the system's etcd service); using it instead of starting one`);
+      } else {
+        if (held === 'other') log.error(`127.0.0.1:${c.embeddedEtcdPort} is taken by something that is not etcd; set EMBEDDED_ETCD_PORT to a free port, or ETCD_SERVER`);
+        this.etcd = etcd;
+        etcd.on('start', (pid) => log.info(`embedded etcd running (pid ${pid}) on 127.0.0.1:${c.embeddedEtcdPort}`));
+        etcd.start();
+      }
     }
     const { client, endpoints } = await this.#connect();
     this.client = client;

@@ -55,6 +55,24 @@ describe('radiod with its embedded etcd', () => {
     for (const pid of children) assert.ok(!alive(pid), `child ${pid} was stopped`);
     assert.doesNotMatch(node.proc.output(), /uv_loop_close|Assertion failed/);
   });
+
+  it("uses an etcd already serving its embedded port (Debian's etcd service) instead of starting one", async () => {
+    const system = await startEtcd();
+    let n: Radiod | undefined;
+    try {
+      const port = new URL(system.url).port;
+      n = await startRadiod({ name: 'withsystem', leaseTtl: TTL, extraArgs: ['--embedded-etcd-port', port] });
+      assert.equal((await n.health()).body.etcd, 'connected');
+      assert.match(n.proc.output(), new RegExp(`an etcd already serves 127\\.0\\.0\\.1:${port}`));
+      await waitFor(() => childrenOf(n!.proc.pid).length === 1, 10_000, 'icecast2 to run');
+      assert.deepEqual(childrenOf(n.proc.pid).map((pid) => execFileSync('ps', ['-o', 'comm=', '-p', String(pid)], { encoding: 'utf8' }).trim()), ['icecast2'], 'no etcd of its own');
+      const st = await radioctl(system.url, ['--json', 'status']);
+      assert.deepEqual((JSON.parse(st.stdout) as { nodes: { name: string }[] }).nodes.map((x) => x.name), ['withsystem']);
+    } finally {
+      await n?.stop();
+      await system.stop();
+    }
+  });
 });
 
 describe('two radiod nodes sharing one etcd', () => {

@@ -63,3 +63,23 @@ export function memberHealthy(e: Endpoint, tls: ProbeTls | null, timeoutMs: numb
     req.on('error', () => resolve(false));
   });
 }
+
+/**
+ * What holds a port where radiod would start its embedded etcd: nothing,
+ * an etcd (its /health answers, e.g. Debian's etcd service on 2379), or
+ * something else.
+ */
+export async function etcdAt(e: Endpoint, timeoutMs: number): Promise<'free' | 'etcd' | 'other'> {
+  if (!(await reachable(e, timeoutMs))) return 'free';
+  return new Promise((resolve) => {
+    const req = httpGet({ host: e.host, port: e.port, path: '/health', timeout: timeoutMs, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve(/"health"\s*:/.test(body) ? 'etcd' : 'other'));
+      res.on('error', () => resolve('other'));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve('other'));
+  });
+}
