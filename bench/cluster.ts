@@ -29,7 +29,7 @@ export async function startCluster(): Promise<Cluster> {
   // DNS rate limiting stays on, at a rate one load generator does not reach (bench dns).
   const proxy = await startRadiod({ name: 'bench-proxy', host: '127.0.0.2', etcd: etcd.url, workers: Number(process.env.BENCH_WORKERS ?? 2), leaseTtl: 5, extraArgs: ['--dns-rrl', '1000000'] });
   await waitFor(async () => (await proxy.health()).body.icecast === 'ready', 20_000, 'the proxy node');
-  const redirector = await startRadiod({ name: 'bench-redirect', host: '127.0.0.3', etcd: etcd.url, workers: 1, leaseTtl: 5, extraArgs: ['--enable-icecast-proxy', 'false'] });
+  const redirector = await startRadiod({ name: 'bench-redirect', host: '127.0.0.3', etcd: etcd.url, workers: 1, leaseTtl: 5, extraArgs: ['--enable-icecast-proxy', 'false', '--dns-rrl', '1000000'] });
   const r = await radioctl(etcd.url, ['--json', 'create-mount', MOUNT]);
   const m = JSON.parse(r.stdout) as { username: string; password: string };
   const source = new KeepSource(() => ffmpegMp3Source(icecastUrl(m.username, m.password, proxy.host, proxy.icecastPort, MOUNT)));

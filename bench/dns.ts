@@ -2,7 +2,10 @@
  * `dns`: dnsperf against radiod's DNS (rate limiting on, at a rate this
  * single load generator does not reach) and against NSD serving the same
  * records from a zone file, in the same run: queries per second and per
- * CPU-second of the server. Each server's answer is checked with dig first.
+ * CPU-second of the server. Compared at equal threads: radiod with one
+ * worker against NSD with one server process, and two against two (two
+ * sockets share the load, so each batch is smaller). Each server's answer
+ * is checked with dig first.
  */
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -18,6 +21,8 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 
 export interface DnsResult {
   server: string;
+  /** Worker threads (radiod) or server processes (NSD) answering. */
+  threads: number;
   qps: number;
   cpuSeconds: number;
   perCpuSecond: number;
@@ -29,7 +34,7 @@ async function digA(host: string, port: number): Promise<string[]> {
   return stdout.trim().split('\n').filter(Boolean).sort();
 }
 
-async function dnsperf(server: string, host: string, port: number, pids: number[]): Promise<DnsResult> {
+async function dnsperf(server: string, threads: number, host: string, port: number, pids: number[]): Promise<DnsResult> {
   const dir = tempDir('dnsperf');
   const queries = join(dir, 'queries');
   writeFileSync(queries, 'stream.radio.test A\nradio.test A\nstream.radio.test A\nnope.radio.test A\n');
@@ -40,6 +45,7 @@ async function dnsperf(server: string, host: string, port: number, pids: number[
   const completed = Number(/Queries completed:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
   return {
     server,
+    threads,
     qps: Math.round(qps),
     cpuSeconds: Number(cpu.toFixed(2)),
     perCpuSecond: Math.round(completed / cpu),
@@ -47,7 +53,7 @@ async function dnsperf(server: string, host: string, port: number, pids: number[
   };
 }
 
-async function startNsd(addresses: string[]): Promise<{ host: string; port: number; pids: () => number[]; stop: () => Promise<void> }> {
+async function startNsd(addresses: string[], servers: number): Promise<{ host: string; port: number; pids: () => number[]; stop: () => Promise<void> }> {
   const dir = tempDir('nsd');
   const host = '127.0.0.20';
   const port = await freePort(host);
@@ -61,7 +67,7 @@ ${records}
 `);
   writeFileSync(join(dir, 'nsd.conf'), `server:
   ip-address: ${host}@${port}
-  server-count: 1
+  server-count: ${servers}
   username: ""
   chroot: ""
   zonesdir: "${dir}"
@@ -84,18 +90,20 @@ zone:
 }
 
 export async function dnsBench(cluster: Cluster): Promise<DnsResult[]> {
-  const n = cluster.proxy;
-  const ours = await digA(n.host, n.dnsPort);
-  if (ours.length === 0) throw new Error('radiod does not answer stream.radio.test');
-  const nsd = await startNsd(ours);
-  try {
-    const peer = await digA(nsd.host, nsd.port);
-    if (peer.join() !== ours.join()) throw new Error(`NSD answers ${peer.join()}, radiod ${ours.join()}`);
-    return [
-      await dnsperf('radiod (rate limiting on)', n.host, n.dnsPort, [n.proc.pid]),
-      await dnsperf('NSD, 1 server, rrl off', nsd.host, nsd.port, nsd.pids()),
-    ];
-  } finally {
-    await nsd.stop();
+  const out: DnsResult[] = [];
+  // The redirect-mode node runs one worker, the proxy node BENCH_WORKERS (2).
+  for (const n of [cluster.redirector, cluster.proxy]) {
+    const ours = await digA(n.host, n.dnsPort);
+    if (ours.length === 0) throw new Error(`radiod ${n.name} does not answer stream.radio.test`);
+    const nsd = await startNsd(ours, n.workers);
+    try {
+      const peer = await digA(nsd.host, nsd.port);
+      if (peer.join() !== ours.join()) throw new Error(`NSD answers ${peer.join()}, radiod ${ours.join()}`);
+      out.push(await dnsperf(`radiod, ${n.workers} worker${n.workers > 1 ? 's' : ''}, rate limiting on`, n.workers, n.host, n.dnsPort, [n.proc.pid]));
+      out.push(await dnsperf(`NSD, ${n.workers} server${n.workers > 1 ? 's' : ''}, rrl off`, n.workers, nsd.host, nsd.port, nsd.pids()));
+    } finally {
+      await nsd.stop();
+    }
   }
+  return out;
 }

@@ -68,11 +68,13 @@ if (results.flashcrowd) {
   md.push('');
 }
 if (results.dns) {
-  const [ours, peer] = results.dns;
   md.push('## dns', '', '| server | queries/s | CPU s | queries per CPU-s | lost |', '|---|---|---|---|---|');
   for (const r of results.dns) md.push(`| ${r.server} | ${r.qps} | ${r.cpuSeconds} | ${r.perCpuSecond} | ${r.lost} |`);
-  if (ours && peer) md.push('', `radiod / NSD: ${(ours.perCpuSecond / peer.perCpuSecond).toFixed(2)} per CPU-second, ${(ours.qps / peer.qps).toFixed(2)} per second.`);
   md.push('');
+  for (let i = 0; i + 1 < results.dns.length; i += 2) {
+    const [ours, peer] = [results.dns[i]!, results.dns[i + 1]!];
+    md.push(`radiod / NSD, ${ours.threads} thread${ours.threads > 1 ? 's' : ''} each: ${(ours.perCpuSecond / peer.perCpuSecond).toFixed(2)} per CPU-second, ${(ours.qps / peer.qps).toFixed(2)} per second.`, '');
+  }
 }
 if (results.latency) {
   md.push('## latency', '', '| path | samples | p50 ms | p90 ms | p99 ms | max ms |', '|---|---|---|---|---|---|');

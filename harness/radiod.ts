@@ -22,6 +22,8 @@ export interface Radiod {
   /** The node's own Icecast, behind the door. */
   icecastInternalPort: number;
   dataDir: string;
+  /** Worker threads it runs. */
+  workers: number;
   health: () => Promise<{ status: number; body: Record<string, unknown> }>;
 }
 
@@ -99,7 +101,7 @@ export async function startRadiod(o: RadiodOptions): Promise<Radiod> {
       throw new Error(`${(err as Error).message}\n--- radiod output ---\n${proc.output()}`);
     }
   }
-  return { proc, stop, name: o.name, host, httpPort: ports.http, icecastPort: ports.icecast, dnsPort: ports.dns, icecastInternalPort: ports.icecastInternal, dataDir, health };
+  return { proc, stop, name: o.name, host, httpPort: ports.http, icecastPort: ports.icecast, dnsPort: ports.dns, icecastInternalPort: ports.icecastInternal, dataDir, workers: o.workers ?? 2, health };
 }
 
 export interface CtlResult {

@@ -41,8 +41,20 @@ $node -e '
 # Production dependencies, copied from the installed tree (no network).
 npm ls --omit=dev --all --parseable 2>/dev/null | sed "s#^$PWD/##" | grep '^node_modules/' | while read -r dir; do
   mkdir -p "$lib/$(dirname "$dir")"
-  [ -e "$lib/$dir" ] || cp -a "$dir" "$lib/$dir"
+  # -L: local packages (native/udp-batch) are symlinks in node_modules.
+  [ -e "$lib/$dir" ] || cp -aL "$dir" "$lib/$dir"
 done
+# The batched-UDP addon: its compiled module only, not the build tree.
+addon=$lib/node_modules/@radioai/udp-batch
+if [ -f "$addon/build/Release/udp_batch.node" ]; then
+  find "$addon/build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +
+  find "$addon/build/Release" -mindepth 1 ! -name udp_batch.node -exec rm -rf {} +
+  rm -f "$addon/udp_batch.c" "$addon/binding.gyp"
+  # Installed as built: no install script to run again on the target.
+  $node -e 'const fs = require("fs"), f = process.argv[1], p = JSON.parse(fs.readFileSync(f, "utf8")); delete p.scripts; delete p.gypfile; fs.writeFileSync(f, JSON.stringify(p, null, 2) + "\n");' "$addon/package.json"
+else
+  echo "package: native/udp-batch is not built; the package's DNS will use node:dgram" >&2
+fi
 # uWS ships binaries for every platform and Node ABI; keep linux-x64 for this Node.
 abi=$($node -p process.versions.modules)
 find "$lib/node_modules/uWebSockets.js/dist/bin" -name '*.node' ! -name "uws_linux_x64_${abi}.node" -delete

@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(etcd-server etcd-client icecast2 liquidsoap ffmpeg dnsutils procps iproute2 curl python3 openssl systemd adduser)
+PACKAGES=(etcd-server etcd-client icecast2 liquidsoap ffmpeg dnsutils procps iproute2 curl python3 openssl systemd adduser g++ make)
+# Node-API headers for native/udp-batch; Debian's libnode-dev has them when Node's own package does not.
+[ -f /usr/include/node/node_api.h ] || PACKAGES+=(libnode-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -39,11 +41,16 @@ if ! command -v npm >/dev/null; then
   echo "setup: npm is needed (Debian: apt-get install npm)" >&2
   exit 1
 fi
-# Reinstall only when the lock file changed since the last install.
-lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+# Reinstall only when the lock file or the native addon's source changed since the last install.
+lock_sum=$(cat package-lock.json native/udp-batch/udp_batch.c native/udp-batch/binding.gyp | sha256sum | cut -d' ' -f1)
 if [ ! -x node_modules/.bin/node ] || [ "$(cat node_modules/.radioai-lock 2>/dev/null)" != "$lock_sum" ]; then
   npm ci --no-audit --no-fund
   echo "$lock_sum" > node_modules/.radioai-lock
+fi
+# npm ci builds native/udp-batch (batched UDP for the DNS server) with node-gyp against
+# the system's Node headers; without it radiod answers DNS through node:dgram, more slowly.
+if [ ! -f native/udp-batch/build/Release/udp_batch.node ]; then
+  echo "setup: native/udp-batch was not built (needs g++, make, python3 and Node headers); DNS will use node:dgram" >&2
 fi
 node_modules/.bin/node -e 'const [maj] = process.versions.node.split("."); if (+maj < 22) { console.error("setup: Node " + process.version + " is too old"); process.exit(1); }'
 echo "setup: ready (node $(node_modules/.bin/node --version))"

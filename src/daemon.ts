@@ -26,6 +26,7 @@ import { IcecastManager, type IcecastDesired } from './icecast/icecast-manager.t
 import { Transcoders } from './icecast/transcoders.ts';
 import { SnapshotReader } from './shared/snapshot-reader.ts';
 import { zoneKey } from './dns/zone.ts';
+import { batchUnavailable } from './dns/udp-batch.ts';
 import { S, statsBuffer, sumMountListeners, sumStats } from './shared/worker-stats.ts';
 import { summarize, type EncodedLatency } from './shared/latency.ts';
 import { StatsdReporter } from './metrics/statsd-reporter.ts';
@@ -171,6 +172,8 @@ export class Daemon {
     this.publish();
     await this.icecast.prepare();
     await this.workers.start();
+    const noBatch = batchUnavailable();
+    log.info(noBatch === null ? 'DNS over UDP in batches (recvmmsg/sendmmsg)' : `DNS over UDP with node:dgram; batched UDP unavailable: ${noBatch}`);
     if (c.etcdServer === '') {
       const etcd = await embeddedEtcd({ dataDir: c.dataDir, clientPort: c.embeddedEtcdPort });
       // Debian's etcd service (etcd-server, which the package depends on) listens on

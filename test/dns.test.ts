@@ -13,7 +13,10 @@ import { AnswerCache } from '../src/dns/answers.ts';
 import { parseQuery } from '../src/dns/wire.ts';
 import { buildZone } from '../src/dns/zone.ts';
 import { prefixOf } from '../src/dns/rrl.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { waitFor } from '../harness/net.ts';
+import { ROOT } from '../harness/process.ts';
 import { dig } from './helpers/dig.ts';
 import { startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
 
@@ -28,7 +31,8 @@ describe('DNS', () => {
     etcd = await startEtcd();
     const extra = ['--nameservers', 'a,ns.elsewhere.example', '--dns-rrl', '200'];
     a = await startRadiod({ name: 'a', host: '127.0.0.2', etcd: etcd.url, leaseTtl: TTL, extraArgs: extra });
-    b = await startRadiod({ name: 'b', host: '127.0.0.3', etcd: etcd.url, leaseTtl: TTL, extraArgs: extra });
+    // Node b answers UDP through node:dgram, the fallback when the batched-UDP addon is not built.
+    b = await startRadiod({ name: 'b', host: '127.0.0.3', etcd: etcd.url, leaseTtl: TTL, extraArgs: extra, env: { RADIOAI_DNS_UDP: 'dgram' } });
     nodes.push(a, b);
     for (const n of [a, b]) {
       await waitFor(async () => (await dig(n, 'stream.radio.test', 'A', '+short')).raw.trim().split('\n').length === 2, 15_000, `both nodes in ${n.name}'s DNS`);
@@ -165,9 +169,18 @@ describe('DNS', () => {
     assert.equal((await dig(a, 'radio.test', 'A', '+tcp')).status, 'NOERROR');
   });
 
-  it('rate-limits a flooding client prefix and not the others', async (t) => {
+  it('reads and answers UDP in batches when the addon is built, through node:dgram when told to', () => {
+    const built = existsSync(join(ROOT, 'native/udp-batch/build/Release/udp_batch.node'));
+    assert.ok(built, 'scripts/setup.sh (npm ci) builds native/udp-batch');
+    assert.match(a.proc.output(), /DNS over UDP in batches \(recvmmsg\/sendmmsg\)/);
+    assert.match(b.proc.output(), /DNS over UDP with node:dgram; batched UDP unavailable: RADIOAI_DNS_UDP=dgram/);
+  });
+
+  for (const [name, floodFrom] of [['a', '127.9.9.9'], ['b', '127.9.10.9']] as const) {
+  it(`rate-limits a flooding client prefix and not the others (node ${name}, ${name === 'a' ? 'batched' : 'dgram'})`, async (t) => {
+    const a = name === 'a' ? nodes[0]! : nodes[1]!;
     const flood = createSocket('udp4');
-    await new Promise<void>((r) => flood.bind(0, '127.9.9.9', r));
+    await new Promise<void>((r) => flood.bind(0, floodFrom, r));
     let full = 0;
     let slipped = 0;
     flood.on('message', (m) => {
@@ -194,6 +207,7 @@ describe('DNS', () => {
     assert.ok(full + slipped < sent, 'some were dropped');
     assert.ok(slipped > 0, 'every second dropped answer is sent truncated instead');
   });
+  }
 
   it('survives random and mutated packets and still answers correctly', async () => {
     // In-process first: the parser and the cache over hundreds of thousands of inputs.

@@ -158,6 +158,7 @@ describe('Debian package', { skip: root ? false : 'installing a package needs ro
       throw new Error(`${(err as Error).message}\n${p.output()}`);
     });
     assert.notEqual(uidOf(p.pid), 0, 'radiod does not run as root');
+    assert.match(p.output(), /DNS over UDP in batches/, 'the package carries the batched-UDP addon');
     const pidFile = join(d, 'data', 'icecast.pid');
     const icecastPid = await waitFor(() => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0), 15_000, 'Icecast started');
     assert.equal(uidOf(icecastPid), uidOf(p.pid), 'Icecast runs as radioai too');

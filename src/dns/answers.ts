@@ -86,18 +86,18 @@ export class AnswerCache {
   get(name: string, qtype: number, edns: boolean): Answer {
     const zone = this.#zone;
     const e = edns ? 1 : 0;
-    if (!inZone(name, zone.domain)) return this.#memo(`R${e}`, () => build(RCODE.REFUSED, [[]], [], [], edns));
+    if (!inZone(name, zone.domain)) return this.#byKey.get(`R${e}`) ?? this.#keep(`R${e}`, build(RCODE.REFUSED, [[]], [], [], edns));
     const addrs = zone.names.get(name);
-    if (!addrs && name !== zone.domain) return this.#memo(`X${e}`, () => build(AA | RCODE.NXDOMAIN, [[]], [soa(zone, this.#cfg)], [], edns));
-    return this.#memo(`${name}\0${qtype}\0${e}`, () => this.#positive(name, qtype, addrs ?? { a: [], aaaa: [] }, edns));
+    if (!addrs && name !== zone.domain) {
+      return this.#byKey.get(`X${e}`) ?? this.#keep(`X${e}`, build(AA | RCODE.NXDOMAIN, [[]], [soa(zone, this.#cfg)], [], edns));
+    }
+    // The hot path: one key string and one map lookup, nothing else allocated.
+    const key = `${name}\0${qtype}\0${e}`;
+    return this.#byKey.get(key) ?? this.#keep(key, this.#positive(name, qtype, addrs ?? { a: [], aaaa: [] }, edns));
   }
 
-  #memo(key: string, make: () => Answer): Answer {
-    let a = this.#byKey.get(key);
-    if (!a) {
-      a = make();
-      this.#byKey.set(key, a);
-    }
+  #keep(key: string, a: Answer): Answer {
+    this.#byKey.set(key, a);
     return a;
   }
 

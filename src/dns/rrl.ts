@@ -27,10 +27,20 @@ export function prefixOf(addr: string): string {
   return groups.join('').slice(0, 14); // 56 bits = 14 hex digits
 }
 
+/** The prefix as a map key: IPv4 /24 as a number (as `senderKey` reads it from a sockaddr), IPv6 /56 as hex. */
+export function prefixKey(addr: string): number | string {
+  const p = prefixOf(addr);
+  if (p.includes('.')) {
+    const [a = 0, b = 0, c = 0] = p.split('.').map(Number);
+    return a * 65536 + b * 256 + c;
+  }
+  return p;
+}
+
 export class Rrl {
   readonly #rate: number;
   readonly #slip: number;
-  readonly #buckets = new Map<string, Bucket>();
+  readonly #buckets = new Map<number | string, Bucket>();
   #lastSweep = 0;
   dropped = 0;
   slipped = 0;
@@ -42,8 +52,12 @@ export class Rrl {
   }
 
   check(addr: string, now: number): RrlVerdict {
+    return this.#rate <= 0 ? 'answer' : this.checkKey(prefixKey(addr), now);
+  }
+
+  /** `check` for a prefix key already known (`prefixKey`, `senderKey`). */
+  checkKey(key: number | string, now: number): RrlVerdict {
     if (this.#rate <= 0) return 'answer';
-    const key = prefixOf(addr);
     let b = this.#buckets.get(key);
     if (!b) {
       b = { tokens: this.#rate, at: now, dropped: 0 };

@@ -1,17 +1,21 @@
 /**
  * The authoritative DNS server of one worker thread: UDP and TCP on
  * DNS_PORT for every bind address, with `reusePort` so that every worker
- * serves (Node 22). Answers come from AnswerCache, rebuilt only when the
- * zone serial in the snapshot moves. Malformed input costs at most one
- * FORMERR; nothing a client sends can throw out of here.
+ * serves (Node 22). UDP goes through batched sockets (recvmmsg/sendmmsg,
+ * udp-batch.ts) when the addon is built, node:dgram otherwise. Answers come
+ * from AnswerCache, rebuilt only when the zone serial in the snapshot
+ * moves, and are written straight into the batch's send buffer. Malformed
+ * input costs at most one FORMERR; nothing a client sends can throw out of
+ * here.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import type { LatencyRecorder } from '../shared/latency.ts';
-import { S, type WorkerStats } from '../shared/worker-stats.ts';
+import { ROW_HEAD, S, type WorkerStats } from '../shared/worker-stats.ts';
 import { AnswerCache, type Answer } from './answers.ts';
-import { Rrl } from './rrl.ts';
+import { Rrl, prefixKey } from './rrl.ts';
+import { UdpBatch, batchUnavailable, senderKey } from './udp-batch.ts';
 import { CLASS_IN, QR, RCODE, RD, TC, parseQuery, type Query } from './wire.ts';
 import { buildZone, type ZoneConfig } from './zone.ts';
 
@@ -31,27 +35,65 @@ export interface DnsOptions {
   latency?: LatencyRecorder;
 }
 
-/** A bare header answer (FORMERR, NOTIMP, RRL slip): no records, optionally the question. */
-function headerOnly(id: number, flags: number, question: Buffer | null): Buffer {
-  const out = Buffer.alloc(12 + (question?.length ?? 0));
-  out.writeUInt16BE(id, 0);
-  out.writeUInt16BE(flags, 2);
-  out.writeUInt16BE(question ? 1 : 0, 4);
-  question?.copy(out, 12);
-  return out;
+const EMPTY = Buffer.alloc(0);
+const NO_COUNTS = [0, 0, 0] as const;
+
+/** A bare header answer (FORMERR, NOTIMP, REFUSED): no records, the question when there is one. */
+function headerOnly(id: number, flags: number, question: Buffer): Plan {
+  return { id, flags, counts: NO_COUNTS, question, body: EMPTY, size: 12 + question.length };
 }
+
+/** Writes the message `p` describes at `off`; returns its length. */
+function writePlan(p: Plan, out: Buffer, off: number): number {
+  out.writeUInt16BE(p.id, off);
+  out.writeUInt16BE(p.flags, off + 2);
+  out.writeUInt16BE(p.question.length > 0 ? 1 : 0, off + 4);
+  out.writeUInt16BE(p.counts[0], off + 6);
+  out.writeUInt16BE(p.counts[1], off + 8);
+  out.writeUInt16BE(p.counts[2], off + 10);
+  p.question.copy(out, off + 12);
+  p.body.copy(out, off + 12 + p.question.length);
+  return p.size;
+}
+
+/**
+ * Turns the answer at `off` into an RRL slip in place: header and question
+ * only, TC set, so a real client behind a spoofed flood retries over TCP.
+ */
+function slipInPlace(out: Buffer, off: number, questionBytes: number): number {
+  out.writeUInt16BE(out.readUInt16BE(off + 2) | TC, off + 2);
+  out.writeUInt16BE(0, off + 6);
+  out.writeUInt16BE(0, off + 8);
+  out.writeUInt16BE(0, off + 10);
+  return 12 + questionBytes;
+}
+
+/** What a query gets: a ready message (header-only answers) or the parts of a cached answer. */
+interface Plan {
+  id: number;
+  flags: number;
+  counts: readonly [number, number, number];
+  question: Buffer;
+  body: Buffer;
+  size: number;
+}
+
+/** Room kept free in a batch's send buffer: more than the largest UDP answer. */
+const OUT_RESERVE = 66_000;
 
 export class DnsServer {
   readonly #o: DnsOptions;
   readonly #cache: AnswerCache;
   readonly #rrl: Rrl;
-  readonly #udp: UdpSocket[] = [];
+  readonly #udp: (UdpSocket | UdpBatch)[] = [];
+  /** How UDP is served: 'batched' (recvmmsg/sendmmsg) or 'dgram (reason)'. */
+  readonly udpMode: string;
   readonly #tcp: Server[] = [];
   #seq = -1;
   #serial = -1;
   #turn = 0;
-  /** Counters kept locally and added to the shared row twice a second: no atomics per query. */
-  readonly #counts = new Map<number, number>();
+  /** Counters by shared-row word, kept locally and added to the shared row twice a second: no atomics per query. */
+  readonly #counts = new Float64Array(ROW_HEAD);
   readonly #flush: NodeJS.Timeout;
 
   constructor(o: DnsOptions) {
@@ -60,11 +102,14 @@ export class DnsServer {
     this.#flush.unref();
     this.#rrl = new Rrl(o.rrl);
     this.#cache = new AnswerCache(buildZone(o.reader.current(), o.zone, 0), o.zone);
+    const why = batchUnavailable();
+    this.udpMode = why === null ? 'batched' : `dgram (${why})`;
   }
 
   async listen(addrs: string[], port: number): Promise<void> {
     for (const host of addrs) {
-      await new Promise<void>((resolve, reject) => {
+      if (this.udpMode === 'batched') this.#udp.push(new UdpBatch(host, port, (b, n) => this.#onBatch(b, n)));
+      else await new Promise<void>((resolve, reject) => {
         const sock = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', reusePort: true });
         sock.once('error', reject);
         sock.on('message', (msg, rinfo) => this.#onUdp(sock, msg, rinfo.address, rinfo.port));
@@ -90,12 +135,17 @@ export class DnsServer {
   }
 
   #count(word: number): void {
-    this.#counts.set(word, (this.#counts.get(word) ?? 0) + 1);
+    this.#counts[word]!++;
   }
 
   #flushCounts(): void {
-    for (const [word, n] of this.#counts) this.#o.stats.add(word, n);
-    this.#counts.clear();
+    const c = this.#counts;
+    for (let word = 0; word < c.length; word++) {
+      if (c[word] !== 0) {
+        this.#o.stats.add(word, c[word]!);
+        c[word] = 0;
+      }
+    }
   }
 
   close(): void {
@@ -116,20 +166,29 @@ export class DnsServer {
     this.#cache.setZone(buildZone(snap, this.#o.zone, snap.zoneSerial));
   }
 
-  /** The response to `msg`, or null to stay silent. `limit` is the UDP size, or 65535 over TCP. */
+  /** The response to `msg`, or null to stay silent: over UDP (`udp`, the client's size applies) or TCP. */
   answer(msg: Buffer, udp: boolean): Buffer | null {
+    const p = this.#plan(msg, udp);
+    if (p === null) return null;
+    const out = Buffer.allocUnsafe(p.size);
+    writePlan(p, out, 0);
+    return out;
+  }
+
+  /** What to answer `msg` with; null to stay silent. */
+  #plan(msg: Buffer, udp: boolean): Plan | null {
     this.#count(S.DNS_QUERIES);
     const parsed = parseQuery(msg);
     if (!parsed.ok) {
       if (parsed.id === null) return null;
       this.#count(S.DNS_FORMERR);
-      return headerOnly(parsed.id, QR | RCODE.FORMERR, null);
+      return headerOnly(parsed.id, QR | RCODE.FORMERR, EMPTY);
     }
     const q = parsed.q;
     const question = msg.subarray(12, q.questionEnd);
     if (q.opcode !== 0) {
       this.#count(S.DNS_NOTIMP);
-      return headerOnly(q.id, QR | (q.opcode << 11) | RCODE.NOTIMP, null);
+      return headerOnly(q.id, QR | (q.opcode << 11) | RCODE.NOTIMP, EMPTY);
     }
     this.#refresh();
     let a: Answer;
@@ -142,31 +201,69 @@ export class DnsServer {
     if (rcode === RCODE.NXDOMAIN) this.#count(S.DNS_NXDOMAIN);
     else if (rcode === RCODE.REFUSED) this.#count(S.DNS_REFUSED);
     const limit = !udp ? 65_535 : q.edns ? Math.max(512, Math.min(q.edns.udpSize, 65_535)) : 512;
-    return this.#write(q, question, a, limit);
+    return this.#fit(q, question, a, limit);
   }
 
-  #write(q: Query, question: Buffer, a: Answer, limit: number): Buffer {
+  /** The next rotation of `a`, or its truncated form when it exceeds the client's size. */
+  #fit(q: Query, question: Buffer, a: Answer, limit: number): Plan {
     const rrs = a.rotations[this.#turn++ % a.rotations.length]!;
-    let flags = QR | (q.flags & RD) | a.flags;
-    let counts = a.counts;
-    let body = rrs;
-    if (12 + question.length + rrs.length > limit) {
-      // Too big for the client's UDP size: TC, no records but OPT, and the client retries over TCP.
-      this.#count(S.DNS_TRUNCATED);
-      flags |= TC;
-      counts = a.truncated.counts;
-      body = a.truncated.rrs;
+    const flags = QR | (q.flags & RD) | a.flags;
+    if (12 + question.length + rrs.length <= limit) {
+      return { id: q.id, flags, counts: a.counts, question, body: rrs, size: 12 + question.length + rrs.length };
     }
-    const out = Buffer.allocUnsafe(12 + question.length + body.length);
-    out.writeUInt16BE(q.id, 0);
-    out.writeUInt16BE(flags, 2);
-    out.writeUInt16BE(1, 4);
-    out.writeUInt16BE(counts[0], 6);
-    out.writeUInt16BE(counts[1], 8);
-    out.writeUInt16BE(counts[2], 10);
-    question.copy(out, 12);
-    body.copy(out, 12 + question.length);
-    return out;
+    // Too big for the client's UDP size: TC, no records but OPT, and the client retries over TCP.
+    this.#count(S.DNS_TRUNCATED);
+    const t = a.truncated;
+    return { id: q.id, flags: flags | TC, counts: t.counts, question, body: t.rrs, size: 12 + question.length + t.rrs.length };
+  }
+
+  /**
+   * A batch of datagrams from a batched socket: each answer is written into
+   * the batch's send buffer, rate limiting decides which go out, and one
+   * send hands them all to the kernel.
+   */
+  #onBatch(b: UdpBatch, n: number): void {
+    const t0 = performance.now();
+    const now = Date.now();
+    const out = b.out;
+    const meta = b.meta;
+    let off = 0;
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      const len = b.lens[i]!;
+      if (len === 0) continue; // larger than any query radiod answers
+      let p: Plan | null;
+      try {
+        p = this.#plan(b.in.subarray(i * b.slot, i * b.slot + len), true);
+      } catch {
+        continue; // never reached by design; a bug must not take the worker down
+      }
+      if (p === null) continue;
+      const verdict = this.#rrl.checkKey(senderKey(b.addrs, i), now);
+      if (verdict === 'drop') {
+        this.#count(S.DNS_RRL_DROPPED);
+        continue;
+      }
+      if (out.length - off < OUT_RESERVE) {
+        b.send(k);
+        off = 0;
+        k = 0;
+      }
+      let size = writePlan(p, out, off);
+      if (verdict === 'slip') {
+        this.#count(S.DNS_RRL_SLIPPED);
+        size = slipInPlace(out, off, p.question.length);
+      }
+      meta[k * 3] = off;
+      meta[k * 3 + 1] = size;
+      meta[k * 3 + 2] = i;
+      k++;
+      off += size;
+    }
+    b.send(k);
+    const us = (performance.now() - t0) * 1000;
+    // From the batch's arrival to its answers handed to the kernel, for each answer.
+    if (k > 0) this.#o.latency?.record('dns_answer_us', us, k);
   }
 
   #onUdp(sock: UdpSocket, msg: Buffer, address: string, port: number): void {
@@ -178,21 +275,14 @@ export class DnsServer {
       return; // never reached by design; a bug must not take the worker down
     }
     if (!res) return;
-    const verdict = this.#rrl.check(address, Date.now());
+    const verdict = this.#rrl.checkKey(prefixKey(address), Date.now());
     if (verdict === 'drop') {
       this.#count(S.DNS_RRL_DROPPED);
       return;
     }
     if (verdict === 'slip') {
       this.#count(S.DNS_RRL_SLIPPED);
-      // Header and question only, TC set: a real client retries over TCP.
-      const qEnd = res.readUInt16BE(4) === 1 ? Math.min(res.length, 12 + questionLength(res)) : 12;
-      const slip = Buffer.from(res.subarray(0, qEnd));
-      slip.writeUInt16BE(res.readUInt16BE(2) | TC, 2);
-      slip.writeUInt16BE(0, 6);
-      slip.writeUInt16BE(0, 8);
-      slip.writeUInt16BE(0, 10);
-      res = slip;
+      res = res.subarray(0, slipInPlace(res, 0, res.readUInt16BE(4) === 1 ? questionLength(res) : 0));
     }
     sock.send(res, port, address);
     // From the datagram's arrival to its answer handed to the kernel, in µs.

@@ -23,8 +23,8 @@ export class LatencyRecorder {
   readonly #h = new Map<LatencyKind, Histogram>(LATENCY_KINDS.map((k) => [k, histogram()]));
   readonly #dirty = new Set<LatencyKind>();
 
-  record(kind: LatencyKind, value: number): void {
-    this.#h.get(kind)!.recordValue(Math.min(HIGHEST, Math.max(1, Math.round(value))));
+  record(kind: LatencyKind, value: number, count = 1): void {
+    this.#h.get(kind)!.recordValueWithCount(Math.min(HIGHEST, Math.max(1, Math.round(value))), count);
     this.#dirty.add(kind);
   }
 
