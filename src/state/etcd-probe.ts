@@ -42,13 +42,8 @@ export interface ProbeTls {
   key?: Buffer;
 }
 
-/**
- * Asks a member's own /health (served on its client URL) whether it is part
- * of a working cluster; false on any failure. With TLS it presents the
- * client certificate, so a member that requires one answers rather than
- * logging a rejected handshake.
- */
-export function memberHealthy(e: Endpoint, tls: ProbeTls | null, timeoutMs: number): Promise<boolean> {
+/** A member's /health answer (status and body), or null when none came. */
+function health(e: Endpoint, tls: ProbeTls | null, timeoutMs: number): Promise<{ status: number; body: string } | null> {
   return new Promise((resolve) => {
     const secure = e.url.startsWith('https:');
     const opts = { host: e.host, port: e.port, path: '/health', timeout: timeoutMs, agent: false as const, ...(secure && tls ? tls : {}) };
@@ -56,12 +51,23 @@ export function memberHealthy(e: Endpoint, tls: ProbeTls | null, timeoutMs: numb
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve(res.statusCode === 200 && /"health"\s*:\s*"true"/.test(body)));
-      res.on('error', () => resolve(false));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', () => resolve(null));
     });
     req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
+    req.on('error', () => resolve(null));
   });
+}
+
+/**
+ * Asks a member's own /health (served on its client URL) whether it is part
+ * of a working cluster; false on any failure. With TLS it presents the
+ * client certificate, so a member that requires one answers rather than
+ * logging a rejected handshake.
+ */
+export async function memberHealthy(e: Endpoint, tls: ProbeTls | null, timeoutMs: number): Promise<boolean> {
+  const h = await health(e, tls, timeoutMs);
+  return h !== null && h.status === 200 && /"health"\s*:\s*"true"/.test(h.body);
 }
 
 /**
@@ -71,15 +77,6 @@ export function memberHealthy(e: Endpoint, tls: ProbeTls | null, timeoutMs: numb
  */
 export async function etcdAt(e: Endpoint, timeoutMs: number): Promise<'free' | 'etcd' | 'other'> {
   if (!(await reachable(e, timeoutMs))) return 'free';
-  return new Promise((resolve) => {
-    const req = httpGet({ host: e.host, port: e.port, path: '/health', timeout: timeoutMs, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve(/"health"\s*:/.test(body) ? 'etcd' : 'other'));
-      res.on('error', () => resolve('other'));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve('other'));
-  });
+  const h = await health(e, null, timeoutMs);
+  return h !== null && /"health"\s*:/.test(h.body) ? 'etcd' : 'other';
 }
