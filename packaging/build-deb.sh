@@ -44,17 +44,21 @@ npm ls --omit=dev --all --parseable 2>/dev/null | sed "s#^$PWD/##" | grep '^node
   # -L: local packages (native/udp-batch) are symlinks in node_modules.
   [ -e "$lib/$dir" ] || cp -aL "$dir" "$lib/$dir"
 done
-# The batched-UDP addon: its compiled module only, not the build tree.
-addon=$lib/node_modules/@radioai/udp-batch
-if [ -f "$addon/build/Release/udp_batch.node" ]; then
-  find "$addon/build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +
-  find "$addon/build/Release" -mindepth 1 ! -name udp_batch.node -exec rm -rf {} +
-  rm -f "$addon/udp_batch.c" "$addon/binding.gyp"
-  # Installed as built: no install script to run again on the target.
-  $node -e 'const fs = require("fs"), f = process.argv[1], p = JSON.parse(fs.readFileSync(f, "utf8")); delete p.scripts; delete p.gypfile; fs.writeFileSync(f, JSON.stringify(p, null, 2) + "\n");' "$addon/package.json"
-else
-  echo "package: native/udp-batch is not built; the package's DNS will use node:dgram" >&2
-fi
+# The native addons (batched UDP for DNS, connection peeking for the front door):
+# their compiled modules only, not the build trees.
+for native in udp-batch:udp_batch conn-peek:conn_peek; do
+  pkg=${native%%:*} mod=${native##*:}
+  addon=$lib/node_modules/@radioai/$pkg
+  if [ -f "$addon/build/Release/$mod.node" ]; then
+    find "$addon/build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +
+    find "$addon/build/Release" -mindepth 1 ! -name "$mod.node" -exec rm -rf {} +
+    rm -f "$addon/$mod.c" "$addon/binding.gyp"
+    # Installed as built: no install script to run again on the target.
+    $node -e 'const fs = require("fs"), f = process.argv[1], p = JSON.parse(fs.readFileSync(f, "utf8")); delete p.scripts; delete p.gypfile; fs.writeFileSync(f, JSON.stringify(p, null, 2) + "\n");' "$addon/package.json"
+  else
+    echo "package: native/$pkg is not built; radiod will run without it, more slowly" >&2
+  fi
+done
 # uWS ships binaries for every platform and Node ABI; keep linux-x64 for this Node.
 abi=$($node -p process.versions.modules)
 find "$lib/node_modules/uWebSockets.js/dist/bin" -name '*.node' ! -name "uws_linux_x64_${abi}.node" -delete

@@ -42,7 +42,7 @@ if ! command -v npm >/dev/null; then
   exit 1
 fi
 # Reinstall only when the lock file or the native addon's source changed since the last install.
-lock_sum=$(cat package-lock.json native/udp-batch/udp_batch.c native/udp-batch/binding.gyp | sha256sum | cut -d' ' -f1)
+lock_sum=$(cat package-lock.json native/*/*.c native/*/binding.gyp | sha256sum | cut -d' ' -f1)
 if [ ! -x node_modules/.bin/node ] || [ "$(cat node_modules/.radioai-lock 2>/dev/null)" != "$lock_sum" ]; then
   npm ci --no-audit --no-fund
   echo "$lock_sum" > node_modules/.radioai-lock
@@ -51,6 +51,11 @@ fi
 # the system's Node headers; without it radiod answers DNS through node:dgram, more slowly.
 if [ ! -f native/udp-batch/build/Release/udp_batch.node ]; then
   echo "setup: native/udp-batch was not built (needs g++, make, python3 and Node headers); DNS will use node:dgram" >&2
+fi
+# Likewise native/conn-peek, with which the front door hands short HTTP/1.1 requests to uWebSockets.js;
+# without it the front door serves every request itself.
+if [ ! -f native/conn-peek/build/Release/conn_peek.node ]; then
+  echo "setup: native/conn-peek was not built; the front door will serve every request without uWebSockets.js" >&2
 fi
 node_modules/.bin/node -e 'const [maj] = process.versions.node.split("."); if (+maj < 22) { console.error("setup: Node " + process.version + " is too old"); process.exit(1); }'
 echo "setup: ready (node $(node_modules/.bin/node --version))"

@@ -12,7 +12,8 @@ import { embeddedEtcd } from './control/embedded-etcd.ts';
 import { RadioError, describe, hasCode } from './core/errors.ts';
 import { logger } from './core/log.ts';
 import { VERSION } from './core/version.ts';
-import type { SnapshotInput } from './shared/snapshot.ts';
+import { streamInfoOf, type SnapshotInput } from './shared/snapshot.ts';
+import { connPeekUnavailable, loadConnPeek } from './proxy/conn-peek.ts';
 import { ClusterModel, type NodeInfo, type NodeStatus } from './state/cluster-model.ts';
 import { Campaigner } from './state/election.ts';
 import { MASTER_ELECTION } from './state/keys.ts';
@@ -174,6 +175,8 @@ export class Daemon {
     await this.workers.start();
     const noBatch = batchUnavailable();
     log.info(noBatch === null ? 'DNS over UDP in batches (recvmmsg/sendmmsg)' : `DNS over UDP with node:dgram; batched UDP unavailable: ${noBatch}`);
+    log.info(loadConnPeek() ? 'front door: short HTTP/1.1 requests to uWebSockets.js, the rest to the Icecast-compatible door'
+      : `front door: every request through the Icecast-compatible door; connection peeking unavailable: ${connPeekUnavailable()}`);
     if (c.etcdServer === '') {
       const etcd = await embeddedEtcd({ dataDir: c.dataDir, clientPort: c.embeddedEtcdPort });
       // Debian's etcd service (etcd-server, which the package depends on) listens on
@@ -422,7 +425,9 @@ export class Daemon {
       const m = stats?.mounts.get(path);
       const slot = slots.get(path);
       const listeners = slot === undefined ? 0 : sumMountListeners(this.stats, c.workers, c.snapshotMounts, slot);
-      mounts[path] = { ready: m !== undefined, source: master && m !== undefined, listeners };
+      const source = master && m !== undefined;
+      // The master's Icecast holds the source: its figures describe the stream for the whole cluster.
+      mounts[path] = source ? { ready: true, source, listeners, info: m.info } : { ready: m !== undefined, source, listeners };
     }
     return {
       listeners: sumStats(this.stats, c.workers, c.snapshotMounts, S.LISTENERS),
@@ -469,8 +474,12 @@ export class Daemon {
         });
       }
       for (const m of [...model.mounts.values()].sort((a, b) => a.path.localeCompare(b.path))) {
-        const { listeners, source, readyOn } = model.mountSummary(m.path);
-        mounts.push({ path: m.path, relay: m.relay !== null, transcoded: m.transcode !== null, fallbackPath: m.fallback, sourceConnected: source, listeners, readyOn });
+        const { listeners, source, readyOn, info } = model.mountSummary(m.path);
+        mounts.push({
+          path: m.path, relay: m.relay !== null, transcoded: m.transcode !== null, fallbackPath: m.fallback, sourceConnected: source, listeners, readyOn,
+          // Status records come from other nodes: only the known fields, as strings and numbers, reach the workers.
+          info: streamInfoOf({ ...(info ?? {}), username: m.username }),
+        });
       }
     }
     return {

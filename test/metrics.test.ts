@@ -9,7 +9,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import { httpGet, waitFor } from '../harness/net.ts';
 import { killPid, pidFrom } from '../harness/process.ts';
-import { isLoopback } from '../src/proxy/http-front.ts';
+import { isLoopback } from '../src/proxy/pages.ts';
 import { metricName } from '../src/metrics/statsd-reporter.ts';
 import { dig } from './helpers/dig.ts';
 import { createMount, startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';

@@ -11,7 +11,11 @@ import { ICY_METAINT, IcyInserter, IcyStripper, icyBlock } from '../src/proxy/ic
 import { ListenRouter, routeListener } from '../src/proxy/listen-route.ts';
 import { OggHeaderTracker, OggSplitter } from '../src/proxy/ogg.ts';
 import { m3u, playlistOf, pls, streamUrl } from '../src/proxy/playlist.ts';
-import type { Snapshot, SnapshotNode } from '../src/shared/snapshot.ts';
+import { NO_STREAM_INFO, type Snapshot, type SnapshotNode } from '../src/shared/snapshot.ts';
+import { ChunkedDecoder } from '../src/proxy/chunked.ts';
+import { MAX_REQUEST_LINE, classify } from '../src/proxy/classify.ts';
+import { upstreamHead } from '../src/proxy/icecast-door.ts';
+import { admitSource } from '../src/proxy/source-admission.ts';
 
 /** A deterministic PRNG so that a failing split is reproducible. */
 function rng(seed: number): () => number {
@@ -171,8 +175,8 @@ function snap(nodes: SnapshotNode[], readyOn: string[], extra: Partial<Snapshot>
     seq: 2, contentVersion: 1, etcdConnected: true, stateLoaded: true, draining: false, outOfService: false, etcdSeenAt: 0, self: 'a', master: 'a', dropped: 0, zoneSerial: 1,
     nodes,
     mounts: [
-      { slot: 0, path: '/live.ogg', relay: false, transcoded: false, fallbackPath: null, sourceConnected: true, listeners: 0, readyOn },
-      { slot: 1, path: '/main.ogg', relay: false, transcoded: false, fallbackPath: '/live.ogg', sourceConnected: false, listeners: 0, readyOn: [] },
+      { slot: 0, path: '/live.ogg', relay: false, transcoded: false, fallbackPath: null, sourceConnected: true, listeners: 0, readyOn, info: { ...NO_STREAM_INFO, username: 'src-live' } },
+      { slot: 1, path: '/main.ogg', relay: false, transcoded: false, fallbackPath: '/live.ogg', sourceConnected: false, listeners: 0, readyOn: [], info: NO_STREAM_INFO },
     ],
     ...extra,
   };
@@ -191,8 +195,8 @@ describe('load balancing', () => {
     assert.equal(chooseNode(s, s.mounts[0]!, 'a')?.node.name, 'a');
   });
 
-  it('skips nodes that are full, dead or not ready, and spreads over the best', () => {
-    const s = snap([node('a', { maxListeners: 1, listeners: 1 }), node('bb', { alive: false }), node('ccc'), node('dddd'), node('eeeee')], ['a', 'bb', 'ccc', 'dddd']);
+  it('skips nodes that are full or dead, and spreads over the best, whether or not they have the mount yet', () => {
+    const s = snap([node('a', { maxListeners: 1, listeners: 1 }), node('bb', { alive: false }), node('ccc'), node('dddd')], ['a', 'bb', 'ccc']);
     const seen = new Map<string, number>();
     const r = rng(3);
     for (let i = 0; i < 1000; i++) {
@@ -219,9 +223,9 @@ describe('load balancing', () => {
   it('out of service, sends listeners to other nodes, and serves them itself only when it knows of nobody else', () => {
     const out = snap([node('a', { alive: false }), node('bb')], ['a', 'bb'], { outOfService: true });
     assert.equal(chooseNode(out, out.mounts[0]!, 'a')?.node.name, 'bb');
-    const alone = snap([node('a', { alive: false }), node('bb')], ['a'], { outOfService: true });
+    const alone = snap([node('a', { alive: false }), node('bb', { alive: false })], ['a'], { outOfService: true });
     assert.equal(chooseNode(alone, alone.mounts[0]!, 'a')?.node.name, 'a');
-    const dead = snap([node('a', { alive: false }), node('bb')], ['a']);
+    const dead = snap([node('a', { alive: false })], ['a']);
     assert.equal(chooseNode(dead, dead.mounts[0]!, 'a'), null, 'a node not alive for another reason is never chosen');
   });
 
@@ -234,34 +238,43 @@ describe('load balancing', () => {
 });
 
 describe('listener routing', () => {
-  const s = snap([node('a', { maxListeners: 1, listeners: 1 }), node('bb', { addresses: ['2001:db8::2'], icecastPort: 8010 })], ['a', 'bb']);
+  const s = snap([node('a', { maxListeners: 1, listeners: 1 }), node('bb', { addresses: ['2001:db8::2'], icecastPort: 8010, httpPort: 8080 })], ['a', 'bb']);
+  const http = { nodeName: 'a', proxy: true, port: 'http' } as const;
   it('refuses unknown and malformed mounts with 404', () => {
     for (const p of ['/nope.ogg', '/../live.ogg', '/live.ogg/', '//live.ogg']) {
-      assert.deepEqual(routeListener(s, p, { nodeName: 'a', proxy: true, door: false }), { kind: 'error', status: 404, text: 'no such mount\n' });
+      assert.deepEqual(routeListener(s, p, http), { kind: 'error', status: 404, text: 'no such mount\n' });
     }
   });
-  it('redirects to the chosen node\'s Icecast-compatible door when this node is full', () => {
-    assert.deepEqual(routeListener(s, '/live.ogg', { nodeName: 'a', proxy: true, door: false }), { kind: 'redirect', location: 'http://[2001:db8::2]:8010/live.ogg' });
+  it('sends a listener of a full node to another node\'s same port', () => {
+    assert.deepEqual(routeListener(s, '/live.ogg', http), { kind: 'redirect', location: 'http://[2001:db8::2]:8080/live.ogg' });
+    assert.deepEqual(routeListener(s, '/live.ogg', { ...http, port: 'icecast' }), { kind: 'redirect', location: 'http://[2001:db8::2]:8010/live.ogg' });
   });
-  it('serves on the door whatever the load: a redirected listener is never redirected again', () => {
-    assert.deepEqual(routeListener(s, '/live.ogg', { nodeName: 'a', proxy: true, door: true }), { kind: 'serve' });
+  it('serves a mount live only on another node (its hub pulls it from there)', () => {
+    const elsewhere = snap([node('a'), node('bb')], ['bb']);
+    assert.deepEqual(routeListener(elsewhere, '/live.ogg', http), { kind: 'serve' });
+    assert.deepEqual(routeListener(elsewhere, '/live.ogg', { ...http, port: 'icecast' }), { kind: 'serve' });
   });
-  it('serves a mount without source through its live fallback, and 503s when there is none', () => {
-    assert.deepEqual(routeListener(s, '/main.ogg', { nodeName: 'bb', proxy: true, door: false }), { kind: 'serve' });
-    const dead = snap([node('a')], []);
-    assert.equal(routeListener(dead, '/live.ogg', { nodeName: 'a', proxy: true, door: false }).kind, 'error');
-    assert.equal((routeListener(dead, '/live.ogg', { nodeName: 'a', proxy: true, door: false }) as { status: number }).status, 503);
+  it('serves a mount without source through its live fallback', () => {
+    assert.deepEqual(routeListener(s, '/main.ogg', { ...http, nodeName: 'bb' }), { kind: 'serve' });
   });
-  it('redirects every listener in redirect mode, to this node too', () => {
+  it('lets the hub look for a mount not yet live in the snapshot when it has room, and 503s when it has none or redirects', () => {
+    const off = snap([node('a')], []);
+    assert.deepEqual(routeListener(off, '/live.ogg', http), { kind: 'serve' });
+    const full = snap([node('a', { maxListeners: 1, listeners: 1 })], []);
+    assert.equal((routeListener(full, '/live.ogg', http) as { status: number }).status, 503);
+    assert.equal((routeListener(off, '/live.ogg', { ...http, proxy: false }) as { status: number }).status, 503);
+  });
+  it('redirects every listener on HTTP_PORT in redirect mode, to this node\'s ICECAST_PORT too, which serves it', () => {
     const one = snap([node('a')], ['a']);
-    assert.deepEqual(routeListener(one, '/live.ogg', { nodeName: 'a', proxy: false, door: false }), { kind: 'redirect', location: 'http://10.0.0.1:8000/live.ogg' });
+    assert.deepEqual(routeListener(one, '/live.ogg', { ...http, proxy: false }), { kind: 'redirect', location: 'http://10.0.0.1:8000/live.ogg' });
+    assert.deepEqual(routeListener(one, '/live.ogg', { ...http, proxy: false, port: 'icecast' }), { kind: 'serve' });
   });
 });
 
 describe('remembered routing', () => {
   it('answers like routeListener, and spreads redirects when this node is full', () => {
     const full = snap([node('a', { maxListeners: 1, listeners: 1 }), node('bb'), node('ccc')], ['a', 'bb', 'ccc']);
-    const router = new ListenRouter({ nodeName: 'a', proxy: true, door: false });
+    const router = new ListenRouter({ nodeName: 'a', proxy: true, port: 'http' });
     const targets = new Set<string>();
     for (let i = 0; i < 200; i++) {
       const d = router.route(full, '/live.ogg');
@@ -271,7 +284,87 @@ describe('remembered routing', () => {
     assert.equal(targets.size, 2, 'random choices are not frozen by the memo');
     const free = snap([node('a'), node('bb')], ['a', 'bb']);
     assert.deepEqual(router.route(free, '/live.ogg'), { kind: 'serve' });
+    assert.equal(router.streams(free, '/live.ogg'), true);
     assert.deepEqual(router.route({ ...free, seq: 3 }, '/nope.ogg'), { kind: 'error', status: 404, text: 'no such mount\n' });
+    assert.equal(router.streams({ ...free, seq: 3 }, '/nope.ogg'), false);
+  });
+});
+
+describe('front door classification', () => {
+  const streams = (p: string): boolean => p === '/live.ogg';
+  const c = (s: string): string => classify(Buffer.from(s, 'latin1'), streams);
+  it('gives short HTTP/1.1 requests to uWS', () => {
+    for (const r of ['GET / HTTP/1.1\r\n', 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n', 'GET /live.ogg.m3u HTTP/1.1\r\n', 'HEAD /nope HTTP/1.1\n', 'OPTIONS /live.ogg HTTP/1.1\r\n', 'DELETE /x HTTP/1.1\r\n', 'GET /x.ogg?a=1 HTTP/1.1\r\n']) {
+      assert.equal(c(r), 'uws', r);
+    }
+  });
+  it('gives streams, sources, title updates, other versions and malformed lines to the door', () => {
+    for (const r of ['GET /live.ogg HTTP/1.1\r\n', 'HEAD /live.ogg?x=1 HTTP/1.1\r\n', 'GET / HTTP/1.0\r\n', 'SOURCE /live.ogg ICE/1.0\r\n', 'SOURCE /live.ogg HTTP/1.0\r\n',
+      'PUT /live.ogg HTTP/1.1\r\n', 'GET /admin/metadata?mount=/x&mode=updinfo HTTP/1.1\r\n', 'get / HTTP/1.1\r\n', 'GET  / HTTP/1.1\r\n', '\x16\x03\x01\x02\x00\n', `GET /${'a'.repeat(3000)} HTTP/1.1\r\n`]) {
+      assert.equal(c(r), 'door', JSON.stringify(r.slice(0, 40)));
+    }
+    assert.equal(c('x'.repeat(MAX_REQUEST_LINE)), 'door', 'a line that never ends');
+  });
+  it('waits for the rest of a request line that arrives in pieces', () => {
+    for (const r of ['', 'G', 'GET / HTT', 'GET /live.ogg HTTP/1.1\r']) assert.equal(c(r), 'more', r);
+  });
+});
+
+describe('chunked source bodies', () => {
+  it('decodes chunks split at every byte, with extensions and trailers', () => {
+    const body = Buffer.from('4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\n');
+    for (const step of [1, 2, 3, 7, body.length]) {
+      const d = new ChunkedDecoder();
+      const out: Buffer[] = [];
+      for (let i = 0; i < body.length; i += step) out.push(...d.push(body.subarray(i, i + step)));
+      assert.equal(Buffer.concat(out).toString(), 'Wikipedia in\r\n\r\nchunks.', `step ${step}`);
+      assert.equal(d.done, true);
+      assert.equal(d.error, null);
+    }
+  });
+  it('stops at a malformed size or an over-long size line', () => {
+    const bad = new ChunkedDecoder();
+    assert.deepEqual(bad.push(Buffer.from('zz\r\nabc')), []);
+    assert.equal(bad.error, 'malformed chunk size');
+    const long = new ChunkedDecoder();
+    long.push(Buffer.from('1'.repeat(5000)));
+    assert.equal(long.error, 'chunk size line too long');
+    const overrun = new ChunkedDecoder();
+    overrun.push(Buffer.from('2\r\nabc\r\n'));
+    assert.equal(overrun.error, 'chunk data longer than its size');
+  });
+});
+
+describe('source admission', () => {
+  const s = snap([node('a')], ['a']);
+  const basic = (u: string, p: string): string => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+  it('admits the mount\'s own user and Icecast\'s default user, logged in as the mount\'s user', () => {
+    const own = admitSource(s, '/live.ogg', basic('src-live', 'pw:with:colons'));
+    assert.equal(own.kind, 'admit');
+    if (own.kind === 'admit') assert.equal(own.authorization, basic('src-live', 'pw:with:colons'));
+    const dflt = admitSource(s, '/live.ogg', basic('source', 'pw'));
+    assert.equal(dflt.kind, 'admit');
+    if (dflt.kind === 'admit') {
+      assert.equal(dflt.authorization, basic('src-live', 'pw'));
+      assert.deepEqual(dflt.target, { name: 'a', host: '10.0.0.1', port: 8001 });
+    }
+  });
+  it('refuses unknown mounts, missing or foreign credentials, and a cluster without master', () => {
+    const status = (a: ReturnType<typeof admitSource>): number => (a.kind === 'refuse' ? a.answer.status : 0);
+    assert.equal(status(admitSource(s, '/nope', basic('source', 'x'))), 404);
+    assert.equal(status(admitSource(s, '/live.ogg', undefined)), 401);
+    assert.equal(status(admitSource(s, '/live.ogg', 'Bearer abc')), 401);
+    const other = admitSource(s, '/live.ogg', basic('admin', 'x'));
+    assert.equal(status(other), 401);
+    if (other.kind === 'refuse') assert.ok(other.answer.headers.some(([k]) => k === 'WWW-Authenticate'));
+    assert.equal(status(admitSource({ ...s, master: null }, '/live.ogg', basic('source', 'x'))), 503);
+  });
+  it('passes the request on with the login rewritten and a chunked body announced as unframed', () => {
+    const head = new HeadParser().feed(Buffer.from('PUT /live.ogg?x=1 HTTP/1.1\r\nHost: stream\r\nAuthorization: Basic AAAA\r\nTransfer-Encoding: chunked\r\nIce-Name: My radio\r\nExpect: 100-continue\r\n\r\n'));
+    assert.equal(head.kind, 'head');
+    if (head.kind !== 'head') return;
+    assert.equal(upstreamHead(head.head, 'Basic BBBB', { name: 'a', host: '10.0.0.1', port: 8001 }),
+      'PUT /live.ogg?x=1 HTTP/1.1\r\nHost: 10.0.0.1:8001\r\nAuthorization: Basic BBBB\r\nice-name: My radio\r\nexpect: 100-continue\r\n\r\n');
   });
 });
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { SnapshotReader } from '../src/shared/snapshot-reader.ts';
-import type { SnapshotInput } from '../src/shared/snapshot.ts';
+import { NO_STREAM_INFO, type SnapshotInput } from '../src/shared/snapshot.ts';
 import { SnapshotWriter } from '../src/state/snapshot-writer.ts';
 
 function input(i: number): SnapshotInput {
@@ -21,6 +21,7 @@ function input(i: number): SnapshotInput {
   const mounts = Array.from({ length: i % 11 }, (_, j) => ({
     path: `/m${i}/${'x'.repeat(j * 7)}${j}`, relay: false, transcoded: false, fallbackPath: null,
     sourceConnected: true, listeners: i, readyOn: nodes.filter((_, k) => k % 2 === 0).map((n) => n.name),
+    info: { ...NO_STREAM_INFO, username: `src-${i}-${j}`, title: `Tïtle ${'é'.repeat(j)} "quoted"`, bitrate: 128 * j, streamStart: j % 2 ? '2026-11-21T20:00:00+0000' : '' },
   }));
   return { etcdConnected: true, stateLoaded: true, draining: false, outOfService: false, etcdSeenAt: i, self: nodes[0]!.name, master: nodes.at(-1)!.name, zoneSerial: i, nodes, mounts };
 }

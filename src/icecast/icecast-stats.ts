@@ -4,13 +4,19 @@
  * connected), which is exactly what "ready" means.
  */
 import { hostPort } from '../shared/host-port.ts';
+import type { StreamInfo } from '../shared/snapshot.ts';
 
 export interface IcecastMountStats {
   listeners: number;
   bytesRead: number;
   bytesSent: number;
   contentType: string;
+  /** What the source announced and the title it set last, as Icecast reports them. */
+  info: LiveInfo;
 }
+
+/** A live mount's description from Icecast's statistics: StreamInfo less what Icecast does not know. */
+export type LiveInfo = Omit<StreamInfo, 'username'>;
 
 export interface IcecastStats {
   listeners: number;
@@ -38,6 +44,16 @@ export function parseIcecastStats(xml: string): IcecastStats {
       bytesRead: Number(field(block, 'total_bytes_read') ?? 0),
       bytesSent: Number(field(block, 'total_bytes_sent') ?? 0),
       contentType: field(block, 'server_type') ?? '',
+      info: {
+        title: field(block, 'title') ?? '',
+        name: field(block, 'server_name') ?? '',
+        description: field(block, 'server_description') ?? '',
+        genre: field(block, 'genre') ?? '',
+        url: field(block, 'server_url') ?? '',
+        contentType: field(block, 'server_type') ?? '',
+        bitrate: Number(field(block, 'bitrate') ?? field(block, 'ice-bitrate') ?? 0) || 0,
+        streamStart: field(block, 'stream_start_iso8601') ?? '',
+      },
     });
   }
   return { listeners: total, mounts };

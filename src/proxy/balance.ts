@@ -1,7 +1,8 @@
 /**
  * Which node serves a listener: a small function of the snapshot and the
- * request, so it can be tested on its own. Only nodes that are alive and
- * have the mount ready qualify; each is scored by its remaining capacity
+ * request, so it can be tested on its own. Every node that is alive
+ * qualifies once the mount is live somewhere (a node's hubs pull a mount
+ * from whichever node has it); each is scored by its remaining capacity
  * (listeners against MAX_LISTENERS, measured bandwidth against
  * BANDWIDTH_LIMIT); this node is preferred while it has room, otherwise the
  * choice is weighted-random among the best, so load spreads without herding.
@@ -37,13 +38,11 @@ export interface Choice {
  * injectable for tests. Returns null when no node can serve.
  */
 export function chooseNode(snap: Snapshot, mount: SnapshotMount, selfName: string, random: () => number = Math.random): Choice | null {
-  const from = servable(snap, mount);
-  if (!from) return null;
-  const ready = new Set(from.readyOn);
-  let candidates = snap.nodes.filter((n) => n.alive && ready.has(n.name));
+  if (!servable(snap, mount)) return null;
+  let candidates = snap.nodes.filter((n) => n.alive);
   // Out of service this node sends listeners elsewhere, but when it knows of
   // nobody else who can take them it serves them rather than refuse them.
-  if (candidates.length === 0 && snap.outOfService) candidates = snap.nodes.filter((n) => n.name === selfName && ready.has(n.name));
+  if (candidates.length === 0 && snap.outOfService) candidates = snap.nodes.filter((n) => n.name === selfName);
   const self = candidates.find((n) => n.name === selfName);
   if (self && headroom(self) > 0) return { node: self, self: true };
   const scored = candidates.map((n) => ({ n, s: headroom(n) })).filter((x) => x.s > 0);

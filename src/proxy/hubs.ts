@@ -1,7 +1,10 @@
 /**
  * The worker's hubs, one per mount with listeners, and the targets each
- * hub may pull from: the local Icecast first, then other nodes' Icecast
- * servers that have the mount ready (used while the local one is down).
+ * hub may pull from: the local Icecast when it has the mount, other nodes'
+ * Icecast servers that have it (while the local one is down, or has not
+ * picked up a mount that just went live elsewhere), and the local Icecast
+ * last in any case (it may have the mount before the snapshot says so, and
+ * serves a fallback mount in its place).
  * Twice a second the listener counts go to this worker's stats row.
  */
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
@@ -39,16 +42,18 @@ export class Hubs {
     return n;
   }
 
-  /** Upstreams for `path`, local first; others only where the mount is ready. */
+  /** Upstreams for `path`, best first: the local Icecast when it has the mount, the others that have it, the local one. */
   targets(path: string): Upstream[] {
     const snap = this.#o.reader.current();
     const mount = snap.mounts.find((m) => m.path === path);
     const ready = new Set(mount?.readyOn ?? []);
-    const out: Upstream[] = [this.#o.local];
+    const out: Upstream[] = [];
     for (const n of snap.nodes) {
       if (n.name === this.#o.nodeName || !ready.has(n.name) || !n.icecastReady || n.addresses[0] === undefined) continue;
       out.push({ name: n.name, host: n.addresses[0], port: n.icecastInternalPort || n.icecastPort });
     }
+    if (ready.has(this.#o.nodeName)) out.unshift(this.#o.local);
+    else out.push(this.#o.local);
     return out;
   }
 

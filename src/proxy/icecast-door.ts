@@ -1,73 +1,80 @@
 /**
- * The Icecast-compatible door on ICECAST_PORT, in every worker (Node 22
- * `reusePort`). uWS refuses HTTP/1.0 and ICE/1.0 and mis-reads streaming
- * PUTs without a length (FACTS.md), so this door speaks to the clients that
- * do: HTTP/1.0 and 1.1 listeners (with ICY metadata) are served from the
- * same hubs, and SOURCE and PUT sources, in whatever framing they use, are
- * piped unchanged to the master's Icecast, which understands them all.
+ * The Icecast-compatible door: serves a connection whose request the front
+ * door did not give to uWebSockets.js, on either public port. uWS refuses
+ * HTTP/1.0 and ICE/1.0, mis-reads streaming PUTs without a length and sends
+ * streams chunked, which several players cannot read; so every listener
+ * stream, every source, every title update and every HTTP/1.0 request is
+ * answered here, the way Icecast 2.4 answers it:
+ *
+ *   GET/HEAD a mount       the stream from a hub (HTTP/1.0 200, never
+ *                          chunked, icy-* headers, ICY metadata on request),
+ *                          or a 302 when this node is full
+ *   GET a page             the same answers as uWS gives (pages.ts)
+ *   SOURCE, PUT            admitted (source-admission.ts), then carried to
+ *                          the master's Icecast; a chunked body is decoded
+ *   GET /admin/metadata    a title update, carried to the master's Icecast;
+ *                          no other /admin/ path reaches an Icecast server
+ *   OPTIONS                a CORS preflight
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
+import { CORS_EXPOSE, CORS_ORIGIN, serialize, text, type Answer } from './answers.ts';
+import { ChunkedDecoder } from './chunked.ts';
 import { HeadParser, type RequestHead } from './http-head.ts';
 import type { Hubs } from './hubs.ts';
+import type { StreamHead } from './hub.ts';
 import { ICY_METAINT } from './icy.ts';
-import { guessType, routeListener } from './listen-route.ts';
+import type { ListenRouter } from './listen-route.ts';
+import type { Pages } from './pages.ts';
 import { SocketSink } from './sink.ts';
-import { connectTo, masterIcecast } from './source-forward.ts';
+import { admitSource } from './source-admission.ts';
+import { connectTo, type Target } from './source-forward.ts';
+import { updateTitle } from './title-update.ts';
 
 export const DOOR_LIMITS = {
   /** A client has this long to send its whole request head (slowloris). */
   headerTimeoutMs: 10_000,
-  /** Open connections per worker on this door. */
-  maxConnections: 50_000,
 } as const;
 
-const REASONS: Record<number, string> = {
-  200: 'OK', 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 414: 'URI Too Long',
-  431: 'Request Header Fields Too Large', 502: 'Bad Gateway', 503: 'Service Unavailable',
-};
+/** What the door needs for one public port. */
+export interface DoorPort {
+  kind: 'http' | 'icecast';
+  pages: Pages;
+  router: ListenRouter;
+}
 
 export interface DoorOptions {
   reader: SnapshotReader;
   hubs: Hubs;
   stats: WorkerStats;
-  nodeName: string;
 }
 
-function reply(sock: Socket, version: string, status: number, body: string): void {
-  const v = version === 'HTTP/1.1' ? 'HTTP/1.1' : 'HTTP/1.0';
-  sock.end(`${v} ${status} ${REASONS[status] ?? 'Error'}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+/** Headers Icecast puts on every stream it sends a listener. */
+const STREAM_HEADERS = 'Cache-Control: no-cache, no-store\r\nPragma: no-cache\r\nExpires: Mon, 26 Jul 1997 05:00:00 GMT\r\n'
+  + `${CORS_ORIGIN[0]}: ${CORS_ORIGIN[1]}\r\n${CORS_EXPOSE[0]}: ${CORS_EXPOSE[1]}\r\n`;
+
+/** A listener's response head, as Icecast writes it: HTTP/1.0 whatever the client asked with, no length, no chunking. */
+export function streamHead(h: StreamHead, icy: boolean): string {
+  let out = `HTTP/1.0 200 OK\r\nContent-Type: ${h.contentType}\r\n${STREAM_HEADERS}`;
+  for (const [k, v] of h.headers) out += `${k}: ${v}\r\n`;
+  if (icy && h.icyCapable) out += `icy-metaint: ${ICY_METAINT}\r\n`;
+  return `${out}Connection: close\r\n\r\n`;
+}
+
+function reply(sock: Socket, head: RequestHead | null, a: Answer): void {
+  sock.end(serialize(a, head?.version ?? 'HTTP/1.0', head?.method === 'HEAD'));
 }
 
 export class IcecastDoor {
   readonly #o: DoorOptions;
-  readonly #servers: Server[] = [];
 
   constructor(o: DoorOptions) {
     this.#o = o;
   }
 
-  listen(addrs: string[], port: number): Promise<void> {
-    return Promise.all(addrs.map((host) => new Promise<void>((resolve, reject) => {
-      const server = createServer({ noDelay: true }, (sock) => this.#accept(sock));
-      server.maxConnections = DOOR_LIMITS.maxConnections;
-      server.once('error', reject);
-      server.listen({ host, port, reusePort: true, backlog: 4096 }, () => {
-        server.off('error', reject);
-        server.on('error', () => undefined);
-        this.#servers.push(server);
-        resolve();
-      });
-    }))).then(() => undefined);
-  }
-
-  /** Stops accepting; open streams end when the worker closes its hubs. */
-  close(): void {
-    for (const s of this.#servers.splice(0)) s.close();
-  }
-
-  #accept(sock: Socket): void {
+  /** Reads the request head from `sock` (which has consumed nothing yet) and answers it. */
+  accept(sock: Socket, port: DoorPort): void {
     sock.on('error', () => undefined);
     const parser = new HeadParser();
     const timer = setTimeout(() => sock.destroy(), DOOR_LIMITS.headerTimeoutMs);
@@ -78,76 +85,122 @@ export class IcecastDoor {
       sock.off('data', onData);
       if (r.kind === 'bad') {
         this.#o.stats.add(S.BAD_REQUESTS, 1);
-        reply(sock, 'HTTP/1.0', r.status, `${r.reason}\n`);
+        reply(sock, null, text(r.status, `${r.reason}\n`));
         return;
       }
       sock.pause();
-      this.#route(sock, r.head, r.rest);
+      this.#route(sock, r.head, r.rest, port);
     };
     sock.on('data', onData);
     sock.on('close', () => clearTimeout(timer));
+    sock.resume();
   }
 
-  #route(sock: Socket, head: RequestHead, rest: Buffer): void {
+  #route(sock: Socket, head: RequestHead, rest: Buffer, port: DoorPort): void {
+    const page = port.pages.answer(head.method, head.path, sock.remoteAddress ?? '');
+    if (page) return reply(sock, head, page);
     switch (head.method) {
       case 'GET':
       case 'HEAD':
-        return this.#listener(sock, head);
+        if (head.path.startsWith('/admin/')) return this.#admin(sock, head);
+        return this.#listener(sock, head, port);
       case 'SOURCE':
       case 'PUT':
         return this.#source(sock, head, rest);
       default:
-        reply(sock, head.version, 405, 'method not allowed\n');
+        reply(sock, head, text(405, 'method not allowed\n', [['Allow', 'GET, HEAD, OPTIONS, PUT, SOURCE']]));
     }
   }
 
-  #listener(sock: Socket, head: RequestHead): void {
-    const d = routeListener(this.#o.reader.current(), head.path, { nodeName: this.#o.nodeName, proxy: true, door: true });
-    if (d.kind === 'error') return reply(sock, head.version, d.status, d.text);
-    if (d.kind === 'redirect') return reply(sock, head.version, 503, 'unavailable\n');
-    const v = head.version === 'HTTP/1.1' ? 'HTTP/1.1' : 'HTTP/1.0';
-    if (head.method === 'HEAD') {
-      sock.end(`${v} 200 OK\r\nContent-Type: ${guessType(head.path)}\r\nConnection: close\r\n\r\n`);
-      return;
+  #listener(sock: Socket, head: RequestHead, port: DoorPort): void {
+    const d = port.router.route(this.#o.reader.current(), head.path);
+    if (d.kind === 'error') return reply(sock, head, text(d.status, d.text, [CORS_ORIGIN]));
+    if (d.kind === 'redirect') {
+      this.#o.stats.add(S.REDIRECTS, 1);
+      // The query goes along: some players and stream links carry tokens in it.
+      const location = d.location + head.target.slice(head.path.length);
+      return reply(sock, head, text(302, `${location}\n`, [['Location', location], CORS_ORIGIN]));
     }
     const icy = head.headers.get('icy-metadata') === '1';
+    const onlyHead = head.method === 'HEAD';
     sock.resume();
     sock.on('data', () => undefined); // listeners have nothing more to say
     this.#o.hubs.listen(head.path, {
       icy,
       begin: (h) => {
         if (sock.destroyed) return null;
-        let out = `${v} 200 OK\r\nContent-Type: ${h.contentType}\r\nCache-Control: no-cache, no-store\r\n`;
-        for (const [k, val] of h.headers) out += `${k}: ${val}\r\n`;
-        if (icy && h.icyCapable) out += `icy-metaint: ${ICY_METAINT}\r\n`;
-        out += 'Connection: close\r\n\r\n';
-        sock.write(out);
+        if (onlyHead) {
+          sock.end(streamHead(h, icy));
+          return null;
+        }
+        sock.write(streamHead(h, icy));
         return new SocketSink(sock);
       },
-      fail: (status, body) => reply(sock, head.version, status, body),
+      fail: (status, body) => reply(sock, head, text(status, body, [CORS_ORIGIN])),
     });
   }
 
+  #admin(sock: Socket, head: RequestHead): void {
+    if (head.path !== '/admin/metadata') return reply(sock, head, text(404, 'not found\n'));
+    void updateTitle(this.#o.reader.current(), head).then((a) => reply(sock, head, a));
+  }
+
   #source(sock: Socket, head: RequestHead, rest: Buffer): void {
-    const snap = this.#o.reader.current();
-    if (!snap.mounts.some((m) => m.path === head.path)) return reply(sock, head.version, 404, 'no such mount\n');
-    const target = masterIcecast(snap);
-    if (!target) return reply(sock, head.version, 503, 'no master right now (it is being elected); try again in a few seconds\n');
+    const a = admitSource(this.#o.reader.current(), head.path, head.headers.get('authorization'));
+    if (a.kind === 'refuse') return reply(sock, head, a.answer);
     this.#o.stats.add(S.SOURCES, 1);
-    connectTo(target).then((up) => {
+    connectTo(a.target).then((up) => {
       if (sock.destroyed) {
         up.destroy();
         return;
       }
-      up.on('error', () => undefined);
-      // The request goes on unchanged: Icecast speaks every dialect its clients use.
-      up.write(head.raw);
-      if (rest.length > 0) up.write(rest);
-      sock.pipe(up);
-      up.pipe(sock);
-      sock.on('close', () => up.destroy());
-      up.on('close', () => sock.destroy());
-      sock.resume();
-    }, () => reply(sock, head.version, 503, 'the master is not reachable right now (it may be changing); try again in a few seconds\n'));
+      carry(sock, up, head, rest, a.authorization, a.target);
+    }, () => reply(sock, head, text(503, 'the master is not reachable right now (it may be changing); try again in a few seconds\n')));
   }
+}
+
+/** Request headers a source sends that do not go on to Icecast as they are. */
+const REWRITTEN = new Set(['authorization', 'host', 'transfer-encoding', 'content-length', 'connection']);
+
+/**
+ * The source's request as the master's Icecast gets it: the same request
+ * line and headers, the login rewritten (see source-admission.ts), and a
+ * chunked body sent on decoded and unframed, which Icecast reads until the
+ * connection ends, as it does for ffmpeg's PUT.
+ */
+export function upstreamHead(head: RequestHead, authorization: string, target: Target): string {
+  const chunked = /chunked/i.test(head.headers.get('transfer-encoding') ?? '');
+  let out = `${head.method} ${head.target} ${head.version}\r\nHost: ${target.host}:${target.port}\r\nAuthorization: ${authorization}\r\n`;
+  for (const [k, v] of head.headers) if (!REWRITTEN.has(k)) out += `${k}: ${v}\r\n`;
+  const length = head.headers.get('content-length');
+  if (!chunked && length !== undefined) out += `Content-Length: ${length}\r\n`;
+  return `${out}\r\n`;
+}
+
+function carry(sock: Socket, up: Socket, head: RequestHead, rest: Buffer, authorization: string, target: Target): void {
+  up.on('error', () => undefined);
+  up.write(upstreamHead(head, authorization, target));
+  const chunked = /chunked/i.test(head.headers.get('transfer-encoding') ?? '');
+  if (chunked) {
+    const dec = new ChunkedDecoder();
+    const feed = (b: Buffer): void => {
+      for (const part of dec.push(b)) {
+        if (!up.write(part)) sock.pause();
+      }
+      // A malformed body ends the source; the last chunk ends the upload, which Icecast sees as our end.
+      if (dec.error !== null) sock.destroy();
+      else if (dec.done) up.end();
+    };
+    up.on('drain', () => sock.resume());
+    if (rest.length > 0) feed(rest);
+    sock.on('data', feed);
+    sock.on('end', () => up.end());
+  } else {
+    if (rest.length > 0) up.write(rest);
+    sock.pipe(up);
+  }
+  up.pipe(sock);
+  sock.on('close', () => up.destroy());
+  up.on('close', () => sock.destroy());
+  sock.resume();
 }

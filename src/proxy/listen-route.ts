@@ -1,12 +1,21 @@
 /**
- * What to do with a listener's request, for both doors: serve it here from
- * a hub, send it to another node (302), or refuse it (404 unknown mount,
- * 503 nobody can serve it). A pure function of the snapshot and the request.
+ * What to do with a listener's request, on either public port: serve it
+ * here from a hub, send it to another node (302), or refuse it (404 unknown
+ * mount, 503 nobody can serve it). A pure function of the snapshot and the
+ * request.
+ *
+ * In proxy mode a node serves its own listeners whenever it has room: its
+ * hub pulls the mount from whichever node has it live, so a mount that has
+ * just gone live on the master (and is not yet relayed here) is served at
+ * once, not redirected. A full node redirects to another node's same port,
+ * so a client that can reach only port 80 stays on port 80. In redirect
+ * mode HTTP_PORT sends every listener to the chosen node's ICECAST_PORT,
+ * which serves it.
  */
 import { hostPort } from '../shared/host-port.ts';
 import { isMountPath } from '../shared/mount-path.ts';
 import type { Snapshot } from '../shared/snapshot.ts';
-import { chooseNode, servable } from './balance.ts';
+import { chooseNode, headroom, servable } from './balance.ts';
 
 export type ListenDecision =
   | { kind: 'serve' }
@@ -17,23 +26,29 @@ export interface ListenContext {
   nodeName: string;
   /** ICECAST_PROXY: stream from this node rather than redirect. */
   proxy: boolean;
-  /** The Icecast-compatible door serves whatever it is asked; only HTTP_PORT redirects. */
-  door: boolean;
+  /** The public port the request came in on. */
+  port: 'http' | 'icecast';
   random?: () => number;
 }
 
 export function routeListener(snap: Snapshot, path: string, ctx: ListenContext): ListenDecision {
   const mount = isMountPath(path) ? snap.mounts.find((m) => m.path === path) : undefined;
   if (!mount) return { kind: 'error', status: 404, text: 'no such mount\n' };
-  if (!servable(snap, mount)) return { kind: 'error', status: 503, text: 'this mount has no source right now; try again later\n' };
-  if (ctx.door) return { kind: 'serve' };
+  const streams = ctx.proxy || ctx.port === 'icecast';
+  const self = snap.nodes.find((n) => n.name === ctx.nodeName);
+  if (!servable(snap, mount)) {
+    // The snapshot learns that a source went live a second or two after it did: a node
+    // with room lets its hub look for the stream (it waits briefly, then answers 503).
+    if (streams && self && self.alive && headroom(self) > 0) return { kind: 'serve' };
+    return { kind: 'error', status: 503, text: 'this mount has no source right now; try again later\n' };
+  }
   const choice = chooseNode(snap, mount, ctx.nodeName, ctx.random);
   if (!choice) return { kind: 'error', status: 503, text: 'no node can take another listener right now; try again later\n' };
-  if (ctx.proxy && choice.self) return { kind: 'serve' };
+  if (streams && choice.self) return { kind: 'serve' };
   const addr = choice.node.addresses[0];
   if (addr === undefined) return { kind: 'error', status: 503, text: 'no node can take another listener right now\n' };
-  // The target is the chosen node's Icecast-compatible door, which serves and never redirects: no loops.
-  return { kind: 'redirect', location: `http://${hostPort(addr, choice.node.icecastPort)}${path}` };
+  const port = ctx.port === 'http' && ctx.proxy ? choice.node.httpPort : choice.node.icecastPort;
+  return { kind: 'redirect', location: `http://${hostPort(addr, port)}${path}` };
 }
 
 /** Guesses a content type from the mount's extension (for HEAD, which opens no stream). */
@@ -60,6 +75,10 @@ export class ListenRouter {
     this.#ctx = ctx;
   }
 
+  get context(): ListenContext {
+    return this.#ctx;
+  }
+
   route(snap: Snapshot, path: string): ListenDecision {
     if (snap.seq !== this.#seq) {
       this.#seq = snap.seq;
@@ -77,5 +96,10 @@ export class ListenRouter {
   #isSelf(snap: Snapshot, location: string): boolean {
     const self = snap.nodes.find((n) => n.name === this.#ctx.nodeName);
     return self !== undefined && self.addresses[0] !== undefined && location.startsWith(`http://${hostPort(self.addresses[0], self.icecastPort)}/`);
+  }
+
+  /** Whether a GET or HEAD of `path` would open a stream here: the front door gives those to the Icecast-compatible door. */
+  streams(snap: Snapshot, path: string): boolean {
+    return this.route(snap, path).kind === 'serve';
   }
 }

@@ -1,7 +1,7 @@
 /**
  * GET /: a small HTML page of the cluster from the snapshot (which never
  * holds a password): nodes with their role and load, mounts with their
- * listeners and where they are ready.
+ * listeners, titles and where they are ready.
  */
 import type { Snapshot } from '../shared/snapshot.ts';
 
@@ -10,7 +10,7 @@ const h = (s: string | number): string =>
 
 export function statusPage(snap: Snapshot, domain: string, selfName: string): string {
   const nodes = snap.nodes.map((n) => `<tr><td>${h(n.name)}${n.name === selfName ? ' (this node)' : ''}</td><td>${n.name === snap.master ? 'master' : 'relay'}</td><td>${h(n.addresses.join(', '))}</td><td>${n.icecastReady ? 'ready' : 'down'}</td><td>${n.listeners}</td><td>${n.bandwidthKbps} kbit/s</td></tr>`).join('\n');
-  const mounts = snap.mounts.map((m) => `<tr><td><a href="${h(m.path)}">${h(m.path)}</a> (<a href="${h(m.path)}.m3u">m3u</a>, <a href="${h(m.path)}.pls">pls</a>)</td><td>${m.sourceConnected ? 'on air' : 'off air'}</td><td>${m.listeners}</td><td>${h(m.readyOn.join(', '))}</td></tr>`).join('\n');
+  const mounts = snap.mounts.map((m) => `<tr><td><a href="${h(m.path)}">${h(m.path)}</a> (<a href="${h(m.path)}.m3u">m3u</a>, <a href="${h(m.path)}.pls">pls</a>)</td><td>${m.sourceConnected ? 'on air' : 'off air'}</td><td>${h(m.info.title)}</td><td>${m.listeners}</td><td>${h(m.readyOn.join(', '))}</td></tr>`).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${h(domain)}</title>
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}</style></head>
@@ -21,7 +21,7 @@ export function statusPage(snap: Snapshot, domain: string, selfName: string): st
 ${nodes}
 </table>
 <h2>Mounts</h2>
-<table><tr><th>mount</th><th>source</th><th>listeners</th><th>ready on</th></tr>
+<table><tr><th>mount</th><th>source</th><th>now playing</th><th>listeners</th><th>ready on</th></tr>
 ${mounts}
 </table>
 </body></html>

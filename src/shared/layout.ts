@@ -6,7 +6,7 @@
  *
  *   +--------+-------------------+--------------------+------------------+---------+
  *   | header | node table        | mount table        | ready bitmaps    | strings |
- *   | 16 w   | maxNodes * 16 w   | maxMounts * 8 w    | maxMounts * M w  | bytes   |
+ *   | 16 w   | maxNodes * 16 w   | maxMounts * 10 w   | maxMounts * M w  | bytes   |
  *   +--------+-------------------+--------------------+------------------+---------+
  *   (w = Int32 word, M = ceil(maxNodes / 32))
  *
@@ -19,7 +19,7 @@
  */
 
 export const MAGIC = 0x52414449; // "RADI"
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 /** Header words. */
 export const H = {
@@ -108,8 +108,11 @@ export const M = {
   /** Listeners across the cluster, from node status. */
   LISTENERS: 6,
   RESERVED: 7,
+  /** JSON of the mount's StreamInfo (snapshot.ts): what players are shown, never a password. */
+  INFO_OFF: 8,
+  INFO_LEN: 9,
 } as const;
-export const MOUNT_WORDS = 8;
+export const MOUNT_WORDS = 10;
 
 /** Mount FLAGS bits. */
 export const MF_RELAY = 1 << 0;

@@ -13,7 +13,7 @@ import {
   MF_TRANSCODED, N, NF_ALIVE, NF_ETCD_HEALTHY, NF_ICECAST_READY, NF_MASTER, NF_PROXY, MOUNT_WORDS, NODE_WORDS,
   geometryOf, type Geometry,
 } from './layout.ts';
-import type { Snapshot, SnapshotMount, SnapshotNode } from './snapshot.ts';
+import { NO_STREAM_INFO, streamInfoOf, type Snapshot, type SnapshotMount, type SnapshotNode, type StreamInfo } from './snapshot.ts';
 
 const MAX_TRIES = 1000;
 
@@ -69,6 +69,15 @@ export class SnapshotReader {
     if (len <= 0) return '';
     if (off < 0 || off + len > this.#bytes.length) throw new RangeError('string out of range');
     return this.#bytes.toString('utf8', off, off + len);
+  }
+
+  /** A torn read can hand us half a JSON text; the sequence check discards that copy anyway. */
+  #info(off: number, len: number): StreamInfo {
+    try {
+      return streamInfoOf(JSON.parse(this.#str(off, len)));
+    } catch {
+      return NO_STREAM_INFO;
+    }
   }
 
   #decode(seq: number): Snapshot {
@@ -135,6 +144,7 @@ export class SnapshotReader {
         sourceConnected: (mf & MF_SOURCE_CONNECTED) !== 0,
         listeners: w[b + M.LISTENERS]!,
         readyOn,
+        info: this.#info(w[b + M.INFO_OFF]!, w[b + M.INFO_LEN]!),
       });
     }
     mounts.forEach((m, i) => {

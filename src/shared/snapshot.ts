@@ -23,6 +23,39 @@ export interface SnapshotNode {
   bandwidthLimitKbps: number;
 }
 
+/**
+ * What players and status pages are shown of a mount: the live stream's
+ * description as the source sent it (from the Icecast that holds the
+ * source), its current title, and the source's user name (not a secret:
+ * radioctl prints it beside the password, which never gets here).
+ */
+export interface StreamInfo {
+  username: string;
+  title: string;
+  name: string;
+  description: string;
+  genre: string;
+  url: string;
+  contentType: string;
+  /** kbit/s as the source announced it, 0 when unknown. */
+  bitrate: number;
+  /** ISO 8601 time the source went live, '' when off air. */
+  streamStart: string;
+}
+
+export const NO_STREAM_INFO: StreamInfo = { username: '', title: '', name: '', description: '', genre: '', url: '', contentType: '', bitrate: 0, streamStart: '' };
+
+/** StreamInfo from untrusted JSON: unknown keys dropped, wrong types replaced by the empty value. */
+export function streamInfoOf(v: unknown): StreamInfo {
+  const o = typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
+  const s = (k: keyof StreamInfo): string => (typeof o[k] === 'string' ? (o[k]).slice(0, 1024) : '');
+  const b = Number(o.bitrate);
+  return {
+    username: s('username'), title: s('title'), name: s('name'), description: s('description'), genre: s('genre'), url: s('url'),
+    contentType: s('contentType'), bitrate: Number.isFinite(b) && b > 0 ? Math.round(b) : 0, streamStart: s('streamStart'),
+  };
+}
+
 export interface SnapshotMount {
   slot: number;
   path: string;
@@ -33,6 +66,7 @@ export interface SnapshotMount {
   listeners: number;
   /** Names of the nodes on which the mount is ready to serve. */
   readyOn: string[];
+  info: StreamInfo;
 }
 
 export interface Snapshot {

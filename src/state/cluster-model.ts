@@ -12,6 +12,7 @@ import { describe } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
 import { ELECTIONS, MASTER_ELECTION, MOUNTS, NODES, PREFIX, STATUS } from './keys.ts';
 import { parseMountRecord, type MountRecord } from './mount-record.ts';
+import type { LiveInfo } from '../icecast/icecast-stats.ts';
 
 /** What a node says about itself on its lease. */
 export interface NodeInfo {
@@ -35,6 +36,8 @@ export interface MountStatus {
   ready: boolean;
   source: boolean;
   listeners: number;
+  /** The live stream's description, reported by the node whose Icecast holds the source. */
+  info?: LiveInfo;
 }
 
 /** What a node reports about its load, at most once a second, on its lease. */
@@ -80,9 +83,10 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
   }
 
   /** A mount's state across the cluster, from every node's status. */
-  mountSummary(path: string): { listeners: number; source: boolean; readyOn: string[] } {
+  mountSummary(path: string): { listeners: number; source: boolean; readyOn: string[]; info: LiveInfo | null } {
     let listeners = 0;
     let source = false;
+    let info: LiveInfo | null = null;
     const readyOn: string[] = [];
     for (const [name, s] of this.status) {
       const ms = s.mounts?.[path];
@@ -90,8 +94,9 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
       listeners += ms.listeners;
       source ||= ms.source;
       if (ms.ready) readyOn.push(name);
+      if (ms.info && (info === null || ms.source)) info = ms.info;
     }
-    return { listeners, source, readyOn: readyOn.sort() };
+    return { listeners, source, readyOn: readyOn.sort(), info };
   }
 
   /** The winner of an election: the candidate with the lowest creation revision (etcd's election rule). */

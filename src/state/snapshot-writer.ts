@@ -105,14 +105,15 @@ export class SnapshotWriter {
       } else nodes.push({ slot, node, addr });
     }
     const mountSlot = this.#mountSlots.assign(input.mounts.map((m) => m.path));
-    const mounts: { slot: number; mount: SnapshotInput['mounts'][number] }[] = [];
+    const mounts: { slot: number; mount: SnapshotInput['mounts'][number]; info: string }[] = [];
     for (const mount of input.mounts) {
       const slot = mountSlot.get(mount.path)!;
+      const info = JSON.stringify(mount.info);
       if (slot < 0) dropped.push(`mount ${mount.path}: no free mount slot (SNAPSHOT_MOUNTS=${g.maxMounts})`);
-      else if (!fits(Buffer.byteLength(mount.path))) {
+      else if (!fits(Buffer.byteLength(mount.path) + Buffer.byteLength(info))) {
         dropped.push(`mount ${mount.path}: string area full (SNAPSHOT_BYTES=${g.stringBytes})`);
         this.#mountSlots.release(mount.path);
-      } else mounts.push({ slot, mount });
+      } else mounts.push({ slot, mount, info });
     }
     const slotByName = new Map(nodes.map((n) => [n.node.name, n.slot]));
     const slotByPath = new Map(mounts.map((m) => [m.mount.path, m.slot]));
@@ -178,9 +179,10 @@ export class SnapshotWriter {
     w.fill(0, g.mountBase, g.mountBase + g.maxMounts * MOUNT_WORDS);
     w.fill(0, g.readyBase, g.readyBase + g.maxMounts * g.maskWords);
     let mountHigh = 0;
-    for (const { slot, mount } of mounts) {
+    for (const { slot, mount, info } of mounts) {
       const b = g.mountBase + slot * MOUNT_WORDS;
       const [pathOff, pathLen] = putString(mount.path);
+      const [infoOff, infoLen] = putString(info);
       const fallback = mount.fallbackPath !== null ? slotByPath.get(mount.fallbackPath) : undefined;
       let mf = 0;
       if (mount.relay) mf |= MF_RELAY;
@@ -194,6 +196,8 @@ export class SnapshotWriter {
       w[b + M.FLAGS] = mf;
       w[b + M.FALLBACK_SLOT] = fallback ?? -1;
       w[b + M.LISTENERS] = mount.listeners;
+      w[b + M.INFO_OFF] = infoOff;
+      w[b + M.INFO_LEN] = infoLen;
       const rb = g.readyBase + slot * g.maskWords;
       for (const name of mount.readyOn) {
         const ns = slotByName.get(name);

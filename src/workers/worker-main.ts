@@ -1,17 +1,20 @@
 /**
- * Worker thread entry. Each worker runs its own uWebSockets.js app on
- * HTTP_PORT and its own Icecast-compatible door on ICECAST_PORT (the kernel
- * spreads connections over the threads with SO_REUSEPORT) and answers from
- * the shared snapshot, never by asking the main thread. On SHUTDOWN it
+ * Worker thread entry. Each worker runs its own front door on HTTP_PORT and
+ * ICECAST_PORT (the kernel spreads connections over the threads with
+ * SO_REUSEPORT), which hands each connection to a uWebSockets.js app or to
+ * the Icecast-compatible door, and its own DNS server; all answer from the
+ * shared snapshot, never by asking the main thread. On SHUTDOWN it
  * closes its listen sockets and lets its event loop end, which is what
  * avoids uv_loop_close() aborts at process exit.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { us_listen_socket_close, type us_listen_socket } from 'uWebSockets.js';
 import { createFront } from '../proxy/http-front.ts';
 import { Hubs } from '../proxy/hubs.ts';
 import { DnsServer } from '../dns/server.ts';
-import { IcecastDoor } from '../proxy/icecast-door.ts';
+import { FrontDoor } from '../proxy/front-door.ts';
+import { IcecastDoor, type DoorPort } from '../proxy/icecast-door.ts';
+import { ListenRouter } from '../proxy/listen-route.ts';
+import { Pages } from '../proxy/pages.ts';
 import { parseToWorker, type FromWorker, type WorkerInit } from '../shared/messages.ts';
 import { SnapshotReader } from '../shared/snapshot-reader.ts';
 import { WorkerStats } from '../shared/worker-stats.ts';
@@ -40,11 +43,22 @@ const hubs = new Hubs({
   queueBytes: init.queueBytes,
   latency,
 });
-const app = createFront({
-  reader, hubs, stats, nodeName: init.nodeName, domain: init.domain, httpPort: init.httpPort, icecastPort: init.icecastPort, proxy: init.proxy, worker: init.id,
-  latency, latencyJson: () => latencyJson,
-});
-const door = new IcecastDoor({ reader, hubs, stats, nodeName: init.nodeName });
+const startedAt = new Date(Date.now() - process.uptime() * 1000).toISOString();
+/** What each public port answers with: both take every request; playlists and redirects name their own port. */
+function doorPort(kind: 'http' | 'icecast', port: number): DoorPort {
+  return {
+    kind,
+    pages: new Pages({ reader, nodeName: init.nodeName, worker: init.id, domain: init.domain, port, startedAt, latencyJson: () => latencyJson }),
+    router: new ListenRouter({ nodeName: init.nodeName, proxy: init.proxy, port: kind }),
+  };
+}
+const ports = { http: doorPort('http', init.httpPort), icecast: doorPort('icecast', init.icecastPort) };
+const apps = {
+  http: createFront({ reader, stats, latency, ...ports.http }),
+  icecast: createFront({ reader, stats, latency, ...ports.icecast }),
+};
+const door = new IcecastDoor({ reader, hubs, stats });
+const front = new FrontDoor({ reader, door });
 const dns = new DnsServer({
   reader,
   stats,
@@ -53,33 +67,14 @@ const dns = new DnsServer({
   latency,
 });
 
-const sockets: us_listen_socket[] = [];
-let pending = init.bindAddrs.length;
-let failed = false;
-const fail = (message: string): void => {
-  if (failed) return;
-  failed = true;
-  send({ type: 'LISTEN_FAILED', id: init.id, code: 'RADIOAI_ERR_BIND', message });
-};
-const doorReady = Promise.all([door.listen(init.bindAddrs, init.icecastPort), dns.listen(init.bindAddrs, init.dnsPort)]).then(
-  () => true,
-  (err: Error) => {
-    fail(`cannot listen on port ${init.icecastPort} or ${init.dnsPort}: ${err.message}`);
-    return false;
-  },
+Promise.all([
+  front.listen(init.bindAddrs, init.httpPort, ports.http, apps.http),
+  front.listen(init.bindAddrs, init.icecastPort, ports.icecast, apps.icecast),
+  dns.listen(init.bindAddrs, init.dnsPort),
+]).then(
+  () => send({ type: 'READY', id: init.id, listening: init.bindAddrs.map((a) => `${a}:${init.httpPort}`) }),
+  (err: Error) => send({ type: 'LISTEN_FAILED', id: init.id, code: 'RADIOAI_ERR_BIND', message: `cannot listen on port ${init.httpPort}, ${init.icecastPort} or ${init.dnsPort}: ${err.message}` }),
 );
-for (const addr of init.bindAddrs) {
-  app.listen(addr, init.httpPort, (sock) => {
-    pending--;
-    if (sock) sockets.push(sock);
-    else fail(`cannot listen on ${addr} port ${init.httpPort}`);
-    if (pending === 0 && !failed) {
-      void doorReady.then((ok) => {
-        if (ok) send({ type: 'READY', id: init.id, listening: init.bindAddrs.map((a) => `${a}:${init.httpPort}`) });
-      });
-    }
-  });
-}
 
 let closed = false;
 
@@ -92,12 +87,15 @@ function close(force: boolean): void {
   if (closed) return;
   closed = true;
   clearInterval(latencyTimer);
-  for (const s of sockets.splice(0)) us_listen_socket_close(s);
-  door.close();
+  front.close();
   dns.close();
   hubs.close();
-  if (force) app.close();
-  else setTimeout(() => app.close(), 1000).unref();
+  const closeApps = (): void => {
+    apps.http.close();
+    apps.icecast.close();
+  };
+  if (force) closeApps();
+  else setTimeout(closeApps, 1000).unref();
   port.off('message', onMessage);
   send({ type: 'CLOSED', id: init.id });
   port.close();

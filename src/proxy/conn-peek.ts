@@ -1,0 +1,47 @@
+/**
+ * The @radioai/conn-peek addon (native/conn-peek): watch an accepted
+ * connection's descriptor, read its first bytes without consuming them
+ * (MSG_PEEK), and hand the descriptor to another owner. Without the addon
+ * (not built, or RADIOAI_FRONT=door) load() returns null and the front door
+ * serves every connection through the Icecast-compatible door.
+ */
+import { createRequire } from 'node:module';
+
+export interface ConnPeek {
+  /** Duplicates `fd` and calls `onReadable` once when bytes (or the end) can be read. */
+  watch: (fd: number, onReadable: () => void) => object;
+  /** Copies the waiting bytes into `into` without consuming them: their count, 0 at the end, or -errno. */
+  peek: (handle: object, into: Uint8Array) => number;
+  /** Waits for readability again (after a peek found nothing). */
+  poll: (handle: object) => void;
+  /** Stops watching and returns the duplicate descriptor: the caller owns it. */
+  release: (handle: object) => number;
+  /** Stops watching and closes the duplicate. */
+  close: (handle: object) => void;
+}
+
+export const EAGAIN = -11;
+
+let addon: ConnPeek | null | undefined;
+let whyNot = '';
+
+export function loadConnPeek(): ConnPeek | null {
+  if (addon !== undefined) return addon;
+  if (process.env.RADIOAI_FRONT === 'door') {
+    whyNot = 'RADIOAI_FRONT=door';
+    addon = null;
+    return addon;
+  }
+  try {
+    addon = createRequire(import.meta.url)('@radioai/conn-peek') as ConnPeek;
+  } catch (err) {
+    addon = null;
+    whyNot = (err as Error).message.split('\n')[0]!;
+  }
+  return addon;
+}
+
+/** Why loadConnPeek() returned null, for the log. */
+export function connPeekUnavailable(): string {
+  return whyNot;
+}

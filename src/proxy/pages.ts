@@ -1,0 +1,84 @@
+/**
+ * The short answers every public port gives, whichever transport carries
+ * the request: /health, the status page, /status-json.xsl, playlists,
+ * /debug/latency (loopback peers only) and CORS preflights. Pages built
+ * from the snapshot are rendered once per published snapshot, not per
+ * request. Anything else (listeners, sources, title updates) is not a page:
+ * answer() returns null for it.
+ */
+import type { SnapshotReader } from '../shared/snapshot-reader.ts';
+import { health } from '../workers/health.ts';
+import { CORS_ORIGIN, preflight, text, type Answer } from './answers.ts';
+import { PLAYLIST_TYPES, m3u, playlistOf, pls, streamUrl } from './playlist.ts';
+import { statusJson } from './status-json.ts';
+import { statusPage } from './status-page.ts';
+
+export interface PagesOptions {
+  reader: SnapshotReader;
+  nodeName: string;
+  worker: number;
+  domain: string;
+  /** The public port these pages are served on: playlists and listen URLs name it. */
+  port: number;
+  /** When radiod started, for the status JSON. */
+  startedAt: string;
+  /** The merged latency percentiles (JSON) for GET /debug/latency. */
+  latencyJson?: () => string;
+}
+
+/** Loopback peers only: /debug pages are for the operator on the machine. */
+export function isLoopback(addr: string): boolean {
+  return addr.startsWith('127.') || addr === '::1' || addr === '0000:0000:0000:0000:0000:0000:0000:0001' || /^(0000:){5}ffff:7f/i.test(addr) || addr.startsWith('::ffff:127.');
+}
+
+const JSON_NO_STORE: [string, string][] = [['Content-Type', 'application/json'], ['Cache-Control', 'no-store']];
+
+export class Pages {
+  readonly #o: PagesOptions;
+  #seq = -1;
+  #html = '';
+  #json = '';
+
+  constructor(o: PagesOptions) {
+    this.#o = o;
+  }
+
+  /** The answer to a page request, or null when `path` is not a page. `peer` is the client's address. */
+  answer(method: string, path: string, peer: string): Answer | null {
+    if (method === 'OPTIONS') return preflight();
+    if (method !== 'GET' && method !== 'HEAD') return null;
+    switch (path) {
+      case '/health': {
+        const h = health(this.#o.reader.current(), this.#o.nodeName, this.#o.worker);
+        return { status: h.status, headers: JSON_NO_STORE, body: h.body };
+      }
+      case '/debug/latency':
+        if (!isLoopback(peer)) return text(404, 'not found\n');
+        return { status: 200, headers: JSON_NO_STORE, body: this.#o.latencyJson?.() ?? '{}' };
+      case '/':
+        this.#render();
+        return { status: 200, headers: [['Content-Type', 'text/html; charset=utf-8']], body: this.#html };
+      case '/status-json.xsl':
+        this.#render();
+        return { status: 200, headers: [['Content-Type', 'application/json; charset=utf-8'], ['Cache-Control', 'no-cache'], CORS_ORIGIN], body: this.#json };
+      default:
+        return this.#playlist(path);
+    }
+  }
+
+  #playlist(path: string): Answer | null {
+    const pl = playlistOf(path);
+    if (!pl) return null;
+    if (!this.#o.reader.current().mounts.some((m) => m.path === pl.mount)) return text(404, 'no such mount\n', [CORS_ORIGIN]);
+    const u = streamUrl(this.#o.domain, this.#o.port, pl.mount);
+    return { status: 200, headers: [['Content-Type', PLAYLIST_TYPES[pl.kind]], CORS_ORIGIN], body: pl.kind === 'm3u' ? m3u(u) : pls(u, pl.mount) };
+  }
+
+  #render(): void {
+    const snap = this.#o.reader.current();
+    if (snap.seq === this.#seq) return;
+    this.#seq = snap.seq;
+    this.#html = statusPage(snap, this.#o.domain, this.#o.nodeName);
+    this.#json = statusJson(snap, this.#o.domain, this.#o.port, this.#o.startedAt);
+  }
+}

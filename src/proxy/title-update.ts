@@ -1,0 +1,49 @@
+/**
+ * Title updates: `GET /admin/metadata?mount=M&mode=updinfo&song=…` (also
+ * `title`, `artist` and `charset`), what libshout, ezstream, ices, BUTT,
+ * Mixxx and liquidsoap send for MP3 and AAC streams, to the same host and
+ * port as their source. Admitted like a source (source-admission.ts), then
+ * carried to the master's Icecast, which holds the source: it puts the
+ * title into the stream, the relays' Icecasts read it from there, and every
+ * node's hubs pass it to their listeners as ICY StreamTitle.
+ */
+import { request } from 'node:http';
+import type { Snapshot } from '../shared/snapshot.ts';
+import { AUTH_CHALLENGE, text, type Answer } from './answers.ts';
+import type { RequestHead } from './http-head.ts';
+import { admitSource } from './source-admission.ts';
+
+/** How long the master's Icecast has to answer. */
+const TIMEOUT_MS = 5000;
+/** Icecast's answer is a short XML text; anything longer is cut. */
+const MAX_BODY = 16 * 1024;
+
+export async function updateTitle(snap: Snapshot, head: RequestHead): Promise<Answer> {
+  const query = head.target.slice(head.path.length + 1);
+  const q = new URLSearchParams(query);
+  if (q.get('mode') !== 'updinfo') return text(400, 'mode=updinfo is the only title update radioai carries\n');
+  const a = admitSource(snap, q.get('mount') ?? '', head.headers.get('authorization'));
+  if (a.kind === 'refuse') return a.answer;
+  return new Promise((resolve) => {
+    const req = request({
+      host: a.target.host, port: a.target.port, path: `/admin/metadata?${query}`, agent: false, timeout: TIMEOUT_MS,
+      headers: { authorization: a.authorization, 'user-agent': head.headers.get('user-agent') ?? 'radioai' },
+    }, (res) => {
+      const parts: Buffer[] = [];
+      let n = 0;
+      res.on('data', (d: Buffer) => {
+        if (n < MAX_BODY) parts.push(d);
+        n += d.length;
+      });
+      res.on('end', () => resolve({
+        status: res.statusCode ?? 502,
+        headers: [['Content-Type', String(res.headers['content-type'] ?? 'text/xml')], ...(res.statusCode === 401 ? [AUTH_CHALLENGE] : [])],
+        body: Buffer.concat(parts).subarray(0, MAX_BODY).toString('utf8'),
+      }));
+      res.on('error', () => resolve(text(502, 'the master\'s Icecast broke off its answer\n')));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(text(503, 'the master is not reachable right now (it may be changing); try again in a few seconds\n')));
+    req.end();
+  });
+}
