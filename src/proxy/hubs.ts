@@ -62,6 +62,8 @@ export class Hubs {
     if (!hub || hub.closed) {
       const h: Hub = new Hub({
         path,
+        // A listener of a mount that is not live (or not yet, as far as the snapshot knows) waits this long.
+        pendingMs: 3000,
         burstBytes: this.#o.burstBytes,
         queueBytes: this.#o.queueBytes,
         targets: () => this.targets(path),
