@@ -29,6 +29,8 @@ export interface StatusMount {
   relay: string | null;
   fallback: string | null;
   transcode: string | null;
+  /** The title the source set last ('' when none or off air). */
+  title: string;
 }
 
 export interface ClusterStatus {
@@ -60,7 +62,7 @@ export function clusterStatus(model: ClusterModel): ClusterStatus {
     };
   });
   const mounts = [...model.mounts.values()].sort((a, b) => a.path.localeCompare(b.path)).map((m): StatusMount => {
-    const { listeners, source, readyOn } = model.mountSummary(m.path);
+    const { listeners, source, readyOn, info } = model.mountSummary(m.path);
     const t = m.transcode;
     return {
       path: m.path,
@@ -70,6 +72,7 @@ export function clusterStatus(model: ClusterModel): ClusterStatus {
       relay: m.relay,
       fallback: m.fallback,
       transcode: t ? `${t.source} -> ${t.codec} ${t.bitrate} kbit/s` : null,
+      title: typeof info?.title === 'string' ? info.title : '',
     };
   });
   return { master, nodes, mounts };
@@ -81,7 +84,8 @@ export function formatStatus(s: ClusterStatus): string {
   for (const n of s.nodes) {
     lines.push([n.name, n.role, n.alive ? 'yes' : 'no', n.listeners, `${Math.round(n.bandwidth / 1000)} kbit/s`, n.addresses.join(',')].join('\t'));
   }
-  lines.push('', 'MOUNT\tSOURCE\tLISTENERS');
-  for (const m of s.mounts) lines.push([m.path, m.source ? 'connected' : 'none', m.listeners].join('\t'));
+  lines.push('', 'MOUNT\tSOURCE\tLISTENERS\tTITLE');
+  // A title is the source's text: tabs and line breaks in it would break the columns.
+  for (const m of s.mounts) lines.push([m.path, m.source ? 'connected' : 'none', m.listeners, m.title.replace(/[\t\r\n]+/g, ' ')].join('\t'));
   return lines.join('\n');
 }

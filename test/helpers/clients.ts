@@ -232,9 +232,9 @@ settings.init.allow_root.set(true)
 settings.log.stdout.set(true)
 settings.log.file.set(false)
 s = insert_metadata(sine(440.))
-${o.title !== undefined ? 'thread.run(delay=1., every=5., fun () -> s.insert_metadata([("title", environment.get("RADIOAI_TITLE"))]))' : ''}
-output.icecast(${enc}, host=environment.get("RADIOAI_HOST"), port=${o.port}, user=environment.get("RADIOAI_USER"),
-  password=environment.get("RADIOAI_PASSWORD"), mount=environment.get("RADIOAI_MOUNT"), name="radioai test", s)
+${o.title !== undefined ? 'thread.run(delay=1., every=5., fun () -> s.insert_metadata([("title", getenv("RADIOAI_TITLE"))]))' : ''}
+output.icecast(${enc}, host=getenv("RADIOAI_HOST"), port=${o.port}, user=getenv("RADIOAI_USER"),
+  password=getenv("RADIOAI_PASSWORD"), mount=getenv("RADIOAI_MOUNT"), name="radioai test", s)
 `);
   return run('liquidsoap', [script], {
     RADIOAI_HOST: o.host, RADIOAI_USER: o.user, RADIOAI_PASSWORD: o.password, RADIOAI_MOUNT: o.mount, RADIOAI_TITLE: o.title ?? '',
