@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { get, type IncomingMessage } from 'node:http';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
