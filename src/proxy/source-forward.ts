@@ -40,13 +40,3 @@ export function connectTo(t: Target): Promise<Socket> {
     });
   });
 }
-
-/** Headers a source sends that Icecast uses: credentials, format and stream description. */
-export function sourceHeaders(get: (name: string) => string | undefined): string {
-  const out: string[] = [];
-  for (const name of ['authorization', 'content-type', 'user-agent', 'ice-name', 'ice-description', 'ice-genre', 'ice-url', 'ice-public', 'ice-bitrate', 'ice-audio-info', 'icy-name', 'icy-genre', 'icy-url', 'icy-pub', 'icy-br']) {
-    const v = get(name);
-    if (v !== undefined && v !== '' && !/[\r\n]/.test(v)) out.push(`${name}: ${v}\r\n`);
-  }
-  return out.join('');
-}
