@@ -4,7 +4,11 @@
  * parser, the load-balancing policy and the listener routing decision.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
+import { waitFor } from '../harness/net.ts';
+import { Hub, type Client } from '../src/proxy/hub.ts';
 import { chooseNode, headroom } from '../src/proxy/balance.ts';
 import { HeadParser, LIMITS } from '../src/proxy/http-head.ts';
 import { ICY_METAINT, IcyInserter, IcyStripper, icyBlock } from '../src/proxy/icy.ts';
@@ -377,5 +381,46 @@ describe('playlists', () => {
     assert.deepEqual(playlistOf('/a/live.ogg.m3u'), { mount: '/a/live.ogg', kind: 'm3u' });
     assert.deepEqual(playlistOf('/live.ogg.PLS'), { mount: '/live.ogg', kind: 'pls' });
     assert.equal(playlistOf('/live.ogg'), null);
+  });
+});
+
+describe('hub: a listener joining while the codec headers arrive', () => {
+  it('gets each header page once, whatever moment it joins at', async () => {
+    // A real upstream on port 0 that sends the Ogg header pages one at a time, as Icecast may.
+    const bos = oggPage({ bos: true, granule: 0n, body: 30 });
+    const setup = oggPage({ granule: 0n, body: 300 });
+    const audio = Array.from({ length: 5 }, (_, i) => oggPage({ granule: BigInt(1000 * (i + 1)), body: 200 }));
+    let upstream: import('node:http').ServerResponse | null = null;
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/ogg' });
+      upstream = res;
+      res.write(bos);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const got: Buffer[][] = [[], []];
+    const client = (k: number): Client => ({
+      icy: false,
+      begin: () => ({ write: (b: Buffer) => (got[k]!.push(Buffer.from(b)), true), close: () => undefined, onDrain: null, onClose: null, closed: false }),
+      fail: () => assert.fail('no stream'),
+    });
+    const hub = new Hub({ path: '/x.ogg', burstBytes: 65536, queueBytes: 1 << 20, targets: () => [{ name: 'up', host: '127.0.0.1', port }], onClosed: () => undefined });
+    try {
+      hub.add(client(0));
+      await waitFor(() => got[0]!.length > 0, 5000, 'the first listener to start');
+      hub.add(client(1)); // joins after the BOS page, before the setup page
+      upstream!.write(setup);
+      for (const a of audio) upstream!.write(a);
+      await waitFor(() => Buffer.concat(got[1]!).length >= bos.length + setup.length + audio.length * audio[0]!.length, 5000, 'the whole stream');
+      for (const k of [0, 1]) {
+        const pages = new OggSplitter().push(Buffer.concat(got[k]!));
+        assert.equal(pages.filter((p) => p.bos).length, 1, `listener ${k} gets one BOS page`);
+        assert.deepEqual(pages.map((p) => p.granule), [0n, 0n, 1000n, 2000n, 3000n, 4000n, 5000n], `listener ${k}: headers once, then the audio`);
+      }
+    } finally {
+      hub.close('test');
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });

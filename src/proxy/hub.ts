@@ -99,8 +99,13 @@ export class Hub {
   #isOgg = false;
   #ogg = new OggSplitter();
   #headers = new OggHeaderTracker();
-  /** Offset of the first audio page of the current Ogg chain. */
-  #chainAudioStart = 0;
+  /**
+   * Offset of the first audio page of the current Ogg chain, or -1 while the
+   * chain has had only header pages: a listener joining then gets the header
+   * pages seen so far and the stream from the next page on, never a header
+   * page twice (a repeated BOS page makes browsers refuse the stream).
+   */
+  #chainAudioStart = -1;
   #chainSeen = 0;
   #icy: IcyStripper | null = null;
   #metadata = '';
@@ -170,6 +175,7 @@ export class Hub {
 
   /** Where a new listener starts: `burstBytes` back, on a page or frame boundary. */
   #burstStart(): number {
+    if (this.#isOgg && this.#chainAudioStart < 0) return this.#end;
     const want = Math.max(this.#end - this.#o.burstBytes, this.#isOgg ? this.#chainAudioStart : 0);
     for (const c of this.#ring) {
       if (c.off + c.buf.length <= want) continue;
@@ -252,7 +258,8 @@ export class Hub {
     } else {
       for (const page of this.#ogg.push(audio)) {
         const header = this.#headers.classify(page);
-        if (!header && this.#headers.chain !== this.#chainSeen) {
+        if (header && this.#headers.chain !== this.#chainSeen) this.#chainAudioStart = -1;
+        else if (!header && this.#headers.chain !== this.#chainSeen) {
           this.#chainSeen = this.#headers.chain;
           this.#chainAudioStart = this.#end;
         }
