@@ -4,7 +4,7 @@
  * parser, the load-balancing policy and the listener routing decision.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { waitFor } from '../harness/net.ts';
@@ -390,7 +390,7 @@ describe('hub: a listener joining while the codec headers arrive', () => {
     const bos = oggPage({ bos: true, granule: 0n, body: 30 });
     const setup = oggPage({ granule: 0n, body: 300 });
     const audio = Array.from({ length: 5 }, (_, i) => oggPage({ granule: BigInt(1000 * (i + 1)), body: 200 }));
-    let upstream: import('node:http').ServerResponse | null = null;
+    let upstream: ServerResponse | null = null;
     const server = createServer((_req, res) => {
       res.writeHead(200, { 'Content-Type': 'application/ogg' });
       upstream = res;
