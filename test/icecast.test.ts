@@ -5,12 +5,11 @@
  * change. Three nodes on 127.0.0.2-4 share one etcd.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { alive, freePort, waitFor } from '../harness/net.ts';
-import { createMount, pidFrom, radioctl, type Creds, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
-import { Listener, ffmpegSource, icecastUrl, mp3Frames, oggPages } from './helpers/stream.ts';
+import { alive, waitFor } from '../harness/net.ts';
+import { createMount, pidFrom, radioctl, type Creds, startEtcd, startRadiod, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
+import { Listener, ffmpegSource, icecastUrl, mp3Frames, oggPages, startStation } from './helpers/stream.ts';
 
 const TTL = 3;
 
@@ -88,21 +87,9 @@ describe('Icecast and liquidsoap under radiod', () => {
   });
 
   it('pulls a relay mount from an external station on every node', async () => {
-    const dir = tempDir('station');
-    const port = await freePort();
-    const xml = join(dir, 'station.xml');
-    writeFileSync(xml, `<icecast><limits><sources>2</sources></limits>
-<authentication><source-password>station</source-password><admin-password>station</admin-password></authentication>
-<listen-socket><port>${port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
-<paths><logdir>${dir}</logdir><webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot></paths>
-<logging><errorlog>-</errorlog><loglevel>1</loglevel></logging>
-<security><chroot>0</chroot><changeowner><user>nobody</user><group>nogroup</group></changeowner></security></icecast>`);
-    run('chown', ['-R', 'nobody:nogroup', dir]);
-    await new Promise((r) => setTimeout(r, 200));
-    const station = run('icecast2', ['-c', xml]);
-    procs.push(station);
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/`)).status > 0, 10_000, 'the external station');
-    procs.push(ffmpegSource(icecastUrl('source', 'station', '127.0.0.1', port, '/station.ogg'), 660));
+    const station = await startStation();
+    procs.push(station.proc, station.source('/station.ogg'));
+    const port = station.port;
     await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/station.ogg`, { signal: AbortSignal.timeout(1000) }).catch(() => null))?.status === 200, 10_000, 'the station to be on air');
     await create('create-mount', '/ext.ogg', '--relay', `http://127.0.0.1:${port}/station.ogg`);
     for (const n of nodes) await hear(n, '/ext.ogg', 30_000);

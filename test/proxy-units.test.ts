@@ -268,6 +268,11 @@ describe('listener routing', () => {
     assert.equal((routeListener(full, '/live.ogg', http) as { status: number }).status, 503);
     assert.equal((routeListener(off, '/live.ogg', { ...http, proxy: false }) as { status: number }).status, 503);
   });
+  it('serves before this node has registered (it is not in its own snapshot yet)', () => {
+    const other = snap([node('bb')], ['bb']);
+    assert.deepEqual(routeListener(other, '/live.ogg', http), { kind: 'serve' });
+    assert.equal(routeListener(other, '/live.ogg', { ...http, proxy: false }).kind, 'redirect');
+  });
   it('redirects every listener on HTTP_PORT in redirect mode, to this node\'s ICECAST_PORT too, which serves it', () => {
     const one = snap([node('a')], ['a']);
     assert.deepEqual(routeListener(one, '/live.ogg', { ...http, proxy: false }), { kind: 'redirect', location: 'http://10.0.0.1:8000/live.ogg' });

@@ -3,20 +3,25 @@
  * listens on nothing: the front door (front-door.ts) hands it the
  * connections whose first request is a short HTTP/1.1 one — pages,
  * playlists, /health, redirects, CORS preflights — and it serves them and
- * whatever else those connections ask for while kept alive. Every answer is
- * computed synchronously from the shared snapshot; nothing here waits.
+ * whatever else those connections ask for while kept alive (a stream then
+ * too). Every short answer is computed synchronously from the shared
+ * snapshot; nothing here waits.
  */
 import { App, type HttpRequest, type HttpResponse } from 'uWebSockets.js';
 import type { LatencyRecorder } from '../shared/latency.ts';
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
-import { CORS_ORIGIN, statusText, text, type Answer } from './answers.ts';
+import { CORS_EXPOSE, CORS_ORIGIN, statusText, text, type Answer } from './answers.ts';
+import type { Hubs } from './hubs.ts';
+import { ICY_METAINT } from './icy.ts';
+import { UwsSink } from './sink.ts';
 import type { AdoptingApp } from './front-door.ts';
 import type { ListenRouter } from './listen-route.ts';
 import type { Pages } from './pages.ts';
 
 export interface FrontOptions {
   reader: SnapshotReader;
+  hubs: Hubs;
   pages: Pages;
   router: ListenRouter;
   stats: WorkerStats;
@@ -49,11 +54,43 @@ export function createFront(o: FrontOptions): AdoptingApp {
       return;
     }
     if (d.kind === 'error') return write(res, text(d.status, d.text, [CORS_ORIGIN]), method === 'HEAD');
-    // A stream asked for on a connection kept alive from an earlier request: streams are the
-    // Icecast-compatible door's (never chunked), which gets the client's next, fresh connection.
-    const q = req.getQuery();
-    const self = q ? `${path}?${q}` : path;
-    write(res, text(302, `${self}\n`, [['Location', self], CORS_ORIGIN]), method === 'HEAD', true);
+    // A stream asked for on a connection kept alive from an earlier short request: the front door
+    // gave the connection to uWS before this request came. Only HTTP/1.1 clients that keep
+    // connections alive (browsers, HTTP libraries) get here, and they read chunked encoding, which
+    // uWS uses for a body of unknown length; a player's own stream connection goes to the door.
+    stream(res, req, path, method === 'HEAD');
+  };
+  const stream = (res: HttpResponse, req: HttpRequest, path: string, head: boolean): void => {
+    const icy = req.getHeader('icy-metadata') === '1';
+    const ctx: { aborted: boolean; sink: UwsSink | null } = { aborted: false, sink: null };
+    res.onAborted(() => {
+      ctx.aborted = true;
+      ctx.sink?.gone();
+    });
+    o.hubs.listen(path, {
+      icy,
+      begin: (h) => {
+        if (ctx.aborted) return null;
+        res.cork(() => {
+          res.writeStatus('200 OK').writeHeader('Content-Type', h.contentType).writeHeader('Cache-Control', 'no-cache, no-store')
+            .writeHeader(CORS_ORIGIN[0], CORS_ORIGIN[1]).writeHeader(CORS_EXPOSE[0], CORS_EXPOSE[1]);
+          for (const [k, v] of h.headers) res.writeHeader(k, v);
+          if (icy && h.icyCapable) res.writeHeader('icy-metaint', String(ICY_METAINT));
+          if (head) res.endWithoutBody(0, false);
+        });
+        if (head) {
+          ctx.aborted = true;
+          return null;
+        }
+        ctx.sink = new UwsSink(res);
+        return ctx.sink;
+      },
+      fail: (status, body) => {
+        if (ctx.aborted) return;
+        ctx.aborted = true;
+        res.cork(() => write(res, text(status, body, [CORS_ORIGIN]), head));
+      },
+    });
   };
   return (App() as AdoptingApp)
     .get('/*', handle('GET'))

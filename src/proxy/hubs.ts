@@ -4,7 +4,8 @@
  * Icecast servers that have it (while the local one is down, or has not
  * picked up a mount that just went live elsewhere), and the local Icecast
  * last in any case (it may have the mount before the snapshot says so, and
- * serves a fallback mount in its place).
+ * serves a fallback mount in its place), then the master's Icecast, where
+ * sources land, while no node reports the mount live.
  * Twice a second the listener counts go to this worker's stats row.
  */
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
@@ -54,6 +55,12 @@ export class Hubs {
     }
     if (ready.has(this.#o.nodeName)) out.unshift(this.#o.local);
     else out.push(this.#o.local);
+    // Sources land on the master's Icecast: while no node reports the mount live yet (the
+    // snapshot lags a source that has just connected by a second or two), it is the place to look.
+    const master = snap.nodes.find((n) => n.name === snap.master);
+    if (out.length === 1 && master && master.name !== this.#o.nodeName && master.addresses[0] !== undefined) {
+      out.push({ name: master.name, host: master.addresses[0], port: master.icecastInternalPort || master.icecastPort });
+    }
     return out;
   }
 

@@ -36,6 +36,9 @@ export function routeListener(snap: Snapshot, path: string, ctx: ListenContext):
   if (!mount) return { kind: 'error', status: 404, text: 'no such mount\n' };
   const streams = ctx.proxy || ctx.port === 'icecast';
   const self = snap.nodes.find((n) => n.name === ctx.nodeName);
+  // Between its start and its registration a node is not in its own snapshot yet: it serves
+  // rather than send its first listeners to a node that would then be counted twice.
+  if (streams && !self && !snap.outOfService) return { kind: 'serve' };
   if (!servable(snap, mount)) {
     // The snapshot learns that a source went live a second or two after it did: a node
     // with room lets its hub look for the stream (it waits briefly, then answers 503).

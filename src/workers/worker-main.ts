@@ -54,8 +54,8 @@ function doorPort(kind: 'http' | 'icecast', port: number): DoorPort {
 }
 const ports = { http: doorPort('http', init.httpPort), icecast: doorPort('icecast', init.icecastPort) };
 const apps = {
-  http: createFront({ reader, stats, latency, ...ports.http }),
-  icecast: createFront({ reader, stats, latency, ...ports.icecast }),
+  http: createFront({ reader, hubs, stats, latency, ...ports.http }),
+  icecast: createFront({ reader, hubs, stats, latency, ...ports.icecast }),
 };
 const door = new IcecastDoor({ reader, hubs, stats });
 const front = new FrontDoor({ reader, door });

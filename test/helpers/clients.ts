@@ -368,7 +368,7 @@ export async function mpg123Listen(url: string, o: ListenOptions = {}): Promise<
   const wav = join(dir, 'out.wav');
   // 44.1 kHz MPEG-1 Layer III: 1152 samples a frame, 38.3 frames a second.
   const frames = Math.ceil(seconds(o) * 38.3);
-  const r = await runFor('mpg123', ['-v', '-w', wav, '-n', String(frames), url], seconds(o) * 1000 + 10_000);
+  const r = await runFor('mpg123', ['-v', '--timeout', '5', '-w', wav, '-n', String(frames), url], seconds(o) * 1000 + 10_000);
   const titles = uniq(all(/ICY-META: StreamTitle='(.*?)';/g, r.output));
   return result('mpg123', wavBytes(wav), titles, r.output, o);
 }
@@ -381,7 +381,7 @@ export async function mpg123Listen(url: string, o: ListenOptions = {}): Promise<
 export async function ogg123Listen(url: string, o: ListenOptions = {}): Promise<ListenResult> {
   const dir = tempDir('ogg123');
   const wav = join(dir, 'out.wav');
-  const r = await runFor('ogg123', ['-d', 'wav', '-f', wav, url], seconds(o) * 1000 + 1000);
+  const r = await runFor('ogg123', ['--buffer', '32', '--prebuffer', '5', '-d', 'wav', '-f', wav, url], seconds(o) * 1000 + 2000);
   const titles = uniq(all(/^\s*Title: (.*)$/gim, r.output));
   const failed = /Error opening/.test(r.output) ? 'ogg123 could not open it' : undefined;
   return result('ogg123', wavBytes(wav), titles, r.output, o, failed);
@@ -410,9 +410,9 @@ export async function vlcListen(url: string, o: ListenOptions = {}): Promise<Lis
   const wav = join(dir, 'out.wav');
   const asNobody = process.getuid?.() === 0 ? ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups'] : [];
   const args = ['vlc', '-I', 'dummy', '--no-video', '--play-and-exit', `--run-time=${seconds(o)}`, '--network-caching=1000',
-    '-A', 'afile', `--audiofile-file=${wav}`, '--audiofile-wav', '--no-media-library', url];
+    '-A', 'afile', `--audiofile-file=${wav}`, '--audiofile-wav', '--no-metadata-network-access', url]; // no art or tag look-ups on the network
   const [cmd, ...rest] = [...asNobody, ...args];
-  const r = await runFor(cmd!, rest, seconds(o) * 1000 + 15_000, { HOME: dir });
+  const r = await runFor(cmd!, rest, seconds(o) * 1000 + 10_000, { HOME: dir });
   const failed = /unable to open the MRL|Your input can't be opened/.test(r.output) ? 'vlc could not open it' : undefined;
   return result('vlc', wavBytes(wav), [], r.output, o, failed);
 }

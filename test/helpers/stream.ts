@@ -5,7 +5,10 @@
  * MP3 frames.
  */
 import { get, type ClientRequest } from 'node:http';
-import { run, type Proc } from './processes.ts';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, waitFor } from '../../harness/net.ts';
+import { run, tempDir, type Proc } from './processes.ts';
 
 export function ffmpegSource(url: string, frequency = 440): Proc {
   return run('ffmpeg', [
@@ -210,4 +213,32 @@ export async function rawExchange(host: string, port: number, text: Buffer | str
       next();
     });
   });
+}
+
+/** A plain Icecast server on 127.0.0.1, as an external station whose stream a relay mount pulls. */
+export interface Station {
+  proc: Proc;
+  port: number;
+  /** A steady Ogg source on `mount` (source password "station"). */
+  source(mount: string, frequency?: number): Proc;
+}
+
+export async function startStation(): Promise<Station> {
+  const dir = tempDir('station');
+  const port = await freePort();
+  const xml = join(dir, 'station.xml');
+  writeFileSync(xml, `<icecast><limits><sources>4</sources></limits>
+<authentication><source-password>station</source-password><admin-password>station</admin-password></authentication>
+<listen-socket><port>${port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
+<paths><logdir>${dir}</logdir><webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot></paths>
+<logging><errorlog>-</errorlog><loglevel>1</loglevel></logging>
+<security><chroot>0</chroot><changeowner><user>nobody</user><group>nogroup</group></changeowner></security></icecast>`);
+  await run('chown', ['-R', 'nobody:nogroup', dir]).exited;
+  const proc = run('icecast2', ['-c', xml]);
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/`).catch(() => null))?.status, 10_000, 'the external station');
+  return {
+    proc,
+    port,
+    source: (mount, frequency = 660) => ffmpegSource(icecastUrl('source', 'station', '127.0.0.1', port, mount), frequency),
+  };
 }
