@@ -1,0 +1,150 @@
+/**
+ * radioai as a drop-in Icecast for the programs people use, from Debian's
+ * packages, on both public ports of two nodes (127.0.0.41 master,
+ * 127.0.0.42 relay, one etcd): every source program sends to the relay's
+ * HTTP_PORT and ICECAST_PORT and a listener on the master hears it; every
+ * player, recorder and a headless browser on a page from another origin
+ * listens on the relay's two ports to mounts whose source is on the master,
+ * and titles sent with /admin/metadata reach them.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { waitFor } from '../harness/net.ts';
+import {
+  SOURCE_CLIENTS, browserPlays, curlListen, ezstreamSource, ffmpegIcecastSource, ffprobeListen, icyListen, ices2Source, liquidsoapSource,
+  mpg123Listen, mplayerListen, mpvListen, ogg123Listen, streamripperListen, vlcListen, type Format, type ListenResult, type SourceClient,
+} from './helpers/clients.ts';
+import { createMount, startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
+import { KeepSource, Listener, ffmpegMp3Source, ffmpegSource, icecastUrl, mp3Frames, oggPages } from './helpers/stream.ts';
+
+const TTL = 3;
+const TITLE = 'radioai – Ünïcode title';
+
+describe('Icecast clients on both public ports', () => {
+  let etcd: Etcd;
+  let a: Radiod;
+  let b: Radiod;
+  const nodes: Radiod[] = [];
+  const keep: KeepSource[] = [];
+  const ports = (n: Radiod): [string, number][] => [['HTTP_PORT', n.httpPort], ['ICECAST_PORT', n.icecastPort]];
+
+  /** A listener on `url` that gets audio of `format` (Ogg pages or MP3 frames); its status if not. */
+  const hears = async (url: string, format: Format, timeoutMs: number): Promise<void> => {
+    await waitFor(async () => {
+      const l = new Listener(url);
+      try {
+        await new Promise((res) => setTimeout(res, 2000));
+        const d = l.data();
+        return l.status === 200 && (format === 'ogg' ? oggPages(d) >= 5 : mp3Frames(d).length >= 20);
+      } finally {
+        l.close();
+      }
+    }, timeoutMs, `audio at ${url}`, 200);
+  };
+
+  before(async () => {
+    etcd = await startEtcd('127.0.0.41');
+    a = await startRadiod({ name: 'a', host: '127.0.0.41', etcd: etcd.url, leaseTtl: TTL, workers: 2 });
+    await waitFor(async () => (await a.health()).body.icecast === 'ready', 15_000, 'a ready as master');
+    b = await startRadiod({ name: 'b', host: '127.0.0.42', etcd: etcd.url, leaseTtl: TTL, workers: 2 });
+    nodes.push(a, b);
+    await waitFor(async () => (await b.health()).body.icecast === 'ready', 15_000, 'b ready');
+  });
+  after(async () => {
+    for (const s of keep) await s.stop();
+    for (const n of nodes) await n.stop();
+    await etcd?.stop();
+  });
+
+  describe('sources, sent to the relay node, heard on the master', () => {
+    const cases: { name: string; start: SourceClient; format: Format; user?: string }[] = [
+      { name: 'ffmpeg icecast:// (PUT, Expect: 100-continue, no length)', start: ffmpegIcecastSource, format: 'mp3' },
+      ...SOURCE_CLIENTS.filter((c) => c.start !== ffmpegIcecastSource && c.start !== ezstreamSource && c.start !== ices2Source && c.start !== liquidsoapSource)
+        .map((c) => ({ name: c.name, start: c.start, format: 'ogg' })),
+      { name: 'ezstream (libshout, HTTP PUT)', start: ezstreamSource, format: 'mp3' },
+      { name: 'ices2 (libshout)', start: ices2Source, format: 'ogg' },
+      { name: 'liquidsoap output.icecast (SOURCE)', start: liquidsoapSource, format: 'ogg' },
+      { name: 'logging in as the Icecast default user "source"', start: ffmpegIcecastSource, format: 'ogg', user: 'source' },
+    ];
+    let k = 0;
+    for (const c of cases) {
+      for (const kind of ['HTTP_PORT', 'ICECAST_PORT'] as const) {
+        it(`${c.name} on ${kind}`, async (t) => {
+          const mount = `/src${++k}.${c.format}`;
+          const creds = await createMount(etcd.url, ['create-mount', mount]);
+          const port = kind === 'HTTP_PORT' ? b.httpPort : b.icecastPort;
+          const t0 = Date.now();
+          // Like any source client, start again while refused: a new mount reaches the master's Icecast a moment after create-mount.
+          const src = new KeepSource(() => c.start({ host: b.host, port, mount, user: c.user ?? creds.username, password: creds.password, format: c.format }));
+          try {
+            await hears(`http://${a.host}:${a.httpPort}${mount}`, c.format, 30_000);
+            t.diagnostic(`${c.name} on b ${kind}: heard on a after ${Date.now() - t0} ms`);
+          } finally {
+            await src.stop();
+          }
+        });
+      }
+    }
+  });
+
+  describe('listeners on the relay node, sources on the master', () => {
+    before(async () => {
+      const mp3 = await createMount(etcd.url, ['create-mount', '/music.mp3']);
+      const ogg = await createMount(etcd.url, ['create-mount', '/music.ogg']);
+      keep.push(
+        new KeepSource(() => ffmpegMp3Source(icecastUrl(mp3.username, mp3.password, a.host, a.icecastPort, '/music.mp3'))),
+        new KeepSource(() => ffmpegSource(icecastUrl(ogg.username, ogg.password, a.host, a.httpPort, '/music.ogg'))),
+      );
+      await hears(`http://${b.host}:${b.httpPort}/music.mp3`, 'mp3', 30_000);
+      await hears(`http://${b.host}:${b.httpPort}/music.ogg`, 'ogg', 30_000);
+      // The MP3 mount's title, as libshout-based sources set it.
+      await waitFor(async () => (await fetch(`http://${a.host}:${a.httpPort}/admin/metadata?mount=/music.mp3&mode=updinfo&song=${encodeURIComponent(TITLE)}`, {
+        headers: { authorization: `Basic ${Buffer.from(`source:${mp3.password}`).toString('base64')}` },
+      })).status === 200, 10_000, 'the title update');
+    });
+
+    const players: { name: string; listen: (url: string) => Promise<ListenResult>; formats: Format[] }[] = [
+      { name: 'mpv', listen: (u) => mpvListen(u), formats: ['ogg', 'mp3'] },
+      { name: 'vlc', listen: (u) => vlcListen(u), formats: ['ogg', 'mp3'] },
+      { name: 'mplayer', listen: (u) => mplayerListen(u), formats: ['ogg', 'mp3'] },
+      { name: 'mpg123', listen: (u) => mpg123Listen(u), formats: ['mp3'] },
+      { name: 'ogg123', listen: (u) => ogg123Listen(u), formats: ['ogg'] },
+      { name: 'streamripper (ICY titles)', listen: (u) => streamripperListen(u, { seconds: 6, expectTitle: TITLE }), formats: ['mp3'] },
+      { name: 'ffprobe', listen: (u) => ffprobeListen(u), formats: ['ogg', 'mp3'] },
+      { name: 'curl --http1.0', listen: (u) => curlListen(u, { http: '1.0' }), formats: ['ogg', 'mp3'] },
+      { name: 'curl --http1.1', listen: (u) => curlListen(u, { http: '1.1' }), formats: ['ogg', 'mp3'] },
+    ];
+    for (const p of players) {
+      for (const format of p.formats) {
+        it(`${p.name} plays ${format} on both ports`, async () => {
+          for (const [kind, port] of ports(b)) {
+            // Players give up on a hiccup; a listener test allows one more try before it fails.
+            let r = await p.listen(`http://${b.host}:${port}/music.${format}`);
+            if (!r.ok) r = await p.listen(`http://${b.host}:${port}/music.${format}`);
+            assert.ok(r.ok, `${kind}: ${r.evidence}\n${r.output}`);
+          }
+        });
+      }
+    }
+
+    it('a raw HTTP/1.0 listener with Icy-MetaData: 1 gets exact metaint framing and the title', async () => {
+      for (const [kind, port] of ports(b)) {
+        const r = await icyListen(`http://${b.host}:${port}/music.mp3`, { seconds: 4, expectTitle: TITLE });
+        assert.ok(r.ok && r.consistent, `${kind}: ${r.evidence} ${r.problem ?? ''}`);
+        assert.equal(r.status, 'HTTP/1.0 200 OK');
+        assert.equal(r.metaint, 16_000);
+        assert.equal(r.headers['transfer-encoding'], undefined);
+      }
+    });
+
+    it('headless Chromium plays Ogg and MP3 in an <audio> element of a page from another origin', async (t) => {
+      for (const [kind, port] of ports(b)) {
+        for (const format of ['ogg', 'mp3'] as const) {
+          const r = await browserPlays(`http://${b.host}:${port}/music.${format}`, { crossOrigin: true });
+          t.diagnostic(`${kind} ${format}: ${r.evidence}`);
+          assert.ok(r.ok, `${kind} ${format}: ${r.evidence}`);
+        }
+      }
+    });
+  });
+});
