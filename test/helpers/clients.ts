@@ -333,11 +333,11 @@ function tail(s: string): string {
   return s.replace(/\r(?!\n)/g, '\n').replace(/\n{2,}/g, '\n').slice(-2000);
 }
 
-function result(program: string, bytes: number, titles: string[], output: string, o: ListenOptions, fail?: string): ListenResult {
+function result(program: string, bytes: number, titles: string[], output: string, o: ListenOptions, fail?: string, unit = 'audio bytes'): ListenResult {
   const titleOk = o.expectTitle === undefined || titles.includes(o.expectTitle);
   const ok = fail === undefined && bytes > 0 && titleOk;
   const why = fail ?? (bytes <= 0 ? 'no audio' : !titleOk ? `title ${JSON.stringify(o.expectTitle)} not seen` : 'audio');
-  const evidence = `${program}: ${why}; ${bytes} audio bytes; titles ${JSON.stringify(titles)}`;
+  const evidence = `${program}: ${why}; ${bytes} ${unit}; titles ${JSON.stringify(titles)}`;
   return { ok, evidence, bytes, titles, output: tail(output) };
 }
 
@@ -368,7 +368,7 @@ export async function mpg123Listen(url: string, o: ListenOptions = {}): Promise<
   const wav = join(dir, 'out.wav');
   // 44.1 kHz MPEG-1 Layer III: 1152 samples a frame, 38.3 frames a second.
   const frames = Math.ceil(seconds(o) * 38.3);
-  const r = await runFor('mpg123', ['-v', '--timeout', '5', '-w', wav, '-n', String(frames), url], seconds(o) * 1000 + 10_000);
+  const r = await runFor('mpg123', ['-v', '-w', wav, '-n', String(frames), url], seconds(o) * 1000 + 10_000);
   const titles = uniq(all(/ICY-META: StreamTitle='(.*?)';/g, r.output));
   return result('mpg123', wavBytes(wav), titles, r.output, o);
 }
@@ -442,7 +442,10 @@ export async function streamripperListen(url: string, o: ListenOptions = {}): Pr
   return result(`streamripper (${kind ?? 'no audio'})`, kind === null ? 0 : data.length, titles, r.output, o, failed);
 }
 
-/** ffprobe: ok when it finds an audio stream; the bytes are its sample rate (no decoding is done). */
+/**
+ * ffprobe: ok when it finds an audio stream. It decodes nothing, so `bytes`
+ * holds the sample rate; the title is the StreamTitle of an ICY stream.
+ */
 export async function ffprobeListen(url: string, o: ListenOptions = {}): Promise<ListenResult> {
   const r = await runFor('ffprobe', ['-v', 'error', '-rw_timeout', '5000000', '-of', 'json',
     '-show_entries', 'stream=codec_type,codec_name,sample_rate,channels:format=format_name:format_tags', url], seconds(o) * 1000 + 10_000);
@@ -463,8 +466,7 @@ export async function ffprobeListen(url: string, o: ListenOptions = {}): Promise
     // no JSON: the error is in the output
   }
   const fail = r.exit.code !== 0 ? `ffprobe exited ${r.exit.code ?? r.exit.signal}` : codec === '' ? 'no audio stream' : undefined;
-  const res = result(`ffprobe (${codec || '-'})`, rate, uniq(titles), r.output, o, fail);
-  return res;
+  return result(`ffprobe (${codec || '-'})`, rate, uniq(titles), r.output, o, fail, 'Hz');
 }
 
 function field(v: unknown, key: string): unknown {
@@ -577,7 +579,7 @@ function deframe(body: Buffer, metaint: number): { audio: Buffer; texts: string[
       texts.push(text);
       // Icecast writes StreamTitle='...'; (and maybe StreamUrl='...';), padded with NULs to a multiple of 16.
       if (problem === undefined && !/^(?:[A-Za-z]+='[^\0]*?';)+$/.test(text)) {
-        problem = `malformed metadata block (${len} bytes) at body offset ${at}: ${JSON.stringify(text.slice(0, 60))}`;
+        problem = `malformed metadata block (${len} bytes) at body offset ${at}: "${text.slice(0, 40).replace(/[^\x20-\x7e]/g, '.')}"`;
       }
     }
     i += len;
@@ -636,10 +638,16 @@ export interface BrowserOptions {
   timeoutMs?: number;
 }
 
-/** The Chromium binary: Debian's headless shell if installed, else full Chromium in --headless mode. */
+/**
+ * The Chromium binary: Debian's headless shell if installed, else full
+ * Chromium in --headless mode. The real binary, not /usr/bin's wrapper: the
+ * headless shell's wrapper runs it without exec, so ending the wrapper's PID
+ * would leave the browser running.
+ */
 function chromium(): { cmd: string; args: string[] } {
-  if (haveProgram('chromium-headless-shell')) return { cmd: 'chromium-headless-shell', args: [] };
-  return { cmd: 'chromium', args: ['--headless'] };
+  if (existsSync('/usr/lib/chromium/chromium-headless-shell')) return { cmd: '/usr/lib/chromium/chromium-headless-shell', args: [] };
+  if (existsSync('/usr/lib/chromium/chromium')) return { cmd: '/usr/lib/chromium/chromium', args: ['--headless'] };
+  return { cmd: haveProgram('chromium-headless-shell') ? 'chromium-headless-shell' : 'chromium', args: ['--headless'] };
 }
 
 /** A DevTools protocol connection: commands by id, sessions flattened onto the browser socket. */
