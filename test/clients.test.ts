@@ -18,7 +18,7 @@ import { createMount, startEtcd, startRadiod, type Etcd, type Radiod } from './h
 import { KeepSource, Listener, ffmpegMp3Source, ffmpegSource, icecastUrl, mp3Frames, oggPages } from './helpers/stream.ts';
 
 const TTL = 3;
-const TITLE = 'radioai – Ünïcode title';
+const TITLE = 'radioai Ünïcode title';
 
 describe('Icecast clients on both public ports', () => {
   let etcd: Etcd;

@@ -89,6 +89,18 @@ describe('Ogg pages', () => {
 });
 
 describe('ICY metadata', () => {
+  it('passes a title\'s bytes through unchanged, UTF-8 or Latin-1', () => {
+    for (const raw of [Buffer.from("StreamTitle='Ünïcode – ok';", 'utf8'), Buffer.from("StreamTitle='Caf\u00e9';", 'latin1')]) {
+      const st = new IcyStripper(10);
+      const block = Buffer.alloc(1 + Math.ceil(raw.length / 16) * 16);
+      block[0] = Math.ceil(raw.length / 16);
+      raw.copy(block, 1);
+      st.push(Buffer.concat([Buffer.alloc(10), block, Buffer.alloc(5)]));
+      const out = new IcyInserter().transform(Buffer.alloc(ICY_METAINT), st.metadata);
+      assert.ok(out.subarray(ICY_METAINT).equals(block), 'the same block, byte for byte');
+    }
+  });
+
   it('strips blocks from a stream split anywhere and keeps the latest title', () => {
     const metaint = 1000;
     const audio = Buffer.alloc(5500, 0x55);

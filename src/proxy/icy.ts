@@ -51,7 +51,9 @@ export class IcyStripper {
 
   #endMeta(): void {
     if (this.#meta.length > 0) {
-      const text = Buffer.concat(this.#meta).toString('utf8').replace(/\0+$/, '');
+      // latin1 maps every byte to one character and back: the title's bytes reach listeners exactly as
+      // the Icecast upstream sent them, whatever their encoding (UTF-8, or Latin-1 after a charset= update).
+      const text = Buffer.concat(this.#meta).toString('latin1').replace(/\0+$/, '');
       if (text !== '') this.metadata = text;
     }
     this.#metaLeft = -1;
@@ -59,9 +61,9 @@ export class IcyStripper {
   }
 }
 
-/** One metadata block: length byte and the text padded with NULs to a multiple of 16. */
+/** One metadata block: length byte and the text (one byte per character, see IcyStripper) padded with NULs to a multiple of 16. */
 export function icyBlock(text: string): Buffer {
-  const body = Buffer.from(text, 'utf8').subarray(0, 255 * 16);
+  const body = Buffer.from(text, 'latin1').subarray(0, 255 * 16);
   const len = Math.ceil(body.length / 16);
   const block = Buffer.alloc(1 + len * 16);
   block[0] = len;

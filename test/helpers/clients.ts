@@ -45,6 +45,7 @@ export interface SourceOptions {
   host: string;
   port: number;
   mount: string;
+  /** Plain Icecast 2.4 with a global or per-mount source password takes only "source" (others get 401). */
   user: string;
   password: string;
   format: Format;
@@ -78,7 +79,10 @@ function creds(o: SourceOptions): string {
   return `${encodeURIComponent(o.user)}:${encodeURIComponent(o.password)}`;
 }
 
-/** ffmpeg's icecast:// output: `PUT` HTTP/1.1 with `Expect: 100-continue` and no length or chunking. */
+/**
+ * ffmpeg's icecast:// output: `PUT` HTTP/1.1 with `Expect: 100-continue`, no
+ * length and no chunking (it also sends `Icy-MetaData: 1`, meant for listeners).
+ */
 export function ffmpegIcecastSource(o: SourceOptions): Proc {
   return run('ffmpeg', [...SINE, ...encode(o.format, o.title), '-content_type', CONTENT_TYPE[o.format], '-ice_name', 'radioai test',
     `icecast://${creds(o)}@${o.host}:${o.port}${o.mount}`]);
@@ -116,12 +120,25 @@ export function curlPutSource(o: SourceOptions): Proc {
   curl.stderr.on('data', keep);
   enc.stdout.pipe(curl.stdin);
   curl.stdin.on('error', () => undefined); // curl gone: ffmpeg is ended below
-  const exited = new Promise<Exit>((resolve) => curl.on('close', (code, signal) => resolve({ code, signal })));
-  const encExited = new Promise<void>((resolve) => enc.on('close', () => resolve()));
+  const exited = new Promise<Exit>((resolve) => {
+    curl.on('close', (code, signal) => resolve({ code, signal }));
+    curl.on('error', (e) => {
+      out += `curl: ${e.message}\n`;
+      resolve({ code: -1, signal: null });
+    });
+  });
+  const encExited = new Promise<void>((resolve) => {
+    enc.on('close', () => resolve());
+    enc.on('error', (e) => {
+      out += `ffmpeg: ${e.message}\n`;
+      curl.stdin.end();
+      resolve();
+    });
+  });
   void exited.then(() => killPid(enc.pid ?? null, 'SIGTERM'));
   return {
     child: curl,
-    pid: curl.pid!,
+    pid: curl.pid ?? -1,
     output: () => out,
     exited,
     kill: async (sig: NodeJS.Signals = 'SIGTERM') => {
@@ -184,7 +201,7 @@ export function ezstreamSource(o: SourceOptions): Proc {
   <intakes><intake><type>file</type><filename>${xml(file)}</filename><stream_once>No</stream_once></intake></intakes>
   ${metadata}
 </ezstream>
-`, { mode: 0o600 }); // ezstream refuses a config others can read (it holds the password)
+`, { mode: 0o600 }); // ezstream warns of a config others can read (it holds the password)
   return run('ezstream', ['-v', '-c', cfg]);
 }
 
@@ -281,24 +298,62 @@ interface Ran {
 }
 
 /**
+ * Output as a person reads it: each line as UTF-8 when it is valid UTF-8,
+ * else as Latin-1. Players print ICY titles as the raw bytes they got, and
+ * Icecast 2.4 sends MP3 titles in Latin-1 (its default mount charset).
+ */
+function decodeLines(buf: Buffer): string {
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  const lines: string[] = [];
+  for (let at = 0; at < buf.length;) {
+    const nl = buf.indexOf(0x0a, at);
+    const end = nl < 0 ? buf.length : nl + 1;
+    const line = buf.subarray(at, end);
+    try {
+      lines.push(utf8.decode(line));
+    } catch {
+      lines.push(line.toString('latin1'));
+    }
+    at = end;
+  }
+  return lines.join('');
+}
+
+/**
  * Runs a program for at most `ms`, then SIGTERM and, 2 s later, SIGKILL to
- * its PID (some players ignore SIGTERM while blocked in a read).
+ * its PID (some players ignore SIGTERM while blocked in a read). Like run()
+ * in harness/process.ts, but the output is kept as bytes for decodeLines, and
+ * a program that is not installed gives an output saying so, not a throw.
  */
 async function runFor(cmd: string, args: string[], ms: number, env: NodeJS.ProcessEnv = {}): Promise<Ran> {
-  const p = run(cmd, args, env);
-  const timeout = Symbol('timeout');
-  const sleep = (t: number): Promise<typeof timeout> => new Promise((r) => setTimeout(() => r(timeout), t));
-  let got = await Promise.race([p.exited, sleep(ms)]);
-  const killed = got === timeout;
-  if (killed) {
-    killPid(p.pid, 'SIGTERM');
-    got = await Promise.race([p.exited, sleep(2000)]);
-    if (got === timeout) {
-      killPid(p.pid, 'SIGKILL');
-      got = await p.exited;
+  const chunks: Buffer[] = [];
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', (d: Buffer) => chunks.push(d));
+  child.stderr.on('data', (d: Buffer) => chunks.push(d));
+  const exited = new Promise<Exit>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal }));
+    child.on('error', (e) => {
+      chunks.push(Buffer.from(`${cmd}: ${e.message}\n`));
+      resolve({ code: -1, signal: null });
+    });
+  });
+  const within = async (t: number): Promise<Exit | null> => {
+    let timer: NodeJS.Timeout | undefined;
+    const r = await Promise.race([exited, new Promise<null>((res) => (timer = setTimeout(() => res(null), t)))]);
+    clearTimeout(timer);
+    return r;
+  };
+  let exit = await within(ms);
+  const killed = exit === null;
+  if (exit === null && child.pid !== undefined) {
+    killPid(child.pid, 'SIGTERM');
+    exit = await within(2000);
+    if (exit === null) {
+      killPid(child.pid, 'SIGKILL');
+      exit = await exited;
     }
   }
-  return { output: p.output(), exit: got as Exit, killed };
+  return { output: decodeLines(Buffer.concat(chunks)), exit: exit ?? { code: null, signal: null }, killed };
 }
 
 function seconds(o: ListenOptions): number {
@@ -398,23 +453,44 @@ function nobody(): { uid: number; gid: number } {
   return nobodyIds;
 }
 
+export interface VlcListenOptions extends ListenOptions {
+  /** Demux with libavformat instead of VLC's own demuxers (see vlcListen). */
+  avformat?: boolean;
+}
+
 /**
  * VLC (dummy interface, `-A afile` to a WAV file, `--run-time`). VLC refuses
  * to run as root, so it runs as nobody through setpriv (which execs, so the
  * PID is VLC's own) in a directory nobody owns.
+ *
+ * VLC 3.0's own Ogg demuxer gives up ("buffer deadlock prevented", no audio)
+ * on an Icecast 2.4 Ogg stream joined once the burst no longer reaches back
+ * to the stream's start: the Vorbis headers (granule 0) are followed by pages
+ * far later in time. Plain Icecast does this too, so on that message the run
+ * is repeated once with libavformat's demuxer, and the evidence says so.
  */
-export async function vlcListen(url: string, o: ListenOptions = {}): Promise<ListenResult> {
+export async function vlcListen(url: string, o: VlcListenOptions = {}): Promise<ListenResult> {
   const dir = tempDir('vlc');
   const { uid, gid } = nobody();
   chownSync(dir, uid, gid);
   const wav = join(dir, 'out.wav');
   const asNobody = process.getuid?.() === 0 ? ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups'] : [];
-  const args = ['vlc', '-I', 'dummy', '--no-video', '--play-and-exit', `--run-time=${seconds(o)}`, '--network-caching=1000',
-    '-A', 'afile', `--audiofile-file=${wav}`, '--audiofile-wav', '--no-metadata-network-access', url]; // no art or tag look-ups on the network
-  const [cmd, ...rest] = [...asNobody, ...args];
-  const r = await runFor(cmd!, rest, seconds(o) * 1000 + 10_000, { HOME: dir });
+  const once = async (avformat: boolean): Promise<Ran> => {
+    const args = ['vlc', '-I', 'dummy', '--no-video', '--play-and-exit', `--run-time=${seconds(o)}`, '--network-caching=1000',
+      '-A', 'afile', `--audiofile-file=${wav}`, '--audiofile-wav',
+      '--no-metadata-network-access', // no art or tag look-ups on the network
+      ...(avformat ? ['--demux=avformat'] : []), url];
+    const [cmd, ...rest] = [...asNobody, ...args];
+    return runFor(cmd!, rest, seconds(o) * 1000 + 10_000, { HOME: dir });
+  };
+  let r = await once(o.avformat ?? false);
+  let name = o.avformat === true ? 'vlc (avformat demux)' : 'vlc';
+  if (o.avformat !== true && wavBytes(wav) === 0 && r.output.includes('buffer deadlock prevented')) {
+    r = await once(true);
+    name = 'vlc (own demuxer: "buffer deadlock prevented"; again with avformat demux)';
+  }
   const failed = /unable to open the MRL|Your input can't be opened/.test(r.output) ? 'vlc could not open it' : undefined;
-  return result('vlc', wavBytes(wav), [], r.output, o, failed);
+  return result(name, wavBytes(wav), [], r.output, o, failed);
 }
 
 /** Which of the two formats `buf` holds, judged by chained frames or pages; null for neither. */
@@ -437,7 +513,7 @@ export async function streamripperListen(url: string, o: ListenOptions = {}): Pr
   const kind = audioKind(data);
   // It shows "artist - title"; with no artist that is " - title".
   const titles = uniq(all(/\[(?:ripping|skipping)\.\.\.\s*\]\s*(.*?)\s*\[\s*[\d.]+\s*[kKmM]?b\]/g, r.output).map((t) => t.replace(/^-\s+/, '')))
-    .filter((t) => t !== 'Title Unknown');
+    .filter((t) => t !== 'Title Unknown' && t !== '-'); // '-': no artist and no title yet
   const failed = kind === null && data.length > 0 ? `${data.length} bytes but neither Ogg pages nor MP3 frames` : undefined;
   return result(`streamripper (${kind ?? 'no audio'})`, kind === null ? 0 : data.length, titles, r.output, o, failed);
 }
@@ -575,7 +651,7 @@ function deframe(body: Buffer, metaint: number): { audio: Buffer; texts: string[
     i++;
     if (i + len > body.length) break; // cut off by the end of listening
     if (len > 0) {
-      const text = body.subarray(i, i + len).toString('utf8').replace(/\0+$/, '');
+      const text = decodeLines(body.subarray(i, i + len)).replace(/\0+$/, '');
       texts.push(text);
       // Icecast writes StreamTitle='...'; (and maybe StreamUrl='...';), padded with NULs to a multiple of 16.
       if (problem === undefined && !/^(?:[A-Za-z]+='[^\0]*?';)+$/.test(text)) {
