@@ -3,7 +3,8 @@
  * each against its peer in the same invocation, and writes
  * bench/results/result.json, result.md and latency.svg. Settings come
  * from the environment: BENCH_DURATION, BENCH_CONNECTIONS,
- * BENCH_FANOUT_SIZES, BENCH_FANOUT_SECONDS, BENCH_CROWD_SIZE,
+ * BENCH_FANOUT_SIZES, BENCH_FANOUT_SECONDS, BENCH_FANOUT_FORMAT,
+ * BENCH_FANOUT_PORT, BENCH_CROWD_SIZE,
  * BENCH_LATENCY_SECONDS, BENCH_WORKERS.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -58,8 +59,8 @@ if (results.redirect) loadTable('redirect', results.redirect);
 if (results.playlist) loadTable('playlist', results.playlist);
 if (results.status) loadTable('status', results.status);
 if (results.fanout) {
-  md.push('## fanout', '', '| server | listeners | connected | CPU % | CPU % per listener | RSS KiB per listener | share >= 15 kB/s | median B/s |', '|---|---|---|---|---|---|---|---|');
-  for (const r of results.fanout) md.push(`| ${r.server} | ${r.listeners} | ${r.connected} | ${r.cpuPercent} | ${r.cpuPerListenerPct} | ${r.rssPerListenerKiB} | ${r.atRate} | ${r.medianBps} |`);
+  md.push('## fanout', '', '| server | format | listeners | connected | CPU % | CPU % per listener | RSS KiB per listener | share >= 15 kB/s | median B/s |', '|---|---|---|---|---|---|---|---|---|');
+  for (const r of results.fanout) md.push(`| ${r.server} | ${r.format} | ${r.listeners} | ${r.connected} | ${r.cpuPercent} | ${r.cpuPerListenerPct} | ${r.rssPerListenerKiB} | ${r.atRate} | ${r.medianBps} |`);
   md.push('');
 }
 if (results.flashcrowd) {
