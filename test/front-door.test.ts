@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../harness/net.ts';
-import { createMount, httpGet, startEtcd, startRadiod, type Creds, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
+import { createMount, httpGet, radioctl, startEtcd, startRadiod, type Creds, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
 import { KeepSource, Listener, ffmpegMp3Source, ffmpegSource, icecastUrl, oggPages, rawExchange, startStation } from './helpers/stream.ts';
 
 const TTL = 3;
@@ -131,7 +131,14 @@ describe('front door across the cluster', () => {
     assert.equal(bad.status, 401);
     assert.match(bad.headers.get('www-authenticate') ?? '', /^Basic /);
     assert.equal((await fetch(`http://${r.host}:${r.httpPort}/admin/metadata?mount=/none.mp3&mode=updinfo&song=x`, { headers: { authorization: 'Basic c291cmNlOng=' } })).status, 404);
-    // The last title is in the cluster's status JSON on both nodes and ports.
+    // The last title is in radioctl status, as text and JSON...
+    await waitFor(async () => {
+      const st = await radioctl(etcd.url, ['--json', 'status']);
+      const talk = (JSON.parse(st.stdout) as { mounts: { path: string; title: string }[] }).mounts.find((x) => x.path === '/talk.mp3');
+      return talk?.title.startsWith('Song 4');
+    }, 10_000, 'the title in radioctl status --json');
+    assert.match((await radioctl(etcd.url, ['status'])).stdout, /\/talk\.mp3\tconnected\t\d+\tSong 4/);
+    // ...and in the cluster's status JSON on both nodes and ports.
     for (const n of nodes) {
       for (const [, port] of ports(n)) {
         await waitFor(async () => {
