@@ -36,8 +36,8 @@ export function routeListener(snap: Snapshot, path: string, ctx: ListenContext):
   if (!mount) return { kind: 'error', status: 404, text: 'no such mount\n' };
   const streams = ctx.proxy || ctx.port === 'icecast';
   const self = snap.nodes.find((n) => n.name === ctx.nodeName);
-  // Between its start and its registration a node is not in its own snapshot yet: it serves
-  // rather than send its first listeners to a node that would then be counted twice.
+  // Between its start and its registration a node is not in its own snapshot yet, so it has
+  // no load figures of its own: it serves (it has no listeners yet) rather than redirect.
   if (streams && !self && !snap.outOfService) return { kind: 'serve' };
   if (!servable(snap, mount)) {
     // The snapshot learns that a source went live a second or two after it did: a node
