@@ -41,7 +41,7 @@ async function measure(server: string, format: StreamFormat, url: string, n: num
   const rss0 = rssOf(pids);
   const counts = new Float64Array(n);
   const reqs: ClientRequest[] = [];
-  // Arrive in batches: Icecast's listen backlog is 5 (FACTS.md); this measures steady state, not a flash crowd.
+  // Arrive in batches: Icecast 2.4's listen backlog is a compile-time 5; this measures steady state, not a flash crowd.
   for (let i = 0; i < n; i++) {
     const k = i;
     const req = get(url, { agent: false }, (res) => res.on('data', (d: Buffer) => (counts[k]! += d.length)));

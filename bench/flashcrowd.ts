@@ -2,7 +2,7 @@
  * `flashcrowd`: N listeners arriving within one second (a link shared on
  * air), evenly spread: the share whose request is answered with 200 within
  * 2 s, and the time to the status line, through radiod's proxy against the
- * node's own Icecast directly (whose listen backlog is 5, FACTS.md).
+ * node's own Icecast directly (whose listen backlog is a compile-time 5).
  */
 import { connect, type Socket } from 'node:net';
 import { MOUNT, type Cluster } from './cluster.ts';

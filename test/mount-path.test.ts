@@ -1,4 +1,4 @@
-/** The mount-path rule of CONTRACT.md, table-driven. */
+/** The mount-path rule of the README, table-driven. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { mountPathProblem } from '../src/shared/mount-path.ts';

@@ -1,6 +1,6 @@
 /**
  * `radioctl status`: the cluster as etcd holds it, in the JSON shape fixed by
- * CONTRACT.md and as a short table for people.
+ * the README (radioctl) and as a short table for people.
  */
 import { hostPort } from '../shared/host-port.ts';
 import type { ClusterModel } from '../state/cluster-model.ts';

@@ -29,7 +29,7 @@ export interface IcecastConfigInput {
   relayRetry?: ReadonlyMap<string, number>;
   limits: { clients: number; queueSize: number; burstSize: number };
   logDir: string;
-  /** Set when running as root: Icecast refuses to run as root without it (FACTS.md). */
+  /** Set when running as root: Icecast 2.4 refuses to run as root without it. */
   changeOwner: { user: string; group: string } | null;
 }
 

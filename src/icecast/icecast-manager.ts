@@ -88,7 +88,7 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
     this.opts = opts;
     this.#dir = join(opts.dataDir, 'icecast');
     this.#file = join(this.#dir, 'icecast.xml');
-    // Icecast refuses to run as root unless told to change owner (FACTS.md).
+    // Icecast 2.4 refuses to run as root unless told to change owner.
     this.#owner = process.getuid?.() === 0 ? ids('nobody', 'nogroup') : null;
     this.child = new SupervisedChild({
       name: 'icecast',

@@ -44,7 +44,7 @@ export class UwsSink implements Sink {
   write(chunk: Buffer): boolean {
     if (this.closed) return true;
     let ok = true;
-    // Writes from the hub run outside uWS's handler: they must be corked (FACTS.md).
+    // Writes from the hub run outside uWS's handler: they must be corked (uWS otherwise sends each write as its own segment, or aborts).
     this.#res.cork(() => {
       ok = this.#res.write(chunk);
     });

@@ -1,5 +1,5 @@
 /**
- * Connects to etcd as CONTRACT.md describes: `ETCD_SERVER` is empty (the
+ * Connects to etcd as the README's settings describe: `ETCD_SERVER` is empty (the
  * embedded member on 127.0.0.1), a list of client URLs, or a host name whose
  * addresses are members on port 2379. When the CA file exists the connection
  * uses TLS, with the client certificate and key when those exist too.

@@ -1,6 +1,6 @@
 /**
  * Real sources and listeners for stream tests: ffmpeg as a steady 128 kbit/s
- * Ogg Vorbis source (FACTS.md: min/max rate keep a sine wave at full rate),
+ * Ogg Vorbis source (min/max rate keep a sine wave at full rate; plain VBR encodes it to a few kB/s),
  * and a raw HTTP listener that counts bytes and recognises Ogg pages and
  * MP3 frames.
  */
