@@ -51,9 +51,15 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGTERM', () => void stop('SIGTERM').then(resolve));
     process.on('SIGINT', () => void stop('SIGINT').then(resolve));
   });
-  if (process.env.RADIOAI_FAULTS === '1') {
+  const faults = process.env.RADIOAI_FAULTS === '1';
+  if (faults) {
     // Fault injection for the test suite: crash worker 0 on SIGUSR2.
     process.on('SIGUSR2', () => daemon.workers.post(0, { type: 'CRASH' }));
+  }
+  // Node's default for these is to end the process: an operator's habitual `kill -HUP`, or a
+  // stray signal, would drop every listener. Only SIGTERM and SIGINT stop radiod.
+  for (const sig of ['SIGHUP', 'SIGUSR1', ...(faults ? [] : ['SIGUSR2']), 'SIGPIPE'] as const) {
+    process.on(sig, () => log.info(`${sig} ignored: radiod stops on SIGTERM or SIGINT`));
   }
   try {
     await daemon.start();

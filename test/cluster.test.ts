@@ -38,6 +38,12 @@ describe('radiod with its embedded etcd', () => {
     assert.equal(h.body.etcd, 'connected');
     await waitFor(async () => (await node!.health()).body.master === 'solo', 10_000, 'solo to be master');
     await waitFor(() => childrenOf(node!.proc.pid).length === 2, 10_000, 'etcd and icecast2 to run');
+    // Stray signals (an operator's kill -HUP, SIGUSR1/2, SIGPIPE) never end radiod.
+    for (const sig of ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGPIPE'] as const) {
+      process.kill(node.proc.pid, sig);
+      await waitFor(() => node!.proc.output().includes(`${sig} ignored`), 5000, `radiod to log ${sig}`);
+      assert.equal((await node.health()).status, 200, `healthy after ${sig}`);
+    }
     const children = childrenOf(node.proc.pid);
     const names = children.map((pid) => execFileSync('ps', ['-o', 'comm=', '-p', String(pid)], { encoding: 'utf8' }).trim()).sort();
     assert.deepEqual(names, ['etcd', 'icecast2']);
