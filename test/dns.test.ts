@@ -13,7 +13,7 @@ import { AnswerCache } from '../src/dns/answers.ts';
 import { parseQuery } from '../src/dns/wire.ts';
 import { buildZone } from '../src/dns/zone.ts';
 import { prefixOf } from '../src/dns/rrl.ts';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitFor } from '../harness/net.ts';
 import { ROOT } from '../harness/process.ts';
@@ -167,6 +167,35 @@ describe('DNS', () => {
     tiny.write(Buffer.from([0x00, 0x03, 1, 2, 3]));
     await new Promise((r) => tiny.once('close', r));
     assert.equal((await dig(a, 'radio.test', 'A', '+tcp')).status, 'NOERROR');
+  });
+
+  it('keeps memory bounded for a TCP client that pipelines queries and never reads the answers', async (t) => {
+    const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${a.proc.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    const m = dnsPacket.encode({ type: 'query', id: 7, questions: [{ type: 'A', name: 'stream.radio.test' }] });
+    const one = Buffer.alloc(2 + m.length);
+    one.writeUInt16BE(m.length, 0);
+    m.copy(one, 2);
+    const batch = Buffer.concat(Array.from({ length: 2048 }, () => one)); // about 70 KB of queries
+    const before = rss();
+    const sock = connect(a.dnsPort, a.host);
+    sock.on('error', () => undefined);
+    sock.pause(); // never read an answer
+    await new Promise((r) => sock.once('connect', r));
+    let sent = 0;
+    let closed = false;
+    sock.once('close', () => (closed = true));
+    const deadline = Date.now() + 15_000;
+    // Up to 34 MB of queries (what grew radiod by about 800 MB when answers were queued without limit).
+    while (!closed && sent < 34 * 1024 * 1024 && Date.now() < deadline) {
+      if (!sock.write(batch)) await Promise.race([new Promise((r) => sock.once('drain', r)), new Promise((r) => setTimeout(r, 500))]);
+      sent += batch.length;
+    }
+    const grown = rss() - before;
+    t.diagnostic(`sent ${(sent / 1e6).toFixed(1)} MB of queries without reading; connection ${closed ? 'closed by radiod' : 'still open'}; radiod RSS grew ${(grown / 1e6).toFixed(1)} MB`);
+    sock.destroy();
+    assert.ok(grown < 64 * 1024 * 1024, `RSS grew by ${grown} bytes`);
+    assert.equal((await dig(a, 'radio.test', 'A', '+tcp')).status, 'NOERROR');
+    assert.equal((await dig(a, 'radio.test', 'A')).status, 'NOERROR');
   });
 
   it('reads and answers UDP in batches when the addon is built, through node:dgram when told to', () => {

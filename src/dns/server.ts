@@ -24,6 +24,10 @@ export const DNS_LIMITS = {
   tcpIdleMs: 10_000,
   /** TCP connections per worker. */
   tcpConnections: 1000,
+  /** Answers waiting for a TCP client that does not read them: past this, it is let go. */
+  tcpQueueBytes: 64 * 1024,
+  /** A query is one question and an OPT record: a longer frame is not a query. */
+  tcpQueryBytes: 4096,
 } as const;
 
 export interface DnsOptions {
@@ -295,12 +299,20 @@ export class DnsServer {
     c.setTimeout(DNS_LIMITS.tcpIdleMs, () => c.destroy());
     c.on('error', () => undefined);
     let buf: Buffer = Buffer.alloc(0);
-    c.on('data', (d: Buffer) => {
+    // A client that pipelines queries and never reads the answers: stop reading until they drain,
+    // and let it go once more than a small queue waits, instead of buffering without limit.
+    c.on('drain', () => {
+      if (c.isPaused()) {
+        c.resume();
+        onData(Buffer.alloc(0));
+      }
+    });
+    const onData = (d: Buffer): void => {
       buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
-      while (buf.length >= 2) {
+      while (buf.length >= 2 && !c.isPaused()) {
         const len = buf.readUInt16BE(0);
-        if (len < 12) {
-          // Not even a header: nothing sensible to answer on this stream.
+        if (len < 12 || len > DNS_LIMITS.tcpQueryBytes) {
+          // Not a query (too short for a header, longer than any query): nothing sensible to answer.
           c.destroy();
           return;
         }
@@ -317,9 +329,16 @@ export class DnsServer {
         const frame = Buffer.allocUnsafe(2 + res.length);
         frame.writeUInt16BE(res.length, 0);
         res.copy(frame, 2);
-        c.write(frame);
+        if (!c.write(frame)) {
+          if (c.writableLength > DNS_LIMITS.tcpQueueBytes) {
+            c.destroy();
+            return;
+          }
+          c.pause();
+        }
       }
-    });
+    };
+    c.on('data', onData);
   }
 }
 
