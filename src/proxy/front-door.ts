@@ -46,11 +46,6 @@ export class FrontDoor {
     this.#o = o;
   }
 
-  /** Whether short HTTP/1.1 requests go to uWS (the addon is there). */
-  get peeking(): boolean {
-    return this.#peek !== null;
-  }
-
   listen(addrs: string[], port: number, door: DoorPort, app: AdoptingApp): Promise<void> {
     return Promise.all(addrs.map((host) => new Promise<void>((resolve, reject) => {
       const server = createServer({ noDelay: true, pauseOnConnect: true }, (sock) => this.#accept(sock, door, app));

@@ -39,7 +39,6 @@ export const DOOR_LIMITS = {
 
 /** What the door needs for one public port. */
 export interface DoorPort {
-  kind: 'http' | 'icecast';
   pages: Pages;
   router: ListenRouter;
 }
@@ -168,8 +167,10 @@ const REWRITTEN = new Set(['authorization', 'host', 'transfer-encoding', 'conten
  * chunked body sent on decoded and unframed, which Icecast reads until the
  * connection ends, as it does for ffmpeg's PUT.
  */
+const isChunked = (head: RequestHead): boolean => /chunked/i.test(head.headers.get('transfer-encoding') ?? '');
+
 export function upstreamHead(head: RequestHead, authorization: string, target: Target): string {
-  const chunked = /chunked/i.test(head.headers.get('transfer-encoding') ?? '');
+  const chunked = isChunked(head);
   let out = `${head.method} ${head.target} ${head.version}\r\nHost: ${target.host}:${target.port}\r\nAuthorization: ${authorization}\r\n`;
   for (const [k, v] of head.headers) if (!REWRITTEN.has(k)) out += `${k}: ${v}\r\n`;
   const length = head.headers.get('content-length');
@@ -180,8 +181,7 @@ export function upstreamHead(head: RequestHead, authorization: string, target: T
 function carry(sock: Socket, up: Socket, head: RequestHead, rest: Buffer, authorization: string, target: Target): void {
   up.on('error', () => undefined);
   up.write(upstreamHead(head, authorization, target));
-  const chunked = /chunked/i.test(head.headers.get('transfer-encoding') ?? '');
-  if (chunked) {
+  if (isChunked(head)) {
     const dec = new ChunkedDecoder();
     const feed = (b: Buffer): void => {
       for (const part of dec.push(b)) {

@@ -78,10 +78,6 @@ export class ListenRouter {
     this.#ctx = ctx;
   }
 
-  get context(): ListenContext {
-    return this.#ctx;
-  }
-
   route(snap: Snapshot, path: string): ListenDecision {
     if (snap.seq !== this.#seq) {
       this.#seq = snap.seq;

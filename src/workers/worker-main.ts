@@ -47,7 +47,6 @@ const startedAt = new Date(Date.now() - process.uptime() * 1000).toISOString();
 /** What each public port answers with: both take every request; playlists and redirects name their own port. */
 function doorPort(kind: 'http' | 'icecast', port: number): DoorPort {
   return {
-    kind,
     pages: new Pages({ reader, nodeName: init.nodeName, worker: init.id, domain: init.domain, port, startedAt, latencyJson: () => latencyJson }),
     router: new ListenRouter({ nodeName: init.nodeName, proxy: init.proxy, port: kind }),
   };
