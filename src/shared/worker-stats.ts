@@ -26,8 +26,14 @@ export const S = {
   DNS_RRL_DROPPED: 13,
   DNS_RRL_SLIPPED: 14,
   DNS_TCP: 15,
+  /**
+   * Moved by the worker's event loop several times a second; the
+   * supervisor's watchdog replaces a worker whose heartbeat stops.
+   */
+  HEARTBEAT: 16,
 } as const;
-export const ROW_HEAD = 16;
+/** Words before the per-mount listener counts; spare words left for new counters. */
+export const ROW_HEAD = 24;
 
 export function statsBuffer(workers: number, maxMounts: number): SharedArrayBuffer {
   return new SharedArrayBuffer(workers * (ROW_HEAD + maxMounts) * 4);
@@ -59,6 +65,11 @@ export class WorkerStats {
   clearMounts(): void {
     for (let i = 0; i < this.maxMounts; i++) Atomics.store(this.#w, this.#base + ROW_HEAD + i, 0);
   }
+}
+
+/** One worker's value of a word. */
+export function workerStat(sab: SharedArrayBuffer, worker: number, maxMounts: number, word: number): number {
+  return Atomics.load(new Int32Array(sab), worker * (ROW_HEAD + maxMounts) + word);
 }
 
 /** Sums a word (or a mount slot's listeners) over all worker rows. */
