@@ -29,6 +29,9 @@ export const ERRORS = {
   RADIOAI_ERR_WORKER_EXIT: { message: 'worker thread exited', exit: 1, status: 500 },
   RADIOAI_ERR_BIND: { message: 'could not listen', exit: 1, status: 500 },
   RADIOAI_ERR_BAD_MESSAGE: { message: 'malformed thread message', exit: 1, status: 500 },
+  RADIOAI_ERR_NODE_INVALID: { message: 'invalid node record', exit: 1, status: 500 },
+  RADIOAI_ERR_UNSAFE_VALUE: { message: 'value refused for a generated configuration', exit: 1, status: 500 },
+  RADIOAI_ERR_NAME_TAKEN: { message: 'node name held by another live node', exit: 1, status: 500 },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
