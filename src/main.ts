@@ -54,7 +54,7 @@ async function main(argv: string[]): Promise<number> {
   const faults = process.env.RADIOAI_FAULTS === '1';
   if (faults) {
     // Fault injection for the test suite: crash worker 0 on SIGUSR2.
-    process.on('SIGUSR2', () => daemon.workers.post(0, { type: 'CRASH' }));
+    process.on('SIGUSR2', () => daemon.workers.post(0, { type: 'CRASH', kind: 'timer' }));
   }
   // Node's default for these is to end the process: an operator's habitual `kill -HUP`, or a
   // stray signal, would drop every listener. Only SIGTERM and SIGINT stop radiod.

@@ -19,6 +19,15 @@
  * The duplicate is closed on close(), when the handle is collected, or when
  * the thread's environment is torn down, whichever comes first, unless it
  * was released.
+ *
+ * guardTeardown() makes a worker thread safe to end at any moment. Node
+ * aborts the whole process when a thread's loop closes with handles still
+ * open, and uWebSockets.js leaves one poll handle per connection open when
+ * its thread ends without closing its sockets (a crash, a watchdog's
+ * terminate()). The guard runs when the thread's environment is torn down,
+ * after Node has closed its own handles, and closes every poll handle still
+ * open on the loop together with its descriptor, so the peer sees the
+ * connection end and the process lives on.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -218,6 +227,31 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static void close_leftover_poll(uv_handle_t *h, void *arg) {
+  if (h->type != UV_POLL || uv_is_closing(h)) return;
+  uv_os_fd_t fd;
+  int have_fd = uv_fileno(h, &fd) == 0;
+  uv_close(h, NULL);
+  if (have_fd) close(fd);
+  ++*(int *)arg;
+}
+
+static void on_teardown(void *arg) {
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop((napi_env)arg, &loop) != napi_ok || !loop) return;
+  int closed = 0;
+  uv_walk(loop, close_leftover_poll, &closed);
+}
+
+/* guardTeardown(): once per thread; later calls do nothing. */
+static napi_value js_guard_teardown(napi_env env, napi_callback_info info) {
+  void *guarded = NULL;
+  if (napi_get_instance_data(env, &guarded) == napi_ok && guarded) return NULL;
+  napi_set_instance_data(env, (void *)1, NULL, NULL);
+  napi_add_env_cleanup_hook(env, on_teardown, env);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "watch", NULL, js_watch, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -225,6 +259,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "poll", NULL, js_poll, NULL, NULL, NULL, napi_enumerable, NULL },
     { "release", NULL, js_release, NULL, NULL, NULL, napi_enumerable, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "guardTeardown", NULL, js_guard_teardown, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

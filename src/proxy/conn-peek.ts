@@ -18,6 +18,8 @@ export interface ConnPeek {
   release: (handle: object) => number;
   /** Stops watching and closes the duplicate. */
   close: (handle: object) => void;
+  /** Closes the sockets uWS leaves open when the calling thread ends (see the addon's comment). */
+  guardTeardown: () => void;
 }
 
 export const EAGAIN = -11;
@@ -44,4 +46,18 @@ export function loadConnPeek(): ConnPeek | null {
 /** Why loadConnPeek() returned null, for the log. */
 export function connPeekUnavailable(): string {
   return whyNot;
+}
+
+/**
+ * Lets the calling worker thread end at any moment (a crash, the
+ * watchdog's terminate()) without Node aborting the process over uWS's open
+ * sockets. Loaded even when RADIOAI_FRONT=door, since uWS apps exist then too.
+ */
+export function guardThreadTeardown(): boolean {
+  try {
+    (createRequire(import.meta.url)('@radioai/conn-peek') as ConnPeek).guardTeardown();
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -39,7 +39,7 @@ function write(res: HttpResponse, a: Answer, head: boolean, close = false): void
 export function createFront(o: FrontOptions): AdoptingApp {
   const handle = (method: 'GET' | 'HEAD' | 'OPTIONS') => (res: HttpResponse, req: HttpRequest): void => {
     const path = req.getUrl();
-    const page = o.pages.answer(method, path, method === 'GET' && path === '/debug/latency' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '');
+    const page = o.pages.answer(method, path, method === 'GET' && path.startsWith('/debug/') ? Buffer.from(res.getRemoteAddressAsText()).toString() : '');
     if (page) return write(res, page, method === 'HEAD');
     const t0 = performance.now();
     const d = o.router.route(o.reader.current(), path);

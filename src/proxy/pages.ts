@@ -24,6 +24,8 @@ export interface PagesOptions {
   startedAt: string;
   /** The merged latency percentiles (JSON) for GET /debug/latency. */
   latencyJson?: () => string;
+  /** Fault injection (tests only): breaks the worker for GET /debug/fault/KIND from loopback; false for an unknown kind. */
+  fault?: (kind: string) => boolean;
 }
 
 /** Loopback peers only: /debug pages are for the operator on the machine. */
@@ -62,6 +64,9 @@ export class Pages {
         this.#render();
         return { status: 200, headers: [['Content-Type', 'application/json; charset=utf-8'], ['Cache-Control', 'no-cache'], CORS_ORIGIN], body: this.#json };
       default:
+        if (path.startsWith('/debug/fault/') && this.#o.fault && isLoopback(peer)) {
+          return this.#o.fault(path.slice('/debug/fault/'.length)) ? text(200, 'fault injected\n') : text(404, 'no such fault\n');
+        }
         return this.#playlist(path);
     }
   }

@@ -11,7 +11,18 @@ export type ToWorker =
   /** The merged latency percentiles, JSON, for GET /debug/latency. */
   | { type: 'LATENCY_SUMMARY'; json: string }
   /** Fault injection for tests (only sent when RADIOAI_FAULTS=1): throw from the event loop. */
-  | { type: 'CRASH' };
+  | { type: 'CRASH'; kind: FaultKind };
+
+/**
+ * The ways a worker can fail, injected in tests (RADIOAI_FAULTS=1) by the
+ * CRASH message or by a request for /debug/fault/KIND from loopback:
+ * an exception thrown inside a request's handler, from a timer, a promise
+ * rejected with nobody listening, a loop that never returns, and memory
+ * allocated without end.
+ */
+export const FAULT_KINDS = ['throw', 'timer', 'reject', 'wedge', 'oom'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+export const isFaultKind = (v: unknown): v is FaultKind => (FAULT_KINDS as readonly unknown[]).includes(v);
 
 /** Worker -> main thread. */
 export type FromWorker =
@@ -46,6 +57,8 @@ export interface WorkerInit {
   dnsTtl: number;
   dnsMaxRecords: number;
   dnsRrl: number;
+  /** Fault injection (RADIOAI_FAULTS=1): /debug/fault/KIND from loopback breaks the worker on purpose. */
+  faults: boolean;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
@@ -63,7 +76,8 @@ function encodedLatency(v: unknown): EncodedLatency | null {
 
 export function parseToWorker(v: unknown): ToWorker | null {
   if (!isObj(v)) return null;
-  if (v.type === 'SHUTDOWN' || v.type === 'CRASH') return { type: v.type };
+  if (v.type === 'SHUTDOWN') return { type: v.type };
+  if (v.type === 'CRASH') return isFaultKind(v.kind) ? { type: 'CRASH', kind: v.kind } : null;
   if (v.type === 'LATENCY_SUMMARY' && typeof v.json === 'string') return { type: 'LATENCY_SUMMARY', json: v.json };
   return null;
 }

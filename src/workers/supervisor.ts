@@ -3,6 +3,14 @@
  * them, restarts one that dies (logged and counted; the others keep
  * serving), and on shutdown asks each to close its listen sockets and waits
  * for it to end, terminating it only past the deadline.
+ *
+ * A worker is replaced in three cases: it exits; it reports an uncaught
+ * error (it closes its listen sockets, but open connections could keep the
+ * thread alive without serving anyone, so it is terminated after a short
+ * grace); or its heartbeat word in the shared stats stops moving for
+ * WATCHDOG.stallMs (a loop stuck in JavaScript answers nobody, and only
+ * terminate() can stop it). Terminating a thread that holds uWS sockets is
+ * safe because the conn-peek addon's teardown guard closes them.
  */
 import { EventEmitter } from 'node:events';
 import type { EncodedLatency } from '../shared/latency.ts';
@@ -10,10 +18,29 @@ import { Worker } from 'node:worker_threads';
 import { RadioError } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
 import { parseFromWorker, type ToWorker, type WorkerInit } from '../shared/messages.ts';
+import { S, workerStat } from '../shared/worker-stats.ts';
 
 const log = logger('workers');
 // Run from source (type stripping) or from the package's compiled JavaScript.
 const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './worker-main.ts' : './worker-main.js', import.meta.url);
+
+export const WATCHDOG = {
+  /** How often heartbeats are compared. */
+  checkMs: 500,
+  /**
+   * A worker whose heartbeat has not moved for this long is replaced. Its
+   * heartbeat moves every 100 ms; a few seconds leaves room for a long
+   * garbage collection on a loaded machine.
+   */
+  stallMs: 4000,
+  /** A worker that reported an uncaught error and is still there after this is terminated. */
+  fatalGraceMs: 1000,
+  /**
+   * Old space of one worker, MiB. A runaway allocation ends that worker
+   * (the supervisor replaces it) instead of the whole process.
+   */
+  heapMb: 2048,
+} as const;
 
 export interface SupervisorEvents {
   restart: [id: number];
@@ -25,18 +52,52 @@ interface Slot {
   ready: boolean;
   backoffMs: number;
   timer: NodeJS.Timeout | null;
+  /** The heartbeat last seen, and when it last moved. */
+  beat: number;
+  beatAt: number;
+  /** Set once the worker is being terminated, so it is not terminated twice. */
+  ending: boolean;
 }
 
 export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
   readonly #base: Omit<WorkerInit, 'id'>;
   readonly #slots: Slot[] = [];
   #stopping = false;
+  readonly #watchdog: NodeJS.Timeout;
   restarts = 0;
+  /** Workers replaced because their heartbeat stopped. */
+  stalls = 0;
 
   constructor(count: number, base: Omit<WorkerInit, 'id'>) {
     super();
     this.#base = base;
-    for (let i = 0; i < count; i++) this.#slots.push({ worker: null, ready: false, backoffMs: 100, timer: null });
+    for (let i = 0; i < count; i++) this.#slots.push({ worker: null, ready: false, backoffMs: 100, timer: null, beat: 0, beatAt: 0, ending: false });
+    this.#watchdog = setInterval(() => this.#checkHeartbeats(Date.now()), WATCHDOG.checkMs);
+    this.#watchdog.unref();
+  }
+
+  #checkHeartbeats(now: number): void {
+    this.#slots.forEach((slot, id) => {
+      if (!slot.worker || !slot.ready || slot.ending) return;
+      const beat = workerStat(this.#base.stats, id, this.#base.maxMounts, S.HEARTBEAT);
+      if (beat !== slot.beat) {
+        slot.beat = beat;
+        slot.beatAt = now;
+      } else if (now - slot.beatAt >= WATCHDOG.stallMs) {
+        this.stalls++;
+        log.error(`worker ${id} has not answered for ${((now - slot.beatAt) / 1000).toFixed(1)} s; replacing it`);
+        this.#end(slot);
+      }
+    });
+  }
+
+  /** Terminates a worker that cannot end by itself; its exit handler starts the replacement. */
+  #end(slot: Slot): void {
+    const w = slot.worker;
+    if (!w || slot.ending) return;
+    slot.ending = true;
+    slot.ready = false;
+    void w.terminate();
   }
 
   get readyCount(): number {
@@ -59,9 +120,14 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
   #spawn(id: number, onStarted?: (err?: Error) => void): void {
     const slot = this.#slots[id]!;
     slot.timer = null;
-    const worker = new Worker(ENTRY, { workerData: { ...this.#base, id } satisfies WorkerInit, name: `radiod-worker-${id}` });
+    const worker = new Worker(ENTRY, {
+      workerData: { ...this.#base, id } satisfies WorkerInit,
+      name: `radiod-worker-${id}`,
+      resourceLimits: { maxOldGenerationSizeMb: WATCHDOG.heapMb },
+    });
     slot.worker = worker;
     slot.ready = false;
+    slot.ending = false;
     worker.on('message', (raw: unknown) => {
       const msg = parseFromWorker(raw);
       if (!msg) {
@@ -71,13 +137,21 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
       if (msg.type === 'READY') {
         slot.ready = true;
         slot.backoffMs = 100;
-        log.debug(`worker ${id} listening on ${msg.listening.join(', ')}`);
+        slot.beat = workerStat(this.#base.stats, id, this.#base.maxMounts, S.HEARTBEAT);
+        slot.beatAt = Date.now();
+        if (onStarted) log.debug(`worker ${id} listening on ${msg.listening.join(', ')}`);
+        else log.info(`worker ${id} serving again`);
         onStarted?.();
         onStarted = undefined;
       } else if (msg.type === 'LATENCY') {
         this.emit('latency', id, msg.histograms);
       } else if (msg.type === 'FATAL') {
         log.error(`worker ${id} failed: ${msg.message}`);
+        slot.ready = false;
+        // It has closed its listen sockets; open connections may keep its thread alive serving nobody.
+        setTimeout(() => {
+          if (slot.worker === worker) this.#end(slot);
+        }, WATCHDOG.fatalGraceMs).unref();
       } else if (msg.type === 'LISTEN_FAILED') {
         const err = new RadioError('RADIOAI_ERR_BIND', msg.message);
         if (onStarted) {
@@ -121,6 +195,7 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
   /** Asks every worker to close and waits for all to exit (terminating after `graceMs`). */
   async stop(graceMs = 5000): Promise<void> {
     this.#stopping = true;
+    clearInterval(this.#watchdog);
     await Promise.all(
       this.#slots.map(async (slot) => {
         if (slot.timer) clearTimeout(slot.timer);

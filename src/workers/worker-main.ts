@@ -15,13 +15,17 @@ import { FrontDoor } from '../proxy/front-door.ts';
 import { IcecastDoor, type DoorPort } from '../proxy/icecast-door.ts';
 import { ListenRouter } from '../proxy/listen-route.ts';
 import { Pages } from '../proxy/pages.ts';
-import { parseToWorker, type FromWorker, type WorkerInit } from '../shared/messages.ts';
+import { isFaultKind, parseToWorker, type FromWorker, type WorkerInit } from '../shared/messages.ts';
 import { SnapshotReader } from '../shared/snapshot-reader.ts';
-import { WorkerStats } from '../shared/worker-stats.ts';
+import { S, WorkerStats } from '../shared/worker-stats.ts';
+import { guardThreadTeardown } from '../proxy/conn-peek.ts';
+import { injectFault } from './faults.ts';
 import { LatencyRecorder } from '../shared/latency.ts';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
+// Before any uWS socket exists: lets the supervisor end this thread at any moment without aborting the process.
+guardThreadTeardown();
 const reader = new SnapshotReader(init.snapshot);
 const stats = new WorkerStats(init.stats, init.id, init.maxMounts);
 const send = (m: FromWorker): void => port.postMessage(m);
@@ -33,6 +37,9 @@ const latencyTimer = setInterval(() => {
   if (histograms) send({ type: 'LATENCY', id: init.id, histograms });
 }, 2000);
 latencyTimer.unref();
+/** The watchdog's heartbeat (supervisor.ts): moves as long as this loop turns. */
+const heartbeat = setInterval(() => stats.add(S.HEARTBEAT, 1), 100);
+heartbeat.unref();
 
 const hubs = new Hubs({
   reader,
@@ -44,10 +51,16 @@ const hubs = new Hubs({
   latency,
 });
 const startedAt = new Date(Date.now() - process.uptime() * 1000).toISOString();
+/** GET /debug/fault/KIND (tests only): breaks this worker inside the request's own handler. */
+function fault(kind: string): boolean {
+  if (!isFaultKind(kind)) return false;
+  injectFault(kind);
+  return true;
+}
 /** What each public port answers with: both take every request; playlists and redirects name their own port. */
 function doorPort(kind: 'http' | 'icecast', port: number): DoorPort {
   return {
-    pages: new Pages({ reader, nodeName: init.nodeName, worker: init.id, domain: init.domain, port, startedAt, latencyJson: () => latencyJson }),
+    pages: new Pages({ reader, nodeName: init.nodeName, worker: init.id, domain: init.domain, port, startedAt, latencyJson: () => latencyJson, ...(init.faults ? { fault } : {}) }),
     router: new ListenRouter({ nodeName: init.nodeName, proxy: init.proxy, port: kind }),
   };
 }
@@ -86,6 +99,7 @@ function close(force: boolean): void {
   if (closed) return;
   closed = true;
   clearInterval(latencyTimer);
+  clearInterval(heartbeat);
   front.close();
   dns.close();
   hubs.close();
@@ -100,8 +114,11 @@ function close(force: boolean): void {
   port.close();
 }
 
+// An uncaught error (a rejected promise nobody handles included) leaves this worker in
+// an unknown state: it closes its sockets and reports; the supervisor terminates it if
+// open connections keep the thread alive, and starts a replacement.
 process.on('uncaughtException', (err) => {
-  send({ type: 'FATAL', id: init.id, message: err.stack ?? String(err) });
+  if (!closed) send({ type: 'FATAL', id: init.id, message: err.stack ?? String(err) });
   process.exitCode = 1;
   close(true);
 });
@@ -111,10 +128,6 @@ function onMessage(raw: unknown): void {
   if (!msg) return;
   if (msg.type === 'SHUTDOWN') close(false);
   else if (msg.type === 'LATENCY_SUMMARY') latencyJson = msg.json;
-  else if (msg.type === 'CRASH') {
-    setImmediate(() => {
-      throw new Error('fault injected: worker crash');
-    });
-  }
+  else if (msg.type === 'CRASH') setImmediate(() => injectFault(msg.kind));
 }
 port.on('message', onMessage);
