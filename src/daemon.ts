@@ -23,6 +23,7 @@ import { etcdAt, memberHealthy, parseEndpoint, reachable, type Endpoint, type Pr
 import { Presence } from './state/presence.ts';
 import { SnapshotWriter } from './state/snapshot-writer.ts';
 import { WorkerSupervisor } from './workers/supervisor.ts';
+import { ListenCheck, listening } from './workers/listen-check.ts';
 import { IcecastManager, type IcecastDesired } from './icecast/icecast-manager.ts';
 import { Transcoders } from './icecast/transcoders.ts';
 import { SnapshotReader } from './shared/snapshot-reader.ts';
@@ -80,6 +81,9 @@ export class Daemon {
   /** The etcd member on this node's own address reported itself healthy. */
   #localMember = false;
   #outOfService = false;
+  readonly #listenCheck: ListenCheck;
+  /** Some worker answers on the public port (listen-check.ts). */
+  #serving = true;
   #metrics: StatsdReporter | null = null;
   /** Each worker's latest latency histograms, merged for /debug/latency. */
   readonly #latency = new Map<number, EncodedLatency>();
@@ -114,8 +118,10 @@ export class Daemon {
       dnsTtl: config.dnsTtl,
       dnsMaxRecords: config.dnsMaxRecords,
       dnsRrl: config.dnsRrl,
+      faults: process.env.RADIOAI_FAULTS === '1',
     });
     this.#reader = new SnapshotReader(this.writer.sab);
+    this.#listenCheck = new ListenCheck(config.bindAddrs[0]!, config.httpPort);
     this.icecast = new IcecastManager({
       dataDir: config.dataDir,
       bindAddrs: config.bindAddrs,
@@ -280,6 +286,7 @@ export class Daemon {
     else if (++this.#silentTicks === EXPLAIN_AFTER_TICKS) this.#explainEtcd();
     if (!connected || this.#ticks++ % 5 === 0) void this.#probe(connected);
     this.#checkService(connected);
+    this.#checkListening();
     this.#applyIcecast();
     this.#metrics?.report();
     if (this.#latencyChanged) {
@@ -336,6 +343,21 @@ export class Daemon {
     this.#outOfService = out;
     if (out) log.warn(`no etcd member reachable for ${Math.round(silentMs / 1000)} s: out of service, sending listeners to other nodes`);
     else log.info('etcd reachable again: back in service');
+  }
+
+  /**
+   * A node that no longer answers on its public port (every worker gone, or
+   * listen sockets closed in a worker that lives on) tells the cluster so in
+   * its status, which takes it out of every node's DNS, instead of staying
+   * listed because its process and lease are alive.
+   */
+  #checkListening(): void {
+    this.#listenCheck.tick();
+    const serving = listening(this.workers.readyCount, this.#listenCheck.failures);
+    if (serving === this.#serving) return;
+    this.#serving = serving;
+    if (serving) log.info('answering on the public port again: back in DNS');
+    else log.error(`not answering on ${this.config.bindAddrs[0]}:${this.config.httpPort} (${this.workers.readyCount} workers ready): out of DNS until it does`);
   }
 
   /**
@@ -434,6 +456,7 @@ export class Daemon {
       bandwidth: this.#measureBandwidth(),
       icecastReady: this.icecast.ready,
       etcdMember: this.#connected() && (this.etcd ? this.etcd.running : this.#localMember),
+      serving: this.#serving,
       mounts,
       updatedAt: new Date().toISOString(),
     };
@@ -463,7 +486,7 @@ export class Daemon {
           dnsPort: n.dnsPort,
           icecastPort: n.icecastPort,
           icecastInternalPort: n.icecastInternalPort,
-          alive: !(this.#outOfService && n.name === this.config.nodeName),
+          alive: n.name === this.config.nodeName ? !this.#outOfService && this.#serving : s?.serving !== false,
           icecastReady: s?.icecastReady ?? false,
           etcdHealthy: s?.etcdMember ?? false,
           proxy: n.proxy,

@@ -50,6 +50,11 @@ export interface NodeStatus {
   etcdMember: boolean;
   mounts: Record<string, MountStatus>;
   updatedAt: string;
+  /**
+   * The node answers on its public port (its own probe, listen-check.ts).
+   * false takes it out of DNS and balancing; absent (older nodes) counts as true.
+   */
+  serving?: boolean;
 }
 
 export interface ModelEvents {
