@@ -31,6 +31,10 @@ export const S = {
    * supervisor's watchdog replaces a worker whose heartbeat stops.
    */
   HEARTBEAT: 16,
+  /** Source logins and title updates refused at the edge for a wrong user name or password. */
+  SOURCE_AUTH_FAILURES: 17,
+  /** Source logins and title updates refused because their address is locked out (source-guard.ts). */
+  SOURCE_LOCKED_OUT: 18,
 } as const;
 /** Words before the per-mount listener counts; spare words left for new counters. */
 export const ROW_HEAD = 24;
