@@ -6,12 +6,14 @@
  * cannot be re-established, the model re-reads everything. While etcd is
  * unreachable the last known state stays in place.
  */
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import { describe } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
 import { ELECTIONS, MASTER_ELECTION, MOUNTS, NODES, PREFIX, STATUS } from './keys.ts';
 import { parseMountRecord, type MountRecord } from './mount-record.ts';
+import { isNodeName, parseNodeInfo, parseNodeStatus } from './node-record.ts';
 import type { LiveInfo } from '../icecast/icecast-stats.ts';
 
 /** What a node says about itself on its lease. */
@@ -48,13 +50,13 @@ export interface NodeStatus {
   icecastReady: boolean;
   /** This node runs an etcd member that answers. */
   etcdMember: boolean;
-  mounts: Record<string, MountStatus>;
-  updatedAt: string;
   /**
    * The node answers on its public port (its own probe, listen-check.ts).
    * false takes it out of DNS and balancing; absent (older nodes) counts as true.
    */
   serving?: boolean;
+  mounts: Record<string, MountStatus>;
+  updatedAt: string;
 }
 
 export interface ModelEvents {
@@ -74,6 +76,8 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
   /** Full re-reads done (the first load included). */
   reloads = 0;
   #client: Etcd3;
+  /** Digest of the value last refused at each key (one entry per refused key present in etcd). */
+  readonly #refused = new Map<string, string>();
   #watcher: Watcher | null = null;
   #stopped = false;
   #retryTimer: NodeJS.Timeout | null = null;
@@ -213,6 +217,9 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
     this.status.clear();
     this.candidates.clear();
     for (const kv of res.kvs) this.#apply(kv, false);
+    // Keys deleted while no watch ran: forget what was refused there.
+    const present = new Set(res.kvs.map((kv) => kv.key.toString()));
+    for (const key of this.#refused.keys()) if (!present.has(key)) this.#refused.delete(key);
     this.loaded = true;
     this.reloads++;
     this.lastContact = Date.now();
@@ -223,30 +230,65 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
   #apply(kv: IKeyValue, deleted: boolean): void {
     const key = kv.key.toString();
     this.lastContact = Date.now();
-    try {
-      if (key.startsWith(MOUNTS)) {
-        const path = `/${key.slice(MOUNTS.length)}`;
-        if (deleted) this.mounts.delete(path);
-        else this.mounts.set(path, parseMountRecord(JSON.parse(kv.value.toString())));
-      } else if (key.startsWith(NODES)) {
-        const name = key.slice(NODES.length);
-        if (deleted) this.nodes.delete(name);
-        else this.nodes.set(name, JSON.parse(kv.value.toString()) as NodeInfo);
-      } else if (key.startsWith(STATUS)) {
-        const name = key.slice(STATUS.length);
-        if (deleted) this.status.delete(name);
-        else this.status.set(name, JSON.parse(kv.value.toString()) as NodeStatus);
-      } else if (key.startsWith(ELECTIONS)) {
-        const election = key.slice(ELECTIONS.length, key.lastIndexOf('/'));
-        if (deleted) this.candidates.delete(key);
-        else this.candidates.set(key, { election, value: kv.value.toString(), createRevision: BigInt(kv.create_revision) });
-      } else {
-        return;
-      }
-    } catch (err) {
-      log.error(`ignoring unreadable value at ${key}: ${describe(err)}`);
+    let kind: 'mount' | 'node' | 'status' | 'candidate';
+    let name: string;
+    if (key.startsWith(MOUNTS)) [kind, name] = ['mount', `/${key.slice(MOUNTS.length)}`];
+    else if (key.startsWith(NODES)) [kind, name] = ['node', key.slice(NODES.length)];
+    else if (key.startsWith(STATUS)) [kind, name] = ['status', key.slice(STATUS.length)];
+    else if (key.startsWith(ELECTIONS)) [kind, name] = ['candidate', key];
+    else return;
+    const table = { mount: this.mounts, node: this.nodes, status: this.status, candidate: this.candidates }[kind] as Map<string, unknown>;
+    if (deleted) {
+      this.#refused.delete(key);
+      if (!table.delete(name)) return;
+      this.#changed();
       return;
     }
+    const raw = kv.value.toString();
+    let value: unknown;
+    try {
+      value = parseRecord(kind, name, raw, kv);
+    } catch (err) {
+      // Refused: treated as absent, so nothing derived from it (DNS, redirects, hubs,
+      // Icecast, liquidsoap) ever sees it; said once per key and value, not per event or re-read.
+      const digest = createHash('sha256').update(raw).digest('base64');
+      if (this.#refused.get(key) !== digest) {
+        this.#refused.set(key, digest);
+        log.error(`ignoring invalid record ${printable(key)}: ${printable(describe(err))}`);
+      }
+      if (table.delete(name)) this.#changed();
+      return;
+    }
+    this.#refused.delete(key);
+    table.set(name, value);
     this.#changed();
   }
+}
+
+/** Decodes and validates one value of the model's tables; throws when it is not acceptable. */
+function parseRecord(kind: 'mount' | 'node' | 'status' | 'candidate', name: string, raw: string, kv: IKeyValue): unknown {
+  switch (kind) {
+    case 'mount': {
+      const m = parseMountRecord(JSON.parse(raw));
+      if (m.path !== name) throw new Error(`the record's path ${JSON.stringify(m.path)} differs from its key's`);
+      return m;
+    }
+    case 'node':
+      return parseNodeInfo(name, JSON.parse(raw));
+    case 'status':
+      return parseNodeStatus(name, JSON.parse(raw));
+    case 'candidate': {
+      // A candidate's value is a node name: the master is looked up by it and shown to clients.
+      if (!isNodeName(raw)) throw new Error(`candidate ${JSON.stringify(raw.slice(0, 80))} is not a node name`);
+      const election = name.slice(ELECTIONS.length, name.lastIndexOf('/'));
+      return { election, value: raw, createRevision: BigInt(kv.create_revision) };
+    }
+  }
+}
+
+/** A log-safe rendering of text from etcd: one line, bounded. */
+function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  const one = s.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return one.length > 300 ? `${one.slice(0, 297)}...` : one;
 }
