@@ -5,15 +5,20 @@
  * like Icecast, and restarts it when the script changes (mount edited,
  * master moved). A deleted mount, a lost election or a stop ends it.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { SupervisedChild } from '../control/child-process.ts';
-import type { Logger } from '../core/log.ts';
+import { childUser } from '../control/child-user.ts';
+import { readableDir, writeReadable } from '../control/private-files.ts';
+import { describe } from '../core/errors.ts';
+import { logger, type Logger } from '../core/log.ts';
 import type { ClusterModel } from '../state/cluster-model.ts';
 import { Campaigner } from '../state/election.ts';
 import { transcodeElection } from '../state/keys.ts';
 import { renderTranscodeScript } from './liquidsoap-script.ts';
+
+const log = logger('transcoders');
 
 interface Running {
   child: SupervisedChild;
@@ -39,6 +44,8 @@ export class Transcoders {
   readonly #binary: string;
   readonly #campaigns = new Map<string, Campaigner>();
   readonly #running = new Map<string, Running>();
+  /** Why a mount's script was last refused, so the reason is logged once, not at every sync. */
+  readonly #refused = new Map<string, string>();
   #stopped = false;
   /** liquidsoap restarts after a crash, across all mounts. */
   get restarts(): number {
@@ -86,10 +93,22 @@ export class Transcoders {
         c.start();
       }
       if (model.leader(transcodeElection(m.path)) !== this.#node || icecast === null) continue;
+      let script: string;
+      try {
+        script = renderTranscodeScript({
+          transcode: m.transcode!, input: icecast, output: icecast, mount: m.path, username: m.username, password: m.password,
+        });
+      } catch (err) {
+        // A value failed its whitelist: no liquidsoap for this mount (one that runs is stopped), said once per reason.
+        const why = describe(err);
+        if (this.#refused.get(m.path) !== why) {
+          this.#refused.set(m.path, why);
+          log.error(`not transcoding ${m.path}: ${why}`);
+        }
+        continue;
+      }
+      this.#refused.delete(m.path);
       keep.add(m.path);
-      const script = renderTranscodeScript({
-        transcode: m.transcode!, input: icecast, output: icecast, mount: m.path, username: m.username, password: m.password,
-      });
       const cur = this.#running.get(m.path);
       if (cur && cur.script === script) continue;
       // The old process must be gone before the new one takes its PID and script files.
@@ -97,6 +116,7 @@ export class Transcoders {
       this.#start(m.path, script, ended);
     }
     for (const [path, r] of this.#running) if (!keep.has(path)) void this.#end(path, r);
+    for (const path of this.#refused.keys()) if (!paths.has(path)) this.#refused.delete(path);
   }
 
   #start(path: string, script: string, after: Promise<void>): void {
@@ -109,13 +129,17 @@ export class Transcoders {
       onLine: liquidsoapLine,
       pidFile: join(this.#dir, `${base}.pid`),
       ownedIf: ` ${file} `,
+      // As Icecast's user when radiod is root (IcecastManager has checked there is one).
+      user: childUser(),
+      cwd: this.#dir,
     });
     this.#running.set(path, { child, script, file });
     child.log.info('transcoding here');
     void after.then(() => child.reapOrphan()).then(() => {
       if (this.#running.get(path)?.child !== child) return;
-      mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
-      writeFileSync(file, script, { mode: 0o600 });
+      // The script holds the mount's source password: radiod's file, readable by liquidsoap's user, not writable by it.
+      readableDir(this.#dir, childUser());
+      writeReadable(file, script, childUser());
       child.start();
     });
   }
