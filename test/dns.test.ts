@@ -13,6 +13,7 @@ import { AnswerCache } from '../src/dns/answers.ts';
 import { parseQuery } from '../src/dns/wire.ts';
 import { buildZone } from '../src/dns/zone.ts';
 import { prefixOf } from '../src/dns/rrl.ts';
+import type { Snapshot } from '../src/shared/snapshot.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitFor } from '../harness/net.ts';
@@ -100,21 +101,25 @@ describe('DNS', () => {
   });
 
   it('sets TC when an answer does not fit the client\'s UDP size, and answers in full over TCP', async () => {
-    // A zone with many addresses: start a node advertising 40 of them.
-    const many = Array.from({ length: 40 }, (_, i) => `10.77.0.${i + 1}`).join(',');
-    const big = await startRadiod({ name: 'big', host: '127.0.0.4', etcd: etcd.url, leaseTtl: TTL, extraArgs: ['--public-ip', many, '--bind', '127.0.0.4', '--dns-max-records', '64'] });
+    // A zone with many addresses: two nodes advertising 16 IPv6 addresses each (the most a node may
+    // have), 32 AAAA records for stream.radio.test, more than 512 bytes.
+    const six = (base: number): string => Array.from({ length: 16 }, (_, i) => `2001:db8::${(base + i).toString(16)}`).join(',');
+    const big = await startRadiod({ name: 'big', host: '127.0.20.4', etcd: etcd.url, leaseTtl: TTL, extraArgs: ['--public-ip', six(0x100), '--bind', '127.0.20.4', '--dns-max-records', '64'] });
     nodes.push(big);
-    await waitFor(async () => (await dig(big, 'big.radio.test', 'A', '+noedns', '+ignore')).raw.includes('tc'), 15_000, 'a truncated answer');
-    const udp = await dig(big, 'big.radio.test', 'A', '+noedns', '+ignore');
+    const big2 = await startRadiod({ name: 'big2', host: '127.0.20.5', etcd: etcd.url, leaseTtl: TTL, extraArgs: ['--public-ip', six(0x200), '--bind', '127.0.20.5'] });
+    nodes.push(big2);
+    await waitFor(async () => (await dig(big, 'stream.radio.test', 'AAAA', '+noedns', '+ignore')).raw.includes('tc'), 15_000, 'a truncated answer');
+    const udp = await dig(big, 'stream.radio.test', 'AAAA', '+noedns', '+ignore');
     assert.ok(udp.flags.includes('tc'));
     assert.equal(udp.answer.length, 0);
-    const tcp = await dig(big, 'big.radio.test', 'A', '+tcp');
-    assert.equal(tcp.answer.length, 40);
-    const fits = await dig(big, 'big.radio.test', 'A', '+bufsize=4096', '+ignore');
+    const tcp = await dig(big, 'stream.radio.test', 'AAAA', '+tcp');
+    assert.equal(tcp.answer.length, 32);
+    const fits = await dig(big, 'stream.radio.test', 'AAAA', '+bufsize=4096', '+ignore');
     assert.ok(!fits.flags.includes('tc'));
-    assert.equal(fits.answer.length, 40);
+    assert.equal(fits.answer.length, 32);
+    await big2.stop();
     await big.stop();
-    nodes.pop();
+    nodes.splice(nodes.indexOf(big), 2);
   });
 
   it('takes a dead node out within LEASE_TTL + 1 s and puts a new one in', async (t) => {
@@ -240,7 +245,8 @@ describe('DNS', () => {
 
   it('survives random and mutated packets and still answers correctly', async () => {
     // In-process first: the parser and the cache over hundreds of thousands of inputs.
-    const zone = buildZone({ seq: 1, contentVersion: 1, etcdConnected: true, stateLoaded: true, draining: false, outOfService: false, etcdSeenAt: 0, self: 'a', master: 'a', dropped: 0, zoneSerial: 1, nodes: [], mounts: [] }, { domain: 'radio.test', nameservers: ['a'], ttl: 5, apexTtl: 3600, maxRecords: 8 }, 1);
+    // buildZone reads only the nodes of a snapshot.
+    const zone = buildZone({ nodes: [] } as unknown as Snapshot, { domain: 'radio.test', nameservers: ['a'], ttl: 5, apexTtl: 3600, maxRecords: 8 }, 1);
     const cache = new AnswerCache(zone, { domain: 'radio.test', nameservers: ['a'], ttl: 5, apexTtl: 3600, maxRecords: 8 });
     const seedPackets = [
       dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', name: 'stream.radio.test' }] }),

@@ -6,8 +6,12 @@
  * only builds the header, copies the query's own question (so its case is
  * echoed as sent) and the cached record bytes.
  *
- * NXDOMAIN, NODATA and REFUSED answers do not depend on the name asked, so
- * a flood of random names cannot grow the cache.
+ * NXDOMAIN, NODATA and REFUSED answers depend neither on the name nor on
+ * the type asked (the question is copied from the query, the rest is the
+ * zone's SOA or nothing), so each is kept once per EDNS flag: a flood of
+ * random names or random types cannot grow the cache. What is left is one
+ * entry per (zone name, address/apex type, EDNS flag), and a hard bound on
+ * the number of entries guards that too: past it the oldest entry goes.
  */
 import dnsPacket from 'dns-packet';
 import { AA, BADVERS_EXT, RCODE, TYPE } from './wire.ts';
@@ -58,14 +62,29 @@ function build(flags: number, answers: Record[][], authority: Record[], addition
   };
 }
 
+/** Entries an AnswerCache keeps at most: far more than a zone of a few hundred nodes needs (its names x 5 types x 2). */
+export const ANSWER_CACHE_ENTRIES = 8192;
+
+/** The query types whose answer depends on the name; every other type gets the zone's one NODATA answer. */
+function namedType(qtype: number): boolean {
+  return qtype === TYPE.A || qtype === TYPE.AAAA || qtype === TYPE.SOA || qtype === TYPE.NS || qtype === TYPE.ANY;
+}
+
 export class AnswerCache {
   #zone: Zone;
   readonly #cfg: ZoneConfig;
+  readonly #max: number;
   readonly #byKey = new Map<string, Answer>();
 
-  constructor(zone: Zone, cfg: ZoneConfig) {
+  constructor(zone: Zone, cfg: ZoneConfig, maxEntries = ANSWER_CACHE_ENTRIES) {
     this.#zone = zone;
     this.#cfg = cfg;
+    this.#max = Math.max(8, maxEntries);
+  }
+
+  /** Encoded answers kept now. */
+  get size(): number {
+    return this.#byKey.size;
   }
 
   get zone(): Zone {
@@ -91,12 +110,20 @@ export class AnswerCache {
     if (!addrs && name !== zone.domain) {
       return this.#byKey.get(`X${e}`) ?? this.#keep(`X${e}`, build(AA | RCODE.NXDOMAIN, [[]], [soa(zone, this.#cfg)], [], edns));
     }
+    if (!namedType(qtype)) return this.#nodata(e);
     // The hot path: one key string and one map lookup, nothing else allocated.
     const key = `${name}\0${qtype}\0${e}`;
     return this.#byKey.get(key) ?? this.#keep(key, this.#positive(name, qtype, addrs ?? { a: [], aaaa: [] }, edns));
   }
 
+  /** NOERROR with no records and the SOA: the same bytes whatever name or type was asked. */
+  #nodata(e: 0 | 1): Answer {
+    return this.#byKey.get(`N${e}`) ?? this.#keep(`N${e}`, build(AA | RCODE.NOERROR, [[]], [soa(this.#zone, this.#cfg)], [], e === 1));
+  }
+
   #keep(key: string, a: Answer): Answer {
+    // Bounded whatever the zone: past the bound the oldest entry goes (it is rebuilt when asked again).
+    if (this.#byKey.size >= this.#max) this.#byKey.delete(this.#byKey.keys().next().value!);
     this.#byKey.set(key, a);
     return a;
   }
@@ -105,7 +132,7 @@ export class AnswerCache {
     const zone = this.#zone;
     const cfg = this.#cfg;
     const apex = name === zone.domain;
-    const nodata = (): Answer => build(AA | RCODE.NOERROR, [[]], [soa(zone, cfg)], [], edns);
+    const nodata = (): Answer => this.#nodata(edns ? 1 : 0);
     const addressRecords = (type: 'A' | 'AAAA', list: string[]): Record[][] => {
       const n = Math.min(list.length, 8);
       return Array.from({ length: Math.max(1, n) }, (_, k) =>

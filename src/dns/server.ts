@@ -15,19 +15,30 @@ import type { LatencyRecorder } from '../shared/latency.ts';
 import { ROW_HEAD, S, type WorkerStats } from '../shared/worker-stats.ts';
 import { AnswerCache, type Answer } from './answers.ts';
 import { Rrl, prefixKey } from './rrl.ts';
+import { FrameReader } from './tcp-frames.ts';
 import { UdpBatch, batchUnavailable, senderKey } from './udp-batch.ts';
 import { CLASS_IN, QR, RCODE, RD, TC, parseQuery, type Query } from './wire.ts';
 import { buildZone, type ZoneConfig } from './zone.ts';
 
 export const DNS_LIMITS = {
-  /** A TCP connection with no complete query for this long is closed. */
+  /** A TCP connection with no query under way is closed after this long (counted from its last answer, or from its start). */
   tcpIdleMs: 10_000,
+  /**
+   * A query over TCP must arrive whole within this long of its first byte, however slowly it trickles:
+   * a timer restarted by every byte would let one byte every few seconds hold a connection slot forever.
+   */
+  tcpQueryMs: 3000,
   /** TCP connections per worker. */
   tcpConnections: 1000,
   /** Answers waiting for a TCP client that does not read them: past this, it is let go. */
   tcpQueueBytes: 64 * 1024,
   /** A query is one question and an OPT record: a longer frame is not a query. */
   tcpQueryBytes: 4096,
+  /**
+   * Answers node:dgram holds for a UDP socket the kernel does not take them from: past this they are
+   * dropped, as the kernel drops datagrams, instead of queueing in memory without bound.
+   */
+  udpSendQueueBytes: 1024 * 1024,
 } as const;
 
 export interface DnsOptions {
@@ -279,6 +290,7 @@ export class DnsServer {
       return; // never reached by design; a bug must not take the worker down
     }
     if (!res) return;
+    if (sock.getSendQueueSize() > DNS_LIMITS.udpSendQueueBytes) return;
     const verdict = this.#rrl.checkKey(prefixKey(address), Date.now());
     if (verdict === 'drop') {
       this.#count(S.DNS_RRL_DROPPED);
@@ -296,29 +308,38 @@ export class DnsServer {
   #onTcp(c: Socket): void {
     this.#count(S.DNS_TCP);
     c.setNoDelay(true);
-    c.setTimeout(DNS_LIMITS.tcpIdleMs, () => c.destroy());
     c.on('error', () => undefined);
-    let buf: Buffer = Buffer.alloc(0);
+    const frames = new FrameReader(12, DNS_LIMITS.tcpQueryBytes);
+    // One deadline at a time, set when a query starts (its first byte) and when the last one is
+    // answered, never moved by bytes arriving: a trickle cannot hold the connection.
+    let timer: NodeJS.Timeout | null = null;
+    const deadline = (ms: number): void => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => c.destroy(), ms);
+      timer.unref();
+    };
+    deadline(DNS_LIMITS.tcpIdleMs);
+    c.once('close', () => {
+      if (timer) clearTimeout(timer);
+    });
     // A client that pipelines queries and never reads the answers: stop reading until they drain,
     // and let it go once more than a small queue waits, instead of buffering without limit.
     c.on('drain', () => {
       if (c.isPaused()) {
         c.resume();
-        onData(Buffer.alloc(0));
+        serve();
       }
     });
-    const onData = (d: Buffer): void => {
-      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
-      while (buf.length >= 2 && !c.isPaused()) {
-        const len = buf.readUInt16BE(0);
-        if (len < 12 || len > DNS_LIMITS.tcpQueryBytes) {
-          // Not a query (too short for a header, longer than any query): nothing sensible to answer.
+    const serve = (): void => {
+      while (!c.isPaused()) {
+        const msg = frames.next();
+        if (msg === 'incomplete') return;
+        if (msg === 'not a query') {
+          // Too short for a header or longer than any query: nothing sensible to answer.
           c.destroy();
           return;
         }
-        if (buf.length < 2 + len) return;
-        const msg = buf.subarray(2, 2 + len);
-        buf = buf.subarray(2 + len);
+        deadline(frames.buffered > 0 ? DNS_LIMITS.tcpQueryMs : DNS_LIMITS.tcpIdleMs);
         let res: Buffer | null = null;
         try {
           res = this.answer(msg, false);
@@ -338,7 +359,11 @@ export class DnsServer {
         }
       }
     };
-    c.on('data', onData);
+    c.on('data', (d: Buffer) => {
+      if (frames.buffered === 0 && d.length > 0) deadline(DNS_LIMITS.tcpQueryMs);
+      frames.push(d);
+      serve();
+    });
   }
 }
 
