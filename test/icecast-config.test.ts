@@ -1,8 +1,10 @@
 /**
  * The generated Icecast configuration: hostile values (from a restore file
- * or etcd written by hand) never change the XML's structure, and the roles
- * produce the elements Icecast needs. The structure check compares the tag
- * sequence with that of a benign render; the value check decodes the text.
+ * or etcd written by hand) are refused by the whitelists and never reach the
+ * XML (their mount is left out, with a reason), what must be kept is escaped
+ * without changing the XML's structure, and the roles produce the elements
+ * Icecast needs. The structure check compares the tag sequence with that of
+ * a benign render; the value check decodes the text.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -24,28 +26,62 @@ const decode = (s: string): string => s.replace(/&(lt|gt|quot|apos|amp);/g, (_, 
 const texts = (xml: string, tag: string): string[] => [...xml.matchAll(new RegExp(`<${tag}>([^<]*)</${tag}>`, 'g'))].map((m) => decode(m[1]!));
 
 describe('Icecast configuration', () => {
-  const hostile = ['</password><mount-name>/evil</mount-name><password>', 'a&b', '"quoted"', "it's", ']]>', '<![CDATA[x]]>', '<!-- -->'];
+  const hostile = ['</password><mount-name>/evil</mount-name><password>', 'a&b', '"quoted"', "it's", ']]>', '<![CDATA[x]]>', '<!-- -->', "#{process.read('id')}", 'a\u0000b'];
+  const render = (c: Partial<IcecastConfigInput>): { xml: string; refused: string[] } => {
+    const refused: string[] = [];
+    return { xml: renderIcecastConfig({ ...base, ...c }, (why) => refused.push(why)), refused };
+  };
 
   for (const role of ['master', 'relay'] as const) {
-    it(`keeps its structure with hostile values (${role})`, () => {
-      const benign = renderIcecastConfig({ ...base, role, mounts: [mount({ relay: 'http://h:1/x', fallback: '/f' })] });
+    it(`leaves out a mount with a hostile value and says why (${role})`, () => {
+      const good = mount({ path: '/good.ogg' });
+      const { xml: benign } = render({ role, mounts: [good] });
       for (const v of hostile) {
-        const xml = renderIcecastConfig({
-          ...base, role, hostname: v, adminPassword: v,
-          master: { host: v, port: 8000 },
-          mounts: [mount({ path: `/${v}`, username: v, password: v, relay: `http://h:1/x?a=${v}`, fallback: `/${v}` })],
-        });
-        assert.deepEqual(tags(xml), tags(benign), `structure changed by ${JSON.stringify(v)}`);
-        assert.ok(!xml.includes(']]>'), 'no raw CDATA terminator');
-        assert.ok(texts(xml, 'mount-name').includes(`/${v}`), 'the value survives escaping');
-        if (role === 'master') assert.deepEqual(texts(xml, 'password').slice(0, 1), [v]);
-        assert.deepEqual(texts(xml, 'admin-password'), [v]);
+        const fields: Partial<MountRecord>[] = [{ path: `/${v}` }, { fallback: `/${v}` }];
+        if (role === 'master') fields.push({ username: v }, { password: v }, { relay: `http://${encodeURIComponent(v)}:1/x` });
+        for (const over of fields) {
+          const { xml, refused } = render({ role, mounts: [mount({ path: '/bad.ogg', ...over }), good] });
+          assert.equal(xml, benign, `${JSON.stringify(over)} changed more than leaving its mount out`);
+          assert.equal(refused.length, 1, `one reason for ${JSON.stringify(over)}`);
+          assert.match(refused[0]!, /left out of the Icecast configuration: .* refused|Invalid URL/);
+        }
       }
     });
   }
 
-  it('refuses characters XML cannot carry', () => {
-    assert.throws(() => renderIcecastConfig({ ...base, mounts: [mount({ password: 'a\u0000b' })] }), /cannot be written to XML/);
+  it('writes no relays of a master whose address is hostile', () => {
+    const mounts = [mount({ path: '/a.ogg' })];
+    for (const host of hostile) {
+      const { xml, refused } = render({ role: 'relay', mounts, master: { host, port: 8000 } });
+      assert.deepEqual(texts(xml, 'local-mount'), []);
+      assert.match(refused[0]!, /no relays of the master: master's address .* refused/);
+    }
+    const port = render({ role: 'relay', mounts, master: { host: '10.0.0.1', port: 'int_of_string(process.read("id"))' as unknown as number } });
+    assert.deepEqual(texts(port.xml, 'local-mount'), []);
+    assert.match(port.refused[0]!, /master's port/);
+  });
+
+  it("refuses to render at all when radiod's own settings fail (a bug, not data)", () => {
+    for (const c of [{ hostname: hostile[0]! }, { adminPassword: 'a b' }, { bindAddrs: ['example.com'] }, { logDir: '/x<y' }, { port: 0 }]) {
+      assert.throws(() => render(c), (err: Error & { code?: string }) => err.code === 'RADIOAI_ERR_UNSAFE_VALUE', JSON.stringify(c));
+    }
+  });
+
+  it('escapes what it must keep: relay credentials of printable text', () => {
+    const v = '</password><a>&"\'';
+    const { xml, refused } = render({ mounts: [mount({ relay: `http://${encodeURIComponent(v)}:${encodeURIComponent(v)}@h:1/x?a=1&b=2` })] });
+    assert.deepEqual(refused, []);
+    const benign = render({ mounts: [mount({ relay: 'http://u:p@h:1/x?a=1&b=2' })] }).xml;
+    assert.deepEqual(tags(xml), tags(benign), 'structure kept');
+    assert.ok(texts(xml, 'password').includes(v), 'the value survives escaping');
+    assert.ok(texts(xml, 'mount').includes('/x?a=1&b=2'));
+  });
+
+  it('lists the allow-list file and asks for a larger listen backlog', () => {
+    const { xml } = render({ allowFile: '/var/lib/radioai/icecast/allow-ip' });
+    assert.deepEqual(texts(xml, 'allow-ip'), ['/var/lib/radioai/icecast/allow-ip']);
+    assert.deepEqual(texts(xml, 'listen-backlog'), ['128']);
+    assert.deepEqual(texts(render({}).xml, 'allow-ip'), [], 'no allow-list unless given');
   });
 
   it('gives the master the sources and the others relays of the master', () => {
