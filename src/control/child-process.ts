@@ -6,9 +6,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { logger, type Logger } from '../core/log.ts';
+import type { ChildUser } from './child-user.ts';
 
 export interface ChildSpec {
   /** Name in logs and events, e.g. "etcd". */
@@ -32,6 +34,52 @@ export interface ChildSpec {
    */
   pidFile?: string;
   ownedIf?: string;
+  /**
+   * Run the child as this user (and its group, with no supplementary
+   * groups): set when radiod is root (child-user.ts). Null or absent: as
+   * radiod's own user.
+   */
+  user?: ChildUser | null;
+  /**
+   * Let the child inherit radiod's ambient capabilities. Under systemd
+   * radiod holds CAP_NET_BIND_SERVICE for ports 80 and 53; a child that
+   * binds no port below 1024 does not get it.
+   */
+  keepCapabilities?: boolean;
+}
+
+/** The ambient capability bits in a /proc/PID/status text (0 when the line is missing). */
+export function ambientCaps(status: string): bigint {
+  const m = /^CapAmb:\s*([0-9a-f]+)$/im.exec(status);
+  return m ? BigInt(`0x${m[1]}`) : 0n;
+}
+
+/**
+ * How to start `command` so that it holds no capability: through setpriv
+ * (util-linux), which clears the ambient and inheritable sets and then
+ * execs it under the same PID. Without ambient capabilities, or with a
+ * user switch (which clears them itself), it is started directly.
+ */
+export function launch(command: string, args: string[], o: { ambient: bigint; switchesUser: boolean; keepCapabilities: boolean; setpriv: string | null }): { command: string; args: string[] } {
+  if (o.ambient === 0n || o.switchesUser || o.keepCapabilities || o.setpriv === null) return { command, args };
+  return { command: o.setpriv, args: ['--ambient-caps', '-all', '--inh-caps', '-all', '--', command, ...args] };
+}
+
+let own: { ambient: bigint; setpriv: string | null } | null = null;
+function ownCaps(): { ambient: bigint; setpriv: string | null } {
+  if (own === null) {
+    let ambient = 0n;
+    try {
+      ambient = ambientCaps(readFileSync('/proc/self/status', 'utf8'));
+    } catch {
+      // Not Linux: no ambient capabilities either.
+    }
+    const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/bin'].filter(Boolean);
+    const setpriv = dirs.map((d) => join(d, 'setpriv')).find((f) => existsSync(f)) ?? null;
+    own = { ambient, setpriv };
+    if (ambient !== 0n && setpriv === null) logger('radiod').warn('setpriv (util-linux) not found: children keep radiod\'s capabilities');
+  }
+  return own;
 }
 
 function isAlive(pid: number): boolean {
@@ -128,7 +176,13 @@ export class SupervisedChild extends EventEmitter<ChildEvents> {
   #spawn(): void {
     this.#timer = null;
     const { command, args, env, cwd } = this.spec;
-    const child = spawn(command, args, { env: env ?? process.env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const user = this.spec.user ?? null;
+    const run = launch(command, args, { ...ownCaps(), switchesUser: user !== null, keepCapabilities: this.spec.keepCapabilities ?? false });
+    const child = spawn(run.command, run.args, {
+      env: env ?? process.env, cwd, stdio: ['ignore', 'pipe', 'pipe'],
+      // libuv drops the supplementary groups too when it switches user.
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
+    });
     this.#child = child;
     this.#startedAt = Date.now();
     const onLine = this.spec.onLine ?? ((line: string, log: Logger) => log.info(line));

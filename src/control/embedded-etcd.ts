@@ -2,12 +2,17 @@
  * The single-member etcd that radiod runs when ETCD_SERVER is empty: the
  * Debian `etcd` binary with its data under DATA_DIR/etcd, client port on
  * 127.0.0.1:EMBEDDED_ETCD_PORT and peer port one above, supervised like any
- * other child and stopped when radiod stops.
+ * other child and stopped when radiod stops. A radiod that is root runs it
+ * as the unprivileged user its other children run as (child-user.ts), which
+ * then owns the data directory: it binds only 127.0.0.1 ports above 1024,
+ * and everything it holds is open to any local process through its
+ * unauthenticated loopback port anyway, so root would add nothing but risk.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../core/log.ts';
 import { SupervisedChild } from './child-process.ts';
+import { childUser } from './child-user.ts';
+import { canSearch, childDir, firstAncestor } from './private-files.ts';
 
 export interface EmbeddedEtcdOptions {
   dataDir: string;
@@ -33,7 +38,7 @@ function etcdLine(line: string, log: Logger): void {
 
 export async function embeddedEtcd(opts: EmbeddedEtcdOptions): Promise<SupervisedChild> {
   const dir = join(opts.dataDir, 'etcd');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const user = childUser();
   const pidFile = join(opts.dataDir, 'etcd.pid');
   const client = `http://127.0.0.1:${opts.clientPort}`;
   const peer = `http://127.0.0.1:${opts.clientPort + 1}`;
@@ -58,7 +63,16 @@ export async function embeddedEtcd(opts: EmbeddedEtcdOptions): Promise<Supervise
     onLine: etcdLine,
     pidFile,
     ownedIf: ` ${dir} `,
+    user,
+    cwd: dir,
   });
+  if (user) {
+    child.log.info(`runs as ${user.name}:${user.group}`);
+    const closed = firstAncestor(opts.dataDir, (p) => !canSearch(p, user));
+    if (closed !== null) child.log.error(`${closed} is not searchable by ${user.name}, so etcd cannot reach its data; chmod o+x ${closed}`);
+  }
   await child.reapOrphan();
+  // Data an earlier radiod's etcd left as root becomes the user's.
+  childDir(dir, user, 0o700);
   return child;
 }

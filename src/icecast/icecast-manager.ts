@@ -1,15 +1,17 @@
 /**
  * Runs the node's Icecast: writes its configuration from the cluster state
- * (atomically, readable only by the user Icecast runs as), starts icecast2
+ * (atomically; radiod's file, readable by Icecast's user through its group,
+ * see private-files.ts), starts icecast2
  * in the foreground under SupervisedChild, reloads it with SIGHUP when the
  * configuration changes, restarts it when its role changes (master <->
  * relay) and scrapes /admin/stats once a second for the node status.
  */
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { SupervisedChild } from '../control/child-process.ts';
+import { childUser, type ChildUser } from '../control/child-user.ts';
+import { canReplaceIn, canSearch, childDir, firstAncestor, readableDir, writeReadable } from '../control/private-files.ts';
 import { describe } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { MountRecord } from '../state/mount-record.ts';
@@ -46,22 +48,17 @@ function icecastLine(line: string, log: Logger): void {
   else log.debug(m[2]!);
 }
 
-/** uid/gid of a user and group from /etc/passwd and /etc/group (no lookup service needed). */
-function ids(user: string, group: string): { uid: number; gid: number } | null {
-  const find = (file: string, name: string): number | null => {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const f = line.split(':');
-      if (f[0] === name) return Number(f[2]);
-    }
-    return null;
-  };
-  try {
-    const uid = find('/etc/passwd', user);
-    const gid = find('/etc/group', group);
-    return uid !== null && gid !== null ? { uid, gid } : null;
-  } catch {
-    return null;
-  }
+/**
+ * How Icecast drops root when radiod is root. It binds only its own port,
+ * so normally it is started as the unprivileged user directly and never
+ * holds root at all: no configuration parsed and no socket opened as root,
+ * nothing resting on Icecast's own <changeowner> code. Only a port below
+ * 1024 needs root to bind; then Icecast starts as root and changes owner
+ * itself right after binding, as Icecast 2.4 is built to.
+ */
+export function icecastPrivileges(user: ChildUser | null, port: number): { spawnAs: ChildUser | null; changeOwner: ChildUser | null } {
+  if (user === null) return { spawnAs: null, changeOwner: null };
+  return port < 1024 ? { spawnAs: null, changeOwner: user } : { spawnAs: user, changeOwner: null };
 }
 
 export class IcecastManager extends EventEmitter<IcecastEvents> {
@@ -71,7 +68,10 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
   readonly #sourcePassword = randomBytes(18).toString('base64url');
   readonly #dir: string;
   readonly #file: string;
-  readonly #owner: { uid: number; gid: number } | null;
+  /** Icecast's user when radiod is root; null: radiod's own. */
+  readonly #user: ChildUser | null;
+  readonly #changeOwner: ChildUser | null;
+  readonly #userError: Error | null = null;
   #config = '';
   #role: IcecastDesired['role'] | null = null;
   #scrape: NodeJS.Timeout | null = null;
@@ -88,8 +88,16 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
     this.opts = opts;
     this.#dir = join(opts.dataDir, 'icecast');
     this.#file = join(this.#dir, 'icecast.xml');
-    // Icecast 2.4 refuses to run as root unless told to change owner.
-    this.#owner = process.getuid?.() === 0 ? ids('nobody', 'nogroup') : null;
+    let user: ChildUser | null = null;
+    try {
+      user = childUser();
+    } catch (err) {
+      // Reported by prepare(), where a failure stops radiod's start cleanly.
+      this.#userError = err as Error;
+    }
+    this.#user = user;
+    const how = icecastPrivileges(this.#user, opts.port);
+    this.#changeOwner = how.changeOwner;
     this.child = new SupervisedChild({
       name: 'icecast',
       command: opts.binary ?? 'icecast2',
@@ -97,6 +105,9 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
       onLine: icecastLine,
       pidFile: join(opts.dataDir, 'icecast.pid'),
       ownedIf: ` ${this.#file} `,
+      user: how.spawnAs,
+      cwd: this.#dir,
+      keepCapabilities: opts.port < 1024,
     });
     this.child.on('exit', () => this.#setStats(null));
   }
@@ -107,15 +118,18 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
 
   /** Ends an Icecast left running by an earlier radiod on this data directory. */
   async prepare(): Promise<void> {
-    mkdirSync(this.#dir, { recursive: true, mode: 0o755 });
-    if (this.#owner) {
-      // Icecast runs as nobody: every directory above its files must let others through.
-      for (let d = this.#dir; d !== dirname(d); d = dirname(d)) {
-        if ((statSync(d).mode & 0o001) === 0) {
-          this.child.log.error(`${d} is not searchable by nobody, so Icecast cannot read its configuration; chmod o+x ${d}`);
-          break;
-        }
-      }
+    if (this.#userError !== null) throw this.#userError;
+    readableDir(this.#dir, this.#user);
+    childDir(join(this.#dir, 'log'), this.#user);
+    const u = this.#user;
+    if (u) {
+      this.child.log.info(`runs as ${u.name}:${u.group}${this.#changeOwner ? ' (started as root for a port below 1024, then changing owner)' : ''}`);
+      // Icecast must pass through every directory above its files.
+      const closed = firstAncestor(this.#dir, (p) => !canSearch(p, u));
+      if (closed !== null) this.child.log.error(`${closed} is not searchable by ${u.name}, so Icecast cannot read its configuration; chmod o+x ${closed}`);
+      // A directory the child may change lets it swap what radiod writes for its own.
+      const open = firstAncestor(this.opts.dataDir, (p) => canReplaceIn(p, u));
+      if (open !== null) this.child.log.warn(`${open} is writable by ${u.name}, which Icecast and liquidsoap run as: they could replace the configuration radiod keeps below it; chown root ${open} (or run radiod as ${u.name})`);
     }
     await this.child.reapOrphan();
   }
@@ -136,7 +150,7 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
       relayRetry: want.relayRetry,
       limits: this.opts.limits,
       logDir: join(this.#dir, 'log'),
-      changeOwner: this.#owner ? { user: 'nobody', group: 'nogroup' } : null,
+      changeOwner: this.#changeOwner ? { user: this.#changeOwner.name, group: this.#changeOwner.group } : null,
     });
     if (config === this.#config && this.child.running) return;
     const roleChanged = this.#role !== null && this.#role !== want.role;
@@ -158,16 +172,8 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
   }
 
   #write(config: string): void {
-    const log = join(this.#dir, 'log');
-    mkdirSync(log, { recursive: true, mode: 0o755 });
-    const tmp = `${this.#file}.tmp`;
-    writeFileSync(tmp, config, { mode: 0o600 });
-    if (this.#owner) {
-      // Icecast re-reads the file on SIGHUP after dropping privileges.
-      chownSync(tmp, this.#owner.uid, this.#owner.gid);
-      chownSync(log, this.#owner.uid, this.#owner.gid);
-    }
-    renameSync(tmp, this.#file);
+    // Icecast re-reads the file on SIGHUP as its own user: readable by it, never writable.
+    writeReadable(this.#file, config, this.#user);
   }
 
   async #poll(): Promise<void> {
