@@ -62,7 +62,12 @@ export interface IcecastConfigInput {
    * none. Icecast re-reads it by itself when its modification time changes.
    */
   allowFile?: string | null;
-  /** Set when running as root: Icecast 2.4 refuses to run as root without it. */
+  /**
+   * Only when radiod is root and Icecast's port is below 1024: Icecast then
+   * starts as root to bind it and changes to this user itself (Icecast 2.4
+   * refuses to run as root without it). Otherwise radiod starts Icecast as
+   * the unprivileged user directly (icecast-manager.ts) and this is null.
+   */
   changeOwner: { user: string; group: string } | null;
 }
 
