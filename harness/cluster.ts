@@ -79,7 +79,8 @@ export function startNodeRadiod(s: NodeRadiodSpec, n: { name: string; host: stri
   return startRadiod({
     name: n.name, host: n.host, etcd: s.etcd, ports: s.ports, dataDir: n.dataDir, domain: s.domain,
     workers: s.workers, leaseTtl: s.leaseTtl, readyMs,
-    extraArgs: ['--nameservers', s.nameservers.join(','), ...(s.resolver !== null ? ['--resolver', s.resolver] : []), ...s.extraArgs],
+    // The harness's etcd speaks plain text on loopback: a node that finds it by name must be told that is meant.
+    extraArgs: ['--nameservers', s.nameservers.join(','), ...(s.resolver !== null ? ['--resolver', s.resolver, '--etcd-allow-plaintext'] : []), ...s.extraArgs],
     ...(s.detached ? { logFile: join(s.dir, `${n.name}-radiod.log`) } : {}),
   });
 }

@@ -17,7 +17,7 @@ import {
 import { backup, createMount, deleteMount, getMount, listMounts, restore, updateMount } from '../state/mount-store.ts';
 import { clusterStatus, formatStatus } from './cluster-status.ts';
 
-const ETCD_KEYS = ['etcdServer', 'resolver', 'etcdCa', 'etcdCert', 'etcdKey', 'embeddedEtcdPort'] as const;
+const ETCD_KEYS = ['etcdServer', 'resolver', 'etcdCa', 'etcdCert', 'etcdKey', 'embeddedEtcdPort', 'etcdAllowPlaintext'] as const;
 const ETCD_SETTINGS = SETTINGS.filter((s) => (ETCD_KEYS as readonly string[]).includes(s.key));
 
 const VALUE_FLAGS = ['--timeout', '--relay', '--fallback', '--source', '--codec', '--bitrate', '--samplerate', '--channels', '--quality'];
@@ -51,7 +51,8 @@ commands:
   restore [FILE]
 
 --etcd defaults to ETCD_SERVER from the environment or /etc/default/radioai (--config FILE),
-else http://127.0.0.1:2379. Exit codes: 0 done, 1 bad usage or input, 2 no such mount,
+else http://127.0.0.1:2379; TLS as radiod (--etcd-ca, --etcd-cert, --etcd-key, --etcd-allow-plaintext).
+Exit codes: 0 done, 1 bad usage or input, 2 no such mount,
 3 etcd not reachable within the timeout.`;
 
 export interface Io {

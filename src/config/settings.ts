@@ -54,6 +54,8 @@ export interface Config {
   snapshotNodes: number;
   /** Shared snapshot capacity: bytes for names, paths and addresses. */
   snapshotBytes: number;
+  /** Speak plain text to a host-name ETCD_SERVER found through DNS (refused unless set). */
+  etcdAllowPlaintext: boolean;
 }
 
 type Parser<T> = (raw: string) => T;
@@ -228,6 +230,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'snapshotMounts', flag: '--snapshot-mounts', env: 'SNAPSHOT_MOUNTS', default: '1024', parse: integer(1, 1_000_000), help: 'mount slots in the shared snapshot' },
   { key: 'snapshotNodes', flag: '--snapshot-nodes', env: 'SNAPSHOT_NODES', default: '64', parse: integer(1, 4096), help: 'node slots in the shared snapshot' },
   { key: 'snapshotBytes', flag: '--snapshot-bytes', env: 'SNAPSHOT_BYTES', default: '1048576', parse: integer(4096, 1 << 30), help: 'bytes for names, paths and addresses in the shared snapshot' },
+  { key: 'etcdAllowPlaintext', flag: '--etcd-allow-plaintext', env: 'ETCD_ALLOW_PLAINTEXT', default: 'false', parse: boolean, help: 'allow plain HTTP to a host-name ETCD_SERVER found through DNS (refused by default)', isBoolean: true },
 ];
 
 export function parseSetting(spec: SettingSpec, raw: string, origin: string): Config[keyof Config] {

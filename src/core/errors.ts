@@ -23,6 +23,8 @@ export const ERRORS = {
   RADIOAI_ERR_BACKUP_INVALID: { message: 'invalid backup file', exit: 1, status: 400 },
   RADIOAI_ERR_ETCD_UNREACHABLE: { message: 'etcd not reachable', exit: 3, status: 503 },
   RADIOAI_ERR_ETCD_TLS: { message: 'etcd TLS files unreadable', exit: 3, status: 500 },
+  /** A host-name ETCD_SERVER found through DNS, without TLS and without ETCD_ALLOW_PLAINTEXT. */
+  RADIOAI_ERR_ETCD_PLAINTEXT: { message: 'plain-text etcd refused', exit: 1, status: 500 },
   RADIOAI_ERR_SNAPSHOT_FULL: { message: 'shared snapshot capacity exceeded', exit: 1, status: 500 },
   RADIOAI_ERR_CHILD_EXIT: { message: 'child process exited', exit: 1, status: 500 },
   RADIOAI_ERR_CHILD_START: { message: 'child process could not start', exit: 1, status: 500 },

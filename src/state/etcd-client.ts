@@ -3,6 +3,12 @@
  * embedded member on 127.0.0.1), a list of client URLs, or a host name whose
  * addresses are members on port 2379. When the CA file exists the connection
  * uses TLS, with the client certificate and key when those exist too.
+ *
+ * A host name found through DNS is not spoken to in plain text unless the
+ * operator says so (ETCD_ALLOW_PLAINTEXT): whoever can forge an answer for
+ * it would receive every mount's password and could write the cluster's
+ * state. An explicit http:// URL or an IP address is the operator's own
+ * choice of where to go and is taken as written.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { Resolver, lookup } from 'node:dns/promises';
@@ -19,6 +25,24 @@ export interface EtcdSettings {
   embeddedEtcdPort: number;
   /** DNS servers for a host-name etcdServer; empty: the system's resolver. */
   resolver?: string[];
+  /** Plain HTTP to a host-name etcdServer is refused unless this is set. */
+  etcdAllowPlaintext?: boolean;
+}
+
+/**
+ * Why a connection to `server` must not be made, or null when it may: a
+ * bare host name (not an IP address, not a URL, not `localhost`, which
+ * never goes to DNS) reached without TLS, unless allowed.
+ */
+export function plaintextRefusal(server: string, tls: boolean, allowPlaintext: boolean, caFile: string): string | null {
+  if (tls || allowPlaintext) return null;
+  const first = server.split(',').map((x) => x.trim()).find(Boolean);
+  if (first === undefined || /^https?:\/\//.test(first)) return null;
+  const host = /^[^:]+:\d+$/.test(first) ? first.split(':')[0]! : first;
+  if (isIP(host) !== 0 || /(^|\.)localhost\.?$/i.test(host)) return null;
+  return `ETCD_SERVER ${first} is a host name found through DNS, and without TLS anyone who can answer for it would get every mount's password: `
+    + `put the etcd CA certificate at ETCD_CA (${caFile}, not found) and the client certificate and key at ETCD_CERT and ETCD_KEY, `
+    + 'or set ETCD_ALLOW_PLAINTEXT=true (--etcd-allow-plaintext) to accept plain text';
 }
 
 export interface Tls {
@@ -51,6 +75,8 @@ export async function etcdEndpoints(s: EtcdSettings, tls: boolean): Promise<stri
   if (items.every((i) => /^https?:\/\//.test(i))) return items;
   const [host, port] = /^[^:]+:\d+$/.test(items[0]!) ? items[0]!.split(':') as [string, string] : [items[0]!, '2379'];
   if (isIP(host) !== 0) return [`${scheme}://${hostPort(host, Number(port))}`];
+  const refused = plaintextRefusal(v, tls, s.etcdAllowPlaintext ?? false, s.etcdCa);
+  if (refused !== null) throw new RadioError('RADIOAI_ERR_ETCD_PLAINTEXT', refused);
   const via = s.resolver && s.resolver.length > 0 ? ` (asking ${s.resolver.join(', ')})` : '';
   let addresses: string[];
   try {
