@@ -224,10 +224,13 @@ export class Daemon {
     model.start().catch((err: unknown) => log.warn(`cluster state not read yet, serving nothing until it is: ${describe(err)}`));
 
     this.presence = new Presence(client, this.nodeInfo(), c.leaseTtl);
-    void this.presence.start();
     this.election = new Campaigner(client, MASTER_ELECTION, c.nodeName, c.leaseTtl);
-    this.election.start();
+    // Campaign only as the registered holder of this name: a second radiod with the same name never becomes master.
+    const election = this.election;
+    void this.presence.firstRegistration.then(() => election.start());
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
+    // Throws RADIOAI_ERR_NAME_TAKEN when another live node has this name, which ends radiod (main.ts).
+    await this.presence.start();
   }
 
   /**
