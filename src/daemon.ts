@@ -26,6 +26,7 @@ import { WorkerSupervisor } from './workers/supervisor.ts';
 import { ListenCheck, listening } from './workers/listen-check.ts';
 import { IcecastManager, type IcecastDesired } from './icecast/icecast-manager.ts';
 import { Transcoders } from './icecast/transcoders.ts';
+import { SourceKiller } from './icecast/source-kill.ts';
 import { SnapshotReader } from './shared/snapshot-reader.ts';
 import { zoneKey } from './dns/zone.ts';
 import { batchUnavailable } from './dns/udp-batch.ts';
@@ -63,6 +64,8 @@ export class Daemon {
   #rateAt = 0;
   #bandwidth = 0;
   transcoders: Transcoders | null = null;
+  /** Drops a source from this node's Icecast when its mount's credentials change or the mount goes. */
+  sourceKiller: SourceKiller | null = null;
   #tick: NodeJS.Timeout | null = null;
   /** Relay restarts asked of Icecast per mount, and when the last was asked. */
   readonly #relayRetry = new Map<string, number>();
@@ -119,6 +122,7 @@ export class Daemon {
       dnsMaxRecords: config.dnsMaxRecords,
       dnsRrl: config.dnsRrl,
       faults: process.env.RADIOAI_FAULTS === '1',
+      sourceAuth: { failures: config.sourceAuthFailures, lockoutSeconds: config.sourceAuthLockout },
     });
     this.#reader = new SnapshotReader(this.writer.sab);
     this.#listenCheck = new ListenCheck(config.bindAddrs[0]!, config.httpPort);
@@ -208,6 +212,7 @@ export class Daemon {
     const model = new ClusterModel(client);
     this.model = model;
     this.transcoders = new Transcoders({ client, model, nodeName: c.nodeName, leaseTtl: c.leaseTtl, dataDir: c.dataDir });
+    this.sourceKiller = new SourceKiller({ host: c.bindAddrs[0]!, port: c.icecastInternalPort, adminPassword: this.icecast.adminPassword });
     model.on('connection', (up) => {
       if (!up) this.#etcdErrors++;
     });
@@ -219,6 +224,8 @@ export class Daemon {
       }
       this.#applyIcecast();
       this.transcoders?.sync();
+      if (model.loaded) this.sourceKiller?.sync(model.mounts.values());
+      this.sourceKiller?.check(this.icecast.stats, this.#master() === c.nodeName);
       this.publish();
     });
     model.start().catch((err: unknown) => log.warn(`cluster state not read yet, serving nothing until it is: ${describe(err)}`));
@@ -291,6 +298,7 @@ export class Daemon {
     this.#checkService(connected);
     this.#checkListening();
     this.#applyIcecast();
+    this.sourceKiller?.check(this.icecast.stats, this.#master() === this.config.nodeName);
     this.#metrics?.report();
     if (this.#latencyChanged) {
       this.#latencyChanged = false;
@@ -505,6 +513,8 @@ export class Daemon {
           path: m.path, relay: m.relay !== null, transcoded: m.transcode !== null, fallbackPath: m.fallback, sourceConnected: source, listeners, readyOn,
           // Status records come from other nodes: only the known fields, as strings and numbers, reach the workers.
           info: streamInfoOf({ ...(info ?? {}), username: m.username }),
+          // Only a salted hash of the login reaches the workers, which check sources with it.
+          credential: this.writer.credential(m.username, m.password),
         });
       }
     }

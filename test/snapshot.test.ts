@@ -4,9 +4,11 @@
  * leave entries out with a count instead of corrupting the buffer.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { SnapshotReader } from '../src/shared/snapshot-reader.ts';
+import { credentialHash, credentialMatches } from '../src/shared/credential.ts';
 import { NO_STREAM_INFO, type SnapshotInput } from '../src/shared/snapshot.ts';
 import { SnapshotWriter } from '../src/state/snapshot-writer.ts';
 
@@ -22,6 +24,7 @@ function input(i: number): SnapshotInput {
     path: `/m${i}/${'x'.repeat(j * 7)}${j}`, relay: false, transcoded: false, fallbackPath: null,
     sourceConnected: true, listeners: i, readyOn: nodes.filter((_, k) => k % 2 === 0).map((n) => n.name),
     info: { ...NO_STREAM_INFO, username: `src-${i}-${j}`, title: `Tïtle ${'é'.repeat(j)} "quoted"`, bitrate: 128 * j, streamStart: j % 2 ? '2026-11-21T20:00:00+0000' : '' },
+    credential: createHash('sha256').update(`${i}/${j}`).digest('hex'),
   }));
   return { etcdConnected: true, stateLoaded: true, draining: false, outOfService: false, etcdSeenAt: i, self: nodes[0]!.name, master: nodes.at(-1)!.name, zoneSerial: i, nodes, mounts };
 }
@@ -85,5 +88,34 @@ describe('shared snapshot', () => {
     const s2 = new SnapshotReader(long.sab).current();
     assert.equal(s2.mounts.length, 30 - r2.dropped.length);
     for (const m of s2.mounts) assert.equal(m.path.length, 200);
+  });
+  it('carries a salted hash of each mount\'s login, never the password', () => {
+    const password = 'Hunter2-sEcReT.pw~x';
+    const base = input(3);
+    const mount = (w: SnapshotWriter): SnapshotInput['mounts'][number] => ({ ...base.mounts[0]!, path: '/live.ogg', info: { ...NO_STREAM_INFO, username: 'src-live' }, credential: w.credential('src-live', password) });
+    const w1 = new SnapshotWriter({ maxNodes: 4, maxMounts: 4, stringBytes: 4096 });
+    const w2 = new SnapshotWriter({ maxNodes: 4, maxMounts: 4, stringBytes: 4096 });
+    w1.publish({ ...base, mounts: [mount(w1), { ...base.mounts[1]!, credential: '' }] });
+    w2.publish({ ...base, mounts: [mount(w2)] });
+    const s1 = new SnapshotReader(w1.sab).current();
+    const s2 = new SnapshotReader(w2.sab).current();
+    const live = s1.mounts.find((m) => m.path === '/live.ogg')!;
+    // The reader checks a login against the hash under the buffer's own salt.
+    assert.ok(credentialMatches(s1.credentialSalt, live.credential, 'src-live', password));
+    assert.ok(!credentialMatches(s1.credentialSalt, live.credential, 'src-live', `${password}x`));
+    assert.ok(!credentialMatches(s1.credentialSalt, live.credential, 'other', password), 'the user name is part of the credential');
+    assert.equal(live.credential, credentialHash(Buffer.from(s1.credentialSalt, 'hex'), 'src-live', password).toString('hex'));
+    assert.equal(s1.mounts.find((m) => m.path !== '/live.ogg')!.credential, '', 'a mount without a credential reads back as none');
+    // Salted per buffer (per radiod process): the same password hashes differently, and not as a plain SHA-256.
+    assert.notEqual(s1.credentialSalt, s2.credentialSalt);
+    assert.notEqual(live.credential, s2.mounts[0]!.credential);
+    assert.notEqual(live.credential, createHash('sha256').update(password).digest('hex'));
+    // Nowhere in the shared memory: not as text, not in base64 (the form an Authorization header carries).
+    for (const w of [w1, w2]) {
+      const all = Buffer.from(w.sab);
+      for (const form of [password, Buffer.from(password).toString('base64'), Buffer.from(`src-live:${password}`).toString('base64')]) {
+        assert.equal(all.indexOf(form), -1, `the snapshot holds ${form}`);
+      }
+    }
   });
 });

@@ -54,6 +54,10 @@ export interface Config {
   snapshotNodes: number;
   /** Shared snapshot capacity: bytes for names, paths and addresses. */
   snapshotBytes: number;
+  /** Wrong source logins from one address before it is locked out; 0 turns slowing and lockout off. */
+  sourceAuthFailures: number;
+  /** Seconds a source lockout lasts (and failures are remembered). */
+  sourceAuthLockout: number;
   /** Speak plain text to a host-name ETCD_SERVER found through DNS (refused unless set). */
   etcdAllowPlaintext: boolean;
 }
@@ -230,6 +234,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'snapshotMounts', flag: '--snapshot-mounts', env: 'SNAPSHOT_MOUNTS', default: '1024', parse: integer(1, 1_000_000), help: 'mount slots in the shared snapshot' },
   { key: 'snapshotNodes', flag: '--snapshot-nodes', env: 'SNAPSHOT_NODES', default: '64', parse: integer(1, 4096), help: 'node slots in the shared snapshot' },
   { key: 'snapshotBytes', flag: '--snapshot-bytes', env: 'SNAPSHOT_BYTES', default: '1048576', parse: integer(4096, 1 << 30), help: 'bytes for names, paths and addresses in the shared snapshot' },
+  { key: 'sourceAuthFailures', flag: '--source-auth-failures', env: 'SOURCE_AUTH_FAILURES', default: '10', parse: integer(0, 1_000_000), help: 'wrong source logins from one address before it is refused for SOURCE_AUTH_LOCKOUT (0: no limit)' },
+  { key: 'sourceAuthLockout', flag: '--source-auth-lockout', env: 'SOURCE_AUTH_LOCKOUT', default: '60', parse: integer(1, 86_400), help: 'seconds an address is refused after too many wrong source logins' },
   { key: 'etcdAllowPlaintext', flag: '--etcd-allow-plaintext', env: 'ETCD_ALLOW_PLAINTEXT', default: 'false', parse: boolean, help: 'allow plain HTTP to a host-name ETCD_SERVER found through DNS (refused by default)', isBoolean: true },
 ];
 

@@ -28,7 +28,8 @@ import { ICY_METAINT } from './icy.ts';
 import type { ListenRouter } from './listen-route.ts';
 import type { Pages } from './pages.ts';
 import { SocketSink } from './sink.ts';
-import { admitSource } from './source-admission.ts';
+import { SourceGate } from './source-gate.ts';
+import type { GuardLimits } from './source-guard.ts';
 import { connectTo, type Target } from './source-forward.ts';
 import { updateTitle } from './title-update.ts';
 
@@ -47,6 +48,8 @@ export interface DoorOptions {
   reader: SnapshotReader;
   hubs: Hubs;
   stats: WorkerStats;
+  /** Wrong source logins allowed per address and the lockout after them (source-guard.ts); defaults when absent. */
+  sourceAuth?: GuardLimits;
 }
 
 /** Headers Icecast puts on every stream it sends a listener. */
@@ -67,9 +70,11 @@ function reply(sock: Socket, head: RequestHead | null, a: Answer): void {
 
 export class IcecastDoor {
   readonly #o: DoorOptions;
+  readonly #gate: SourceGate;
 
   constructor(o: DoorOptions) {
     this.#o = o;
+    this.#gate = new SourceGate({ reader: o.reader, stats: o.stats, ...(o.sourceAuth ? { limits: o.sourceAuth } : {}) });
   }
 
   /** Reads the request head from `sock` (which has consumed nothing yet) and answers it. */
@@ -141,20 +146,29 @@ export class IcecastDoor {
 
   #admin(sock: Socket, head: RequestHead): void {
     if (head.path !== '/admin/metadata') return reply(sock, head, text(404, 'not found\n'));
-    void updateTitle(this.#o.reader.current(), head).then((a) => reply(sock, head, a));
+    void updateTitle(head, (mount, auth) => this.#gate.admit(sock.remoteAddress ?? '', mount, auth)).then((a) => reply(sock, head, a));
   }
 
+  /** The login is checked here (and the address's lockout) before any connection to the master is opened. */
   #source(sock: Socket, head: RequestHead, rest: Buffer): void {
-    const a = admitSource(this.#o.reader.current(), head.path, head.headers.get('authorization'));
-    if (a.kind === 'refuse') return reply(sock, head, a.answer);
-    this.#o.stats.add(S.SOURCES, 1);
-    connectTo(a.target).then((up) => {
-      if (sock.destroyed) {
-        up.destroy();
-        return;
-      }
-      carry(sock, up, head, rest, a.authorization, a.target);
-    }, () => reply(sock, head, text(503, 'the master is not reachable right now (it may be changing); try again in a few seconds\n')));
+    void this.#gate.admit(sock.remoteAddress ?? '', head.path, head.headers.get('authorization')).then((a) => {
+      if (sock.destroyed) return;
+      if (a.kind === 'refuse') return reply(sock, head, a.answer);
+      this.#o.stats.add(S.SOURCES, 1);
+      connectTo(a.target).then((up) => {
+        if (sock.destroyed) {
+          up.destroy();
+          return;
+        }
+        // A changed password or a deleted mount drops the source, both sides.
+        const done = this.#gate.carry(a.mount, a.credential, () => {
+          sock.destroy();
+          up.destroy();
+        });
+        sock.once('close', done);
+        carry(sock, up, head, rest, a.authorization, a.target);
+      }, () => reply(sock, head, text(503, 'the master is not reachable right now (it may be changing); try again in a few seconds\n')));
+    });
   }
 }
 

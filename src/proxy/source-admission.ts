@@ -1,22 +1,28 @@
 /**
  * One admission path for every source, on either public port and in every
  * dialect (SOURCE over HTTP/1.0 or ICE/1.0, PUT with a length, chunked or
- * neither), and for title updates: the mount must exist, the credentials
- * must be plausible (HTTP Basic, user name the mount's own or Icecast's
- * default `source`), and there must be a master to carry the connection to.
- * The master's Icecast then checks the password, which no worker knows.
+ * neither), and for title updates: the mount must exist, the login must be
+ * right (HTTP Basic, user name the mount's own or Icecast's default
+ * `source`, and the mount's password), and there must be a master to carry
+ * the connection to. The password is checked here, at the edge, against
+ * the salted hash the snapshot carries (shared/credential.ts), so a wrong
+ * one never costs a connection to the master's Icecast; Icecast checks it
+ * again when the source arrives.
  *
  * Clients that log in as `source` (darkice has no user setting at all;
  * libshout's default user is `source`) get their user name rewritten to the
  * mount's, since each mount's Icecast login is its own user name.
  */
+import { credentialMatches } from '../shared/credential.ts';
 import type { Snapshot } from '../shared/snapshot.ts';
 import { AUTH_CHALLENGE, text, type Answer } from './answers.ts';
 import { masterIcecast, type Target } from './source-forward.ts';
 
 export type Admission =
-  | { kind: 'admit'; target: Target; authorization: string }
-  | { kind: 'refuse'; answer: Answer };
+  /** `credential`: the mount's credential hash the login matched, which the carried source keeps being checked against. */
+  | { kind: 'admit'; target: Target; authorization: string; mount: string; credential: string }
+  /** `wrongLogin`: credentials were offered and are wrong, which counts towards the address's lockout (source-guard.ts). */
+  | { kind: 'refuse'; answer: Answer; wrongLogin: boolean };
 
 /** Icecast's default source user name. */
 export const DEFAULT_SOURCE_USER = 'source';
@@ -31,17 +37,35 @@ export function basicCredentials(header: string | undefined): { user: string; pa
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-const unauthorized = (why: string): Admission => ({ kind: 'refuse', answer: text(401, why, [AUTH_CHALLENGE]) });
+const unauthorized = (why: string, wrongLogin: boolean): Admission => ({ kind: 'refuse', answer: text(401, why, [AUTH_CHALLENGE]), wrongLogin });
+const refuse = (status: number, why: string): Admission => ({ kind: 'refuse', answer: text(status, why), wrongLogin: false });
 
 export function admitSource(snap: Snapshot, mountPath: string, authorization: string | undefined): Admission {
   const mount = snap.mounts.find((m) => m.path === mountPath);
-  if (!mount) return { kind: 'refuse', answer: text(404, 'no such mount\n') };
+  if (!mount) return refuse(404, 'no such mount\n');
+  // A request without credentials is how some clients ask which login to send: not a wrong attempt.
   const creds = basicCredentials(authorization);
-  if (!creds) return unauthorized('this mount needs its user name and password (HTTP Basic)\n');
+  if (!creds) return unauthorized('this mount needs its user name and password (HTTP Basic)\n', authorization !== undefined);
   const user = mount.info.username;
-  if (creds.user !== DEFAULT_SOURCE_USER && creds.user !== user) return unauthorized('wrong username or password\n');
+  // The same answer for a wrong user and a wrong password: neither tells which part was right.
+  if (creds.user !== DEFAULT_SOURCE_USER && creds.user !== user) return unauthorized('wrong username or password\n', true);
+  if (mount.credential === '') return refuse(503, 'this mount\'s credentials are not known on this node yet; try again in a few seconds\n');
+  if (!credentialMatches(snap.credentialSalt, mount.credential, user, creds.password)) return unauthorized('wrong username or password\n', true);
   const target = masterIcecast(snap);
-  if (!target) return { kind: 'refuse', answer: text(503, 'no master right now (it is being elected); try again in a few seconds\n') };
+  if (!target) return refuse(503, 'no master right now (it is being elected); try again in a few seconds\n');
   const login = creds.user === DEFAULT_SOURCE_USER && user !== '' ? user : creds.user;
-  return { kind: 'admit', target, authorization: `Basic ${Buffer.from(`${login}:${creds.password}`).toString('base64')}` };
+  return {
+    kind: 'admit', target, mount: mount.path, credential: mount.credential,
+    authorization: `Basic ${Buffer.from(`${login}:${creds.password}`).toString('base64')}`,
+  };
+}
+
+/**
+ * Whether a source admitted with `credential` on `mount` may go on: the
+ * mount still exists and its credentials are unchanged. A changed password
+ * or user name, or a deleted mount, means the source must be dropped.
+ */
+export function stillAdmitted(snap: Snapshot, mount: string, credential: string): boolean {
+  const m = snap.mounts.find((x) => x.path === mount);
+  return m !== undefined && m.credential === credential;
 }

@@ -2,27 +2,28 @@
  * Title updates: `GET /admin/metadata?mount=M&mode=updinfo&song=…` (also
  * `title`, `artist` and `charset`), what libshout, ezstream, ices, BUTT,
  * Mixxx and liquidsoap send for MP3 and AAC streams, to the same host and
- * port as their source. Admitted like a source (source-admission.ts), then
- * carried to the master's Icecast, which holds the source: it puts the
+ * port as their source. Admitted like a source, by the same login check and
+ * the same per-address lockout (source-gate.ts), then carried to the
+ * master's Icecast, which holds the source: it puts the
  * title into the stream, the relays' Icecasts read it from there, and every
  * node's hubs pass it to their listeners as ICY StreamTitle.
  */
 import { request } from 'node:http';
-import type { Snapshot } from '../shared/snapshot.ts';
 import { AUTH_CHALLENGE, text, type Answer } from './answers.ts';
 import type { RequestHead } from './http-head.ts';
-import { admitSource } from './source-admission.ts';
+import type { Admission } from './source-admission.ts';
 
 /** How long the master's Icecast has to answer. */
 const TIMEOUT_MS = 5000;
 /** Icecast's answer is a short XML text; anything longer is cut. */
 const MAX_BODY = 16 * 1024;
 
-export async function updateTitle(snap: Snapshot, head: RequestHead): Promise<Answer> {
+/** `admit`: the door's admission of a login for a mount (source-gate.ts). */
+export async function updateTitle(head: RequestHead, admit: (mount: string, authorization: string | undefined) => Promise<Admission>): Promise<Answer> {
   const query = head.target.slice(head.path.length + 1);
   const q = new URLSearchParams(query);
   if (q.get('mode') !== 'updinfo') return text(400, 'mode=updinfo is the only title update radioai carries\n');
-  const a = admitSource(snap, q.get('mount') ?? '', head.headers.get('authorization'));
+  const a = await admit(q.get('mount') ?? '', head.headers.get('authorization'));
   if (a.kind === 'refuse') return a.answer;
   return new Promise((resolve) => {
     const req = request({

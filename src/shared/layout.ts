@@ -6,7 +6,7 @@
  *
  *   +--------+-------------------+--------------------+------------------+---------+
  *   | header | node table        | mount table        | ready bitmaps    | strings |
- *   | 16 w   | maxNodes * 16 w   | maxMounts * 10 w   | maxMounts * M w  | bytes   |
+ *   | 20 w   | maxNodes * 16 w   | maxMounts * 18 w   | maxMounts * M w  | bytes   |
  *   +--------+-------------------+--------------------+------------------+---------+
  *   (w = Int32 word, M = ceil(maxNodes / 32))
  *
@@ -17,9 +17,11 @@
  * its slot while it exists, so per-slot counters kept elsewhere stay valid;
  * GENERATION changes when a slot is given to another entry.
  */
+import { randomFillSync } from 'node:crypto';
+import { SALT_BYTES } from './credential.ts';
 
 export const MAGIC = 0x52414449; // "RADI"
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 /** Header words. */
 export const H = {
@@ -49,8 +51,10 @@ export const H = {
   DROPPED: 14,
   /** The DNS zone's SOA serial: moves when the zone's answers would change. */
   ZONE_SERIAL: 15,
+  /** 4 words: the random salt of the mounts' credential hashes (credential.ts), fixed for the buffer's life. */
+  SALT: 16,
 } as const;
-export const HEADER_WORDS = 16;
+export const HEADER_WORDS = 20;
 
 /** Header FLAGS bits. */
 export const F_ETCD_CONNECTED = 1 << 0;
@@ -111,8 +115,10 @@ export const M = {
   /** JSON of the mount's StreamInfo (snapshot.ts): what players are shown, never a password. */
   INFO_OFF: 8,
   INFO_LEN: 9,
+  /** 8 words: SHA-256 of the salt, the source user name and password (credential.ts); all zero when unknown. */
+  CREDENTIAL: 10,
 } as const;
-export const MOUNT_WORDS = 10;
+export const MOUNT_WORDS = 18;
 
 /** Mount FLAGS bits. */
 export const MF_RELAY = 1 << 0;
@@ -166,5 +172,6 @@ export function allocate(cap: Capacity): SharedArrayBuffer {
   h[H.STRING_BYTES] = cap.stringBytes;
   h[H.SELF_NODE] = -1;
   h[H.MASTER_NODE] = -1;
+  randomFillSync(new Uint8Array(sab, H.SALT * 4, SALT_BYTES));
   return sab;
 }

@@ -59,6 +59,8 @@ export interface WorkerInit {
   dnsRrl: number;
   /** Fault injection (RADIOAI_FAULTS=1): /debug/fault/KIND from loopback breaks the worker on purpose. */
   faults: boolean;
+  /** Wrong source logins per address before a lockout (0: none) and the lockout's length (proxy/source-guard.ts). */
+  sourceAuth: { failures: number; lockoutSeconds: number };
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;

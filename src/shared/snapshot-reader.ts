@@ -13,19 +13,26 @@ import {
   MF_TRANSCODED, N, NF_ALIVE, NF_ETCD_HEALTHY, NF_ICECAST_READY, NF_MASTER, NF_PROXY, MOUNT_WORDS, NODE_WORDS,
   geometryOf, type Geometry,
 } from './layout.ts';
+import { CREDENTIAL_BYTES, SALT_BYTES } from './credential.ts';
 import { NO_STREAM_INFO, streamInfoOf, type Snapshot, type SnapshotMount, type SnapshotNode, type StreamInfo } from './snapshot.ts';
 
 const MAX_TRIES = 1000;
 
 export const EMPTY_SNAPSHOT: Snapshot = Object.freeze({
   seq: 0, contentVersion: 0, etcdConnected: false, stateLoaded: false, draining: false, outOfService: false, etcdSeenAt: 0,
-  self: null, master: null, dropped: 0, zoneSerial: 0, nodes: [], mounts: [],
+  self: null, master: null, dropped: 0, zoneSerial: 0, nodes: [], mounts: [], credentialSalt: '',
 });
+
+const NO_CREDENTIAL = '0'.repeat(CREDENTIAL_BYTES * 2);
 
 export class SnapshotReader {
   readonly #words: Int32Array;
   readonly #bytes: Buffer;
+  /** The word area as bytes, for the credential hashes. */
+  readonly #raw: Buffer;
   readonly #g: Geometry;
+  /** Written once when the buffer is allocated. */
+  readonly #salt: string;
   #cached: Snapshot = EMPTY_SNAPSHOT;
   #cachedSeq = -1;
   /** Reads that had to be retried because the writer was active: for tests and metrics. */
@@ -35,6 +42,8 @@ export class SnapshotReader {
     this.#g = geometryOf(sab);
     this.#words = new Int32Array(sab, 0, this.#g.stringBase / 4);
     this.#bytes = Buffer.from(sab, this.#g.stringBase, this.#g.stringBytes);
+    this.#raw = Buffer.from(sab, 0, this.#g.stringBase);
+    this.#salt = this.#raw.toString('hex', H.SALT * 4, H.SALT * 4 + SALT_BYTES);
   }
 
   /** The sequence number now; cheap, for callers that cache derived data. */
@@ -78,6 +87,12 @@ export class SnapshotReader {
     } catch {
       return NO_STREAM_INFO;
     }
+  }
+
+  #credential(mountBase: number): string {
+    const at = (mountBase + M.CREDENTIAL) * 4;
+    const hex = this.#raw.toString('hex', at, at + CREDENTIAL_BYTES);
+    return hex === NO_CREDENTIAL ? '' : hex;
   }
 
   #decode(seq: number): Snapshot {
@@ -145,6 +160,7 @@ export class SnapshotReader {
         listeners: w[b + M.LISTENERS]!,
         readyOn,
         info: this.#info(w[b + M.INFO_OFF]!, w[b + M.INFO_LEN]!),
+        credential: this.#credential(b),
       });
     }
     mounts.forEach((m, i) => {
@@ -167,6 +183,7 @@ export class SnapshotReader {
       zoneSerial: w[H.ZONE_SERIAL]! >>> 0,
       nodes,
       mounts,
+      credentialSalt: this.#salt,
     };
   }
 }

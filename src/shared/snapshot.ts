@@ -1,7 +1,8 @@
 /**
  * The cluster snapshot as worker threads see it: plain objects decoded from
  * the shared buffer (layout.ts). The main thread builds the same shape from
- * its etcd model and publishes it; no passwords are ever part of it.
+ * its etcd model and publishes it; no passwords are ever part of it, only
+ * a salted hash of each mount's source credentials (credential.ts).
  */
 
 export interface SnapshotNode {
@@ -67,6 +68,8 @@ export interface SnapshotMount {
   /** Names of the nodes on which the mount is ready to serve. */
   readyOn: string[];
   info: StreamInfo;
+  /** Hex SHA-256 of the snapshot's salt, the source user name and password (credential.ts); '' when unknown. */
+  credential: string;
 }
 
 export interface Snapshot {
@@ -87,6 +90,8 @@ export interface Snapshot {
   zoneSerial: number;
   nodes: SnapshotNode[];
   mounts: SnapshotMount[];
+  /** Hex salt of the mounts' credential hashes: random per radiod process. */
+  credentialSalt: string;
 }
 
 /** What the main thread publishes: the snapshot less what the buffer assigns. */

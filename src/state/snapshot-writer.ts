@@ -7,7 +7,12 @@
  * Capacity is checked before the lock is taken: entries that do not fit
  * (no free slot, or no string space) are left out of the snapshot and
  * counted in DROPPED, so running out never corrupts what readers see.
+ *
+ * Mount passwords never enter the buffer: `credential()` turns a mount's
+ * user name and password into the salted hash the workers check logins
+ * against (shared/credential.ts), and only that is published.
  */
+import { CREDENTIAL_BYTES, SALT_BYTES, credentialHash } from '../shared/credential.ts';
 import {
   F_DRAINING, F_ETCD_CONNECTED, F_OUT_OF_SERVICE, F_STATE_LOADED, H, M, MF_HAS_FALLBACK, MF_RELAY, MF_SOURCE_CONNECTED,
   MF_TRANSCODED, MOUNT_WORDS, N, NF_ALIVE, NF_ETCD_HEALTHY, NF_ICECAST_READY, NF_MASTER, NF_PROXY, NODE_WORDS,
@@ -69,6 +74,9 @@ export class SnapshotWriter {
   readonly #g: Geometry;
   readonly #words: Int32Array;
   readonly #bytes: Buffer;
+  /** The word area as bytes, for the credential hashes. */
+  readonly #raw: Buffer;
+  readonly #salt: Buffer;
   readonly #nodeSlots: Slots;
   readonly #mountSlots: Slots;
   #lastContent = '';
@@ -78,8 +86,15 @@ export class SnapshotWriter {
     this.#g = geometry(cap);
     this.#words = new Int32Array(this.sab, 0, this.#g.stringBase / 4);
     this.#bytes = Buffer.from(this.sab, this.#g.stringBase, this.#g.stringBytes);
+    this.#raw = Buffer.from(this.sab, 0, this.#g.stringBase);
+    this.#salt = Buffer.from(this.#raw.subarray(H.SALT * 4, H.SALT * 4 + SALT_BYTES));
     this.#nodeSlots = new Slots(cap.maxNodes);
     this.#mountSlots = new Slots(cap.maxMounts);
+  }
+
+  /** The hex credential hash of a mount's source login under this buffer's salt: what a mount's `credential` holds. */
+  credential(username: string, password: string): string {
+    return credentialHash(this.#salt, username, password).toString('hex');
   }
 
   publish(input: SnapshotInput): PublishResult {
@@ -198,6 +213,9 @@ export class SnapshotWriter {
       w[b + M.LISTENERS] = mount.listeners;
       w[b + M.INFO_OFF] = infoOff;
       w[b + M.INFO_LEN] = infoLen;
+      // Zeros (no credential) unless a whole hash is given.
+      const cred = Buffer.from(mount.credential, 'hex');
+      if (cred.length === CREDENTIAL_BYTES) cred.copy(this.#raw, (b + M.CREDENTIAL) * 4);
       const rb = g.readyBase + slot * g.maskWords;
       for (const name of mount.readyOn) {
         const ns = slotByName.get(name);

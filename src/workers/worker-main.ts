@@ -69,7 +69,7 @@ const apps = {
   http: createFront({ reader, hubs, stats, latency, ...ports.http }),
   icecast: createFront({ reader, hubs, stats, latency, ...ports.icecast }),
 };
-const door = new IcecastDoor({ reader, hubs, stats });
+const door = new IcecastDoor({ reader, hubs, stats, sourceAuth: init.sourceAuth });
 const front = new FrontDoor({ reader, door });
 const dns = new DnsServer({
   reader,
