@@ -60,6 +60,8 @@ export interface Config {
   sourceAuthLockout: number;
   /** Speak plain text to a host-name ETCD_SERVER found through DNS (refused unless set). */
   etcdAllowPlaintext: boolean;
+  /** Addresses besides the cluster's nodes and loopback that may connect to the node's own Icecast; null: anyone. */
+  icecastAllow: string[] | null;
 }
 
 type Parser<T> = (raw: string) => T;
@@ -237,7 +239,16 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'sourceAuthFailures', flag: '--source-auth-failures', env: 'SOURCE_AUTH_FAILURES', default: '10', parse: integer(0, 1_000_000), help: 'wrong source logins from one address before it is refused for SOURCE_AUTH_LOCKOUT (0: no limit)' },
   { key: 'sourceAuthLockout', flag: '--source-auth-lockout', env: 'SOURCE_AUTH_LOCKOUT', default: '60', parse: integer(1, 86_400), help: 'seconds an address is refused after too many wrong source logins' },
   { key: 'etcdAllowPlaintext', flag: '--etcd-allow-plaintext', env: 'ETCD_ALLOW_PLAINTEXT', default: 'false', parse: boolean, help: 'allow plain HTTP to a host-name ETCD_SERVER found through DNS (refused by default)', isBoolean: true },
+  { key: 'icecastAllow', flag: '--icecast-allow', env: 'ICECAST_ALLOW', default: '', parse: allowList, help: "comma-separated addresses besides the cluster's nodes and loopback that may connect to ICECAST_INTERNAL_PORT; any: no restriction" },
 ];
+
+/** ICECAST_ALLOW: IP addresses, or "any" for no allow-list at all. */
+function allowList(raw: string): string[] | null {
+  if (raw.trim().toLowerCase() === 'any') return null;
+  const ips = list(raw);
+  for (const ip of ips) if (isIP(ip) === 0) fail(`"${ip}" is not an IPv4 or IPv6 address (or give "any")`);
+  return ips;
+}
 
 export function parseSetting(spec: SettingSpec, raw: string, origin: string): Config[keyof Config] {
   try {
