@@ -15,6 +15,7 @@ import { canReplaceIn, canSearch, childDir, firstAncestor, readableDir, writeRea
 import { describe } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { MountRecord } from '../state/mount-record.ts';
+import { AllowListFile } from './allow-list.ts';
 import { renderIcecastConfig } from './icecast-config.ts';
 import { fetchIcecastStats, type IcecastStats } from './icecast-stats.ts';
 
@@ -32,6 +33,8 @@ export interface IcecastDesired {
   mounts: readonly MountRecord[];
   master: { host: string; port: number } | null;
   relayRetry?: ReadonlyMap<string, number>;
+  /** Addresses that may connect to this Icecast (allow-list.ts); null or absent: anyone. */
+  allow?: readonly string[] | null;
 }
 
 export interface IcecastEvents {
@@ -68,6 +71,7 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
   readonly #sourcePassword = randomBytes(18).toString('base64url');
   readonly #dir: string;
   readonly #file: string;
+  readonly #allow: AllowListFile;
   /** Icecast's user when radiod is root; null: radiod's own. */
   readonly #user: ChildUser | null;
   readonly #changeOwner: ChildUser | null;
@@ -96,6 +100,7 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
       this.#userError = err as Error;
     }
     this.#user = user;
+    this.#allow = new AllowListFile(join(this.#dir, 'allow-ip'), user);
     const how = icecastPrivileges(this.#user, opts.port);
     this.#changeOwner = how.changeOwner;
     this.child = new SupervisedChild({
@@ -138,6 +143,9 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
   apply(want: IcecastDesired): void {
     // A cluster change arriving during shutdown must not start Icecast again.
     if (this.#stopped) return;
+    // Before the configuration that names it: Icecast lets everyone in while the file is missing.
+    const allow = want.allow ?? null;
+    if (allow !== null) this.#allow.write(allow);
     const config = renderIcecastConfig({
       role: want.role,
       bindAddrs: this.opts.bindAddrs,
@@ -150,6 +158,7 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
       relayRetry: want.relayRetry,
       limits: this.opts.limits,
       logDir: join(this.#dir, 'log'),
+      allowFile: allow !== null ? this.#allow.file : null,
       changeOwner: this.#changeOwner ? { user: this.#changeOwner.name, group: this.#changeOwner.group } : null,
     });
     if (config === this.#config && this.child.running) return;
