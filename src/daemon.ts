@@ -26,6 +26,7 @@ import { WorkerSupervisor } from './workers/supervisor.ts';
 import { ListenCheck, listening } from './workers/listen-check.ts';
 import { IcecastManager, type IcecastDesired } from './icecast/icecast-manager.ts';
 import { Transcoders } from './icecast/transcoders.ts';
+import { allowedAddresses } from './icecast/allow-list.ts';
 import { SourceKiller } from './icecast/source-kill.ts';
 import { SnapshotReader } from './shared/snapshot-reader.ts';
 import { zoneKey } from './dns/zone.ts';
@@ -401,6 +402,8 @@ export class Daemon {
       mounts: [...model.mounts.values()].sort((a, b) => a.path.localeCompare(b.path)),
       master: master && master.addresses[0] !== undefined ? { host: master.addresses[0], port: master.icecastInternalPort || master.icecastPort } : null,
       relayRetry: this.#relayRetry,
+      // Only the cluster's nodes (and ICECAST_ALLOW) reach this node's Icecast; listeners come through the door.
+      allow: this.config.icecastAllow === null ? null : allowedAddresses(model.nodes.values(), [...this.config.publicIps, ...this.config.bindAddrs], this.config.icecastAllow),
     };
   }
 
