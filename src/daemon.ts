@@ -124,6 +124,7 @@ export class Daemon {
       dnsRrl: config.dnsRrl,
       faults: process.env.RADIOAI_FAULTS === '1',
       sourceAuth: { failures: config.sourceAuthFailures, lockoutSeconds: config.sourceAuthLockout },
+      frontLimits: { maxConnections: config.maxConnections, clientRate: config.clientConnRate, clientPending: config.clientPending, workers: config.workers },
     });
     this.#reader = new SnapshotReader(this.writer.sab);
     this.#listenCheck = new ListenCheck(config.bindAddrs[0]!, config.httpPort);

@@ -62,6 +62,12 @@ export interface Config {
   etcdAllowPlaintext: boolean;
   /** Addresses besides the cluster's nodes and loopback that may connect to the node's own Icecast; null: anyone. */
   icecastAllow: string[] | null;
+  /** Open connections per public port at most, for the whole node, listeners included. */
+  maxConnections: number;
+  /** New connections per second per client address (IPv6: /64) on the public ports; 0: no limit. */
+  clientConnRate: number;
+  /** Connections per client address not yet admitted (head not read, or not yet a stream or a source); 0: no limit. */
+  clientPending: number;
 }
 
 type Parser<T> = (raw: string) => T;
@@ -240,6 +246,14 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'sourceAuthLockout', flag: '--source-auth-lockout', env: 'SOURCE_AUTH_LOCKOUT', default: '60', parse: integer(1, 86_400), help: 'seconds an address is refused after too many wrong source logins' },
   { key: 'etcdAllowPlaintext', flag: '--etcd-allow-plaintext', env: 'ETCD_ALLOW_PLAINTEXT', default: 'false', parse: boolean, help: 'allow plain HTTP to a host-name ETCD_SERVER found through DNS (refused by default)', isBoolean: true },
   { key: 'icecastAllow', flag: '--icecast-allow', env: 'ICECAST_ALLOW', default: '', parse: allowList, help: "comma-separated addresses besides the cluster's nodes and loopback that may connect to ICECAST_INTERNAL_PORT; any: no restriction" },
+  {
+    key: 'maxConnections', flag: '--max-connections', env: 'MAX_CONNECTIONS',
+    // Listeners are the product: room for the most this node is told to serve on one port, and as many again for short requests.
+    default: (c) => String(2 * Math.max(c.maxListeners ?? 0, c.icecastClients ?? 20_000)),
+    parse: integer(16, 100_000_000), help: 'open connections per public port at most, listeners included', defaultText: '2 × the larger of MAX_LISTENERS and ICECAST_CLIENTS',
+  },
+  { key: 'clientConnRate', flag: '--client-conn-rate', env: 'CLIENT_CONN_RATE', default: '50', parse: integer(0, 1_000_000), help: 'new connections per second per client address on the public ports, bursts of 10 s worth allowed (0: no limit)' },
+  { key: 'clientPending', flag: '--client-pending', env: 'CLIENT_PENDING', default: '256', parse: integer(0, 1_000_000), help: 'connections per client address whose request is not yet read, or not yet a stream or a source (0: no limit)' },
 ];
 
 /** ICECAST_ALLOW: IP addresses, or "any" for no allow-list at all. */

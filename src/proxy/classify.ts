@@ -8,9 +8,12 @@
  * streamed from this node (uWS would send the stream chunked, which
  * streamripper and other players cannot read).
  *
- * Only the request line is needed. A connection whose line has not all
- * arrived yet is 'more'; one that is too long or malformed goes to the door,
- * which answers it with a clear 400, 414 or 431.
+ * Only the request line is needed to choose. A connection whose line has
+ * not all arrived yet is 'more'; one that is too long or malformed goes to
+ * the door, which answers it with a clear 400, 414 or 431. uWS gets a
+ * connection only once its whole head is there (headState): it would wait
+ * for the rest on its own clock, which restarts with every answer on a
+ * kept-alive connection.
  */
 
 export type Carrier = 'uws' | 'door' | 'more';
@@ -38,4 +41,18 @@ export function classify(first: Uint8Array, streams: (path: string) => boolean):
   const path = q < 0 ? target : target.slice(0, q);
   if (path.startsWith('/admin/')) return 'door';
   return streams(path) ? 'door' : 'uws';
+}
+
+/**
+ * Whether the first bytes hold a whole head that uWS reads as the door
+ * would: 'whole' up to a blank line with every line ended by CRLF, 'door'
+ * as soon as a line ends with a bare LF (uWS answers that with 505, the
+ * door reads it as old clients mean it), 'partial' otherwise.
+ */
+export function headState(first: Uint8Array): 'whole' | 'partial' | 'door' {
+  for (let i = first.indexOf(0x0a); i >= 0; i = first.indexOf(0x0a, i + 1)) {
+    if (i === 0 || first[i - 1] !== 0x0d) return 'door';
+    if (i >= 3 && first[i - 2] === 0x0a && first[i - 3] === 0x0d) return 'whole';
+  }
+  return 'partial';
 }

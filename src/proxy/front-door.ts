@@ -16,11 +16,20 @@
  * duplicate descriptor, and closing one of two descriptors sends nothing to
  * the peer. Without the addon every connection goes to the door, which
  * answers every request too, only at a lower rate for short ones.
+ *
+ * Before anything is read, the connection is checked against the limits
+ * (conn-limits.ts): open connections on the port, new connections and
+ * connections not yet admitted per client address. A refused one gets a
+ * 503 and is closed. The request head must be whole within
+ * DOOR_LIMITS.headerTimeoutMs of accept, however it trickles in and
+ * whoever reads it; a connection that has not become a stream or a source
+ * PENDING_MS after accept is closed.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
-import { classify } from './classify.ts';
+import { classify, headState } from './classify.ts';
+import { BUSY_ANSWER, ClientTable, onAdmitted, workerShare, type FrontLimits, type Refusal } from './conn-limits.ts';
 import { EAGAIN, loadConnPeek, type ConnPeek } from './conn-peek.ts';
 import { DOOR_LIMITS, type DoorPort, type IcecastDoor } from './icecast-door.ts';
 
@@ -30,10 +39,33 @@ export type AdoptingApp = TemplatedApp & { adoptSocket(fd: number): void };
 export interface FrontDoorOptions {
   reader: SnapshotReader;
   door: IcecastDoor;
+  /** Connection limits for the whole node (conn-limits.ts); this worker takes its share. None: no limits but the defaults' cap. */
+  limits?: FrontLimits;
 }
 
-/** How long to wait before looking again at a request line that has not all arrived. */
+/** How long to wait before looking again at a head that has not all arrived... */
 const REPEEK_MS = 20;
+/**
+ * ...and how many times: a head split over two segments is whole within
+ * milliseconds, one that trickles goes to the door, which reads it as it
+ * comes (each look is a system call and a copy, not to be repeated 50 times
+ * a second for every trickling connection).
+ */
+const MAX_REPEEKS = 5;
+/** A connection neither admitted (a stream, a source) nor closed this long after accept is closed. */
+export const PENDING_MS = 30_000;
+/** A refused connection gets this long to read the 503 and close before it is cut... */
+const REFUSE_LINGER_MS = 1000;
+/** ...and at most this many wait so at once; beyond, refused connections are closed at once. */
+const MAX_REFUSING = 256;
+/** Without settings (tests building a worker by hand): a cap still, never none. */
+const DEFAULT_LIMITS: FrontLimits = { maxConnections: 40_000, clientRate: 0, clientPending: 0, workers: 1 };
+
+/** Connections one port holds in this worker, whoever serves them, and how many it may. */
+interface PortCount {
+  open: number;
+  readonly cap: number;
+}
 
 export class FrontDoor {
   readonly #o: FrontDoorOptions;
@@ -41,14 +73,27 @@ export class FrontDoor {
   readonly #peek: ConnPeek | null = loadConnPeek();
   /** One buffer for every peek: the worker runs one callback at a time. */
   readonly #buf = new Uint8Array(4096);
+  readonly #clients: ClientTable;
+  readonly #cap: number;
+  #refusing = 0;
+  /** Connections refused at accept, by reason. */
+  readonly refused: Record<Refusal, number> = { busy: 0, rate: 0, pending: 0 };
 
   constructor(o: FrontDoorOptions) {
     this.#o = o;
+    const l = o.limits ?? DEFAULT_LIMITS;
+    this.#cap = workerShare(l.maxConnections, l.workers);
+    this.#clients = new ClientTable({ rate: workerShare(l.clientRate, l.workers), pending: workerShare(l.clientPending, l.workers) });
   }
 
   listen(addrs: string[], port: number, door: DoorPort, app: AdoptingApp): Promise<void> {
+    const count: PortCount = { open: 0, cap: this.#cap };
+    // uWS reports each socket it opens (adoptSocket) and closes: the connections it holds count too.
+    app.filter((_res, n) => {
+      count.open = Math.max(0, count.open + (n > 0 ? 1 : -1));
+    });
     return Promise.all(addrs.map((host) => new Promise<void>((resolve, reject) => {
-      const server = createServer({ noDelay: true, pauseOnConnect: true }, (sock) => this.#accept(sock, door, app));
+      const server = createServer({ noDelay: true, pauseOnConnect: true }, (sock) => this.#accept(sock, door, app, count));
       server.once('error', reject);
       server.listen({ host, port, reusePort: true, backlog: 4096 }, () => {
         server.off('error', reject);
@@ -64,19 +109,69 @@ export class FrontDoor {
     for (const s of this.#servers.splice(0)) s.close();
   }
 
-  #accept(sock: Socket, door: DoorPort, app: AdoptingApp): void {
+  /**
+   * Says 503 without reading the request, and closes. The bytes the client
+   * sends meanwhile are read and dropped: closing a socket with unread data
+   * resets the connection, and the client might lose the answer.
+   */
+  #refuse(sock: Socket, why: Refusal): void {
+    this.refused[why]++;
+    if (this.#refusing >= MAX_REFUSING) {
+      sock.destroy();
+      return;
+    }
+    this.#refusing++;
+    const cut = setTimeout(() => sock.destroy(), REFUSE_LINGER_MS);
+    sock.once('close', () => {
+      this.#refusing--;
+      clearTimeout(cut);
+    });
+    sock.on('data', () => undefined);
+    sock.resume();
+    sock.end(BUSY_ANSWER);
+  }
+
+  #accept(sock: Socket, door: DoorPort, app: AdoptingApp, count: PortCount): void {
     sock.on('error', () => undefined);
+    const client = this.#clients.open(sock.remoteAddress ?? '', Date.now());
+    if (typeof client === 'string') return this.#refuse(sock, client);
+    if (count.open >= count.cap) {
+      this.#clients.settle(client);
+      return this.#refuse(sock, 'busy');
+    }
+    count.open++;
+    // The request head must be whole this long after accept, whoever reads it.
+    const headDeadline = performance.now() + DOOR_LIMITS.headerTimeoutMs;
+    let admitted = false;
+    const admit = (): void => {
+      if (admitted) return;
+      admitted = true;
+      clearTimeout(pending);
+      this.#clients.settle(client);
+    };
+    const pending = setTimeout(() => sock.destroy(), PENDING_MS);
+    onAdmitted(sock, admit);
+    sock.once('close', () => {
+      count.open--;
+      admit();
+    });
     const peek = this.#peek;
     const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (!peek || fd === undefined || fd < 0) return this.#o.door.accept(sock, door);
+    if (!peek || fd === undefined || fd < 0) return this.#o.door.accept(sock, door, headDeadline);
     let watch: object;
+    let repeeks = 0;
     const look = (): void => {
       const n = peek.peek(watch, this.#buf);
       if (n === EAGAIN) return peek.poll(watch);
       if (n <= 0) return finish(() => sock.destroy());
-      const c = classify(this.#buf.subarray(0, n), (path) => door.router.streams(this.#o.reader.current(), path));
+      const first = this.#buf.subarray(0, n);
+      let c = classify(first, (path) => door.router.streams(this.#o.reader.current(), path));
+      if (c === 'uws') {
+        const h = headState(first);
+        if (h !== 'whole') c = h === 'door' ? 'door' : 'more';
+      }
       if (c === 'more') {
-        if (n >= this.#buf.length) return finish(() => this.#o.door.accept(sock, door));
+        if (n >= this.#buf.length || repeeks++ >= MAX_REPEEKS) return finish(() => this.#o.door.accept(sock, door, headDeadline));
         retry ??= setTimeout(() => {
           retry = null;
           look();
@@ -85,21 +180,23 @@ export class FrontDoor {
       }
       if (c === 'uws') {
         cleanup();
+        admit();
         const own = peek.release(watch);
+        // uWS counts the connection from here (its filter); node:net's close below uncounts this side.
         sock.destroy();
         app.adoptSocket(own);
         return;
       }
-      finish(() => this.#o.door.accept(sock, door));
+      finish(() => this.#o.door.accept(sock, door, headDeadline));
     };
     try {
       watch = peek.watch(fd, look);
     } catch {
-      return this.#o.door.accept(sock, door);
+      return this.#o.door.accept(sock, door, headDeadline);
     }
     let retry: NodeJS.Timeout | null = null;
     let done = false;
-    // The same deadline as the door's for a whole head: a client that sends nothing is let go.
+    // A client that sends nothing, or not enough to choose, is let go at the head deadline.
     const deadline = setTimeout(() => finish(() => sock.destroy()), DOOR_LIMITS.headerTimeoutMs);
     const cleanup = (): void => {
       done = true;

@@ -30,27 +30,76 @@ export type HeadResult =
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
+/** Pieces shorter than this are copied together into blocks of BLOCK bytes... */
+const SMALL = 512;
+/** ...so that a head sent a byte at a time is held in a few blocks, not thousands of one-byte buffers. */
+const BLOCK = 2048;
+
 export class HeadParser {
-  #buf: Buffer = Buffer.alloc(0);
+  /**
+   * What has arrived so far, as a list of pieces: a head sent a byte at a
+   * time costs one pass over each byte, where copying everything received
+   * so far on each piece made a 16 KiB head cost 16 KiB squared. Small
+   * pieces are gathered into shared blocks, which keeps the memory held to
+   * about the head's own size.
+   */
+  #chunks: Buffer[] = [];
+  #block: Buffer | null = null;
+  #blockUsed = 0;
+  #size = 0;
+  /** Where the scan for the blank line stands: 0 inside a line, 1 after a LF, 2 after a LF and a CR. */
+  #state = 0;
+  /** Offset of the first LF, -1 before it arrives. */
+  #firstLf = -1;
+
+  #keep(chunk: Buffer): void {
+    this.#size += chunk.length;
+    if (chunk.length >= SMALL) {
+      this.#seal();
+      this.#chunks.push(chunk);
+      return;
+    }
+    if (this.#block && this.#blockUsed + chunk.length > this.#block.length) this.#seal();
+    this.#block ??= Buffer.allocUnsafe(BLOCK);
+    chunk.copy(this.#block, this.#blockUsed);
+    this.#blockUsed += chunk.length;
+  }
+
+  #seal(): void {
+    if (this.#block) this.#chunks.push(this.#block.subarray(0, this.#blockUsed));
+    this.#block = null;
+    this.#blockUsed = 0;
+  }
 
   feed(chunk: Buffer): HeadResult {
-    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
-    let end = this.#buf.indexOf('\r\n\r\n');
-    let sep = 4;
-    if (end < 0) {
-      // Some old source clients end lines with a bare LF.
-      end = this.#buf.indexOf('\n\n');
-      sep = 2;
+    const base = this.#size;
+    let end = -1;
+    let state = this.#state;
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i];
+      if (b === 0x0a) {
+        if (this.#firstLf < 0) this.#firstLf = base + i;
+        // A blank line: CRLF CRLF, or LF LF, which some old source clients send.
+        if (state !== 0) {
+          end = base + i + 1;
+          break;
+        }
+        state = 1;
+      } else state = b === 0x0d && state === 1 ? 2 : 0;
     }
+    this.#state = state;
+    this.#keep(chunk);
     if (end < 0) {
-      const firstLine = this.#buf.indexOf('\n');
-      if ((firstLine < 0 ? this.#buf.length : firstLine) > LIMITS.requestLine) return { kind: 'bad', status: 414, reason: 'request line too long' };
-      if (this.#buf.length > LIMITS.headBytes) return { kind: 'bad', status: 431, reason: 'request head too large' };
+      if ((this.#firstLf < 0 ? this.#size : this.#firstLf) > LIMITS.requestLine) return { kind: 'bad', status: 414, reason: 'request line too long' };
+      if (this.#size > LIMITS.headBytes) return { kind: 'bad', status: 431, reason: 'request head too large' };
       return { kind: 'more' };
     }
-    if (end + sep > LIMITS.headBytes) return { kind: 'bad', status: 431, reason: 'request head too large' };
-    const raw = this.#buf.subarray(0, end + sep);
-    const rest = this.#buf.subarray(end + sep);
+    if (end > LIMITS.headBytes) return { kind: 'bad', status: 431, reason: 'request head too large' };
+    this.#seal();
+    const all = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#size);
+    this.#chunks = [];
+    const raw = all.subarray(0, end);
+    const rest = all.subarray(end);
     const lines = raw.toString('latin1').split(/\r?\n/).slice(0, -2);
     const [requestLine, ...headerLines] = lines;
     if (requestLine === undefined || requestLine.length > LIMITS.requestLine) return { kind: 'bad', status: 414, reason: 'request line too long' };

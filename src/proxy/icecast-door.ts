@@ -21,6 +21,7 @@ import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
 import { CORS_EXPOSE, CORS_ORIGIN, serialize, text, type Answer } from './answers.ts';
 import { ChunkedDecoder } from './chunked.ts';
+import { admittedAtHead, markAdmitted } from './conn-limits.ts';
 import { HeadParser, type RequestHead } from './http-head.ts';
 import type { Hubs } from './hubs.ts';
 import type { StreamHead } from './hub.ts';
@@ -77,11 +78,15 @@ export class IcecastDoor {
     this.#gate = new SourceGate({ reader: o.reader, stats: o.stats, ...(o.sourceAuth ? { limits: o.sourceAuth } : {}) });
   }
 
-  /** Reads the request head from `sock` (which has consumed nothing yet) and answers it. */
-  accept(sock: Socket, port: DoorPort): void {
+  /**
+   * Reads the request head from `sock` (which has consumed nothing yet) and answers it. The head must
+   * be whole by `headDeadline` (performance.now() ms; the front door sets it from accept), however
+   * slowly it comes.
+   */
+  accept(sock: Socket, port: DoorPort, headDeadline = performance.now() + DOOR_LIMITS.headerTimeoutMs): void {
     sock.on('error', () => undefined);
     const parser = new HeadParser();
-    const timer = setTimeout(() => sock.destroy(), DOOR_LIMITS.headerTimeoutMs);
+    const timer = setTimeout(() => sock.destroy(), Math.max(0, headDeadline - performance.now()));
     const onData = (chunk: Buffer): void => {
       const r = parser.feed(chunk);
       if (r.kind === 'more') return;
@@ -92,6 +97,7 @@ export class IcecastDoor {
         reply(sock, null, text(r.status, `${r.reason}\n`));
         return;
       }
+      if (admittedAtHead(r.head.method, r.head.path)) markAdmitted(sock);
       sock.pause();
       this.#route(sock, r.head, r.rest, port);
     };

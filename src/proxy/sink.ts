@@ -6,6 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import type { HttpResponse } from 'uWebSockets.js';
+import { markAdmitted } from './conn-limits.ts';
 
 export interface Sink {
   write(chunk: Buffer): boolean;
@@ -65,6 +66,8 @@ export class SocketSink implements Sink {
 
   constructor(socket: Socket) {
     this.#socket = socket;
+    // A listener's stream: the connection is no longer counted as pending for its address.
+    markAdmitted(socket);
     socket.on('drain', () => this.onDrain?.());
     socket.on('close', () => {
       if (this.closed) return;

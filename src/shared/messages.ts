@@ -61,6 +61,8 @@ export interface WorkerInit {
   faults: boolean;
   /** Wrong source logins per address before a lockout (0: none) and the lockout's length (proxy/source-guard.ts). */
   sourceAuth: { failures: number; lockoutSeconds: number };
+  /** Connection limits on the public ports for the whole node (proxy/conn-limits.ts); each worker takes its share. */
+  frontLimits: { maxConnections: number; clientRate: number; clientPending: number; workers: number };
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;

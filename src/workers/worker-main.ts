@@ -70,7 +70,7 @@ const apps = {
   icecast: createFront({ reader, hubs, stats, latency, ...ports.icecast }),
 };
 const door = new IcecastDoor({ reader, hubs, stats, sourceAuth: init.sourceAuth });
-const front = new FrontDoor({ reader, door });
+const front = new FrontDoor({ reader, door, limits: init.frontLimits });
 const dns = new DnsServer({
   reader,
   stats,
