@@ -23,7 +23,7 @@ import { etcdAt, memberHealthy, parseEndpoint, reachable, type Endpoint, type Pr
 import { Presence } from './state/presence.ts';
 import { SnapshotWriter } from './state/snapshot-writer.ts';
 import { WorkerSupervisor } from './workers/supervisor.ts';
-import { ListenCheck, listening } from './workers/listen-check.ts';
+import { ListenCheck, listening, replaceWorkers } from './workers/listen-check.ts';
 import { IcecastManager, type IcecastDesired } from './icecast/icecast-manager.ts';
 import { Transcoders } from './icecast/transcoders.ts';
 import { allowedAddresses } from './icecast/allow-list.ts';
@@ -88,6 +88,7 @@ export class Daemon {
   readonly #listenCheck: ListenCheck;
   /** Some worker answers on the public port (listen-check.ts). */
   #serving = true;
+  #workersReplacedAt = 0;
   #metrics: StatsdReporter | null = null;
   /** Each worker's latest latency histograms, merged for /debug/latency. */
   readonly #latency = new Map<number, EncodedLatency>();
@@ -366,6 +367,11 @@ export class Daemon {
    */
   #checkListening(): void {
     this.#listenCheck.tick();
+    const now = Date.now();
+    if (replaceWorkers(this.#listenCheck.refusals, now - this.#workersReplacedAt)) {
+      this.#workersReplacedAt = now;
+      this.workers.replaceAll(`${this.config.bindAddrs[0]}:${this.config.httpPort} refuses connections`);
+    }
     const serving = listening(this.workers.readyCount, this.#listenCheck.failures);
     if (serving === this.#serving) return;
     this.#serving = serving;

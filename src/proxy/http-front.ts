@@ -36,8 +36,14 @@ function write(res: HttpResponse, a: Answer, head: boolean, close = false): void
   else res.end(a.body, close);
 }
 
+const NOTHING = (): void => undefined;
+
 export function createFront(o: FrontOptions): AdoptingApp {
   const handle = (method: 'GET' | 'HEAD' | 'OPTIONS') => (res: HttpResponse, req: HttpRequest): void => {
+    // uWS ends the whole process when a handler returns without answering and without an
+    // abort handler, which is what a handler cut short does when the watchdog terminates a
+    // stuck worker; with one attached, the thread ends alone.
+    res.onAborted(NOTHING);
     const path = req.getUrl();
     const page = o.pages.answer(method, path, method === 'GET' && path.startsWith('/debug/') ? Buffer.from(res.getRemoteAddressAsText()).toString() : '');
     if (page) return write(res, page, method === 'HEAD');
@@ -96,5 +102,5 @@ export function createFront(o: FrontOptions): AdoptingApp {
     .get('/*', handle('GET'))
     .head('/*', handle('HEAD'))
     .options('/*', handle('OPTIONS'))
-    .any('/*', (res) => write(res, text(405, 'method not allowed\n', [['Allow', 'GET, HEAD, OPTIONS, PUT, SOURCE']]), false)) as AdoptingApp;
+    .any('/*', (res) => write(res.onAborted(NOTHING), text(405, 'method not allowed\n', [['Allow', 'GET, HEAD, OPTIONS, PUT, SOURCE']]), false)) as AdoptingApp;
 }

@@ -17,10 +17,11 @@ export type ToWorker =
  * The ways a worker can fail, injected in tests (RADIOAI_FAULTS=1) by the
  * CRASH message or by a request for /debug/fault/KIND from loopback:
  * an exception thrown inside a request's handler, from a timer, a promise
- * rejected with nobody listening, a loop that never returns, and memory
- * allocated without end.
+ * rejected with nobody listening, a loop that never returns, memory
+ * allocated without end, and a worker that closes its listen sockets but
+ * lives on ('deaf', the state a half-finished error path once left behind).
  */
-export const FAULT_KINDS = ['throw', 'timer', 'reject', 'wedge', 'oom'] as const;
+export const FAULT_KINDS = ['throw', 'timer', 'reject', 'wedge', 'oom', 'deaf'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 export const isFaultKind = (v: unknown): v is FaultKind => (FAULT_KINDS as readonly unknown[]).includes(v);
 

@@ -144,6 +144,8 @@ export function parseNodeStatus(key: string, value: unknown): NodeStatus {
     bandwidth: bw as number,
     icecastReady: bool(o, 'icecastReady'),
     etcdMember: o.etcdMember === undefined ? false : bool(o, 'etcdMember'),
+    // Absent in records from nodes that predate it: serving.
+    ...(o.serving === undefined ? {} : { serving: bool(o, 'serving') }),
     mounts,
     updatedAt: text(o, 'updatedAt'),
   };

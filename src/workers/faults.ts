@@ -10,8 +10,12 @@ import type { FaultKind } from '../shared/messages.ts';
 /** Kept reachable so that the collector cannot free what 'oom' allocates. */
 const hoard: unknown[] = [];
 
-export function injectFault(kind: FaultKind): void {
+/** `deaf` needs the worker's listen sockets, which only worker-main.ts holds. */
+export function injectFault(kind: FaultKind, closeListeners: () => void): void {
   switch (kind) {
+    case 'deaf':
+      closeListeners();
+      return;
     case 'throw':
       throw new Error('fault injected: exception in a request handler');
     case 'timer':

@@ -5,7 +5,8 @@
  * whose listen sockets are closed while the process and its etcd lease live
  * on, must not stay in DNS: the daemon publishes `serving: false` in its
  * status, and every node's DNS and balancer leave it out until it answers
- * again.
+ * again. When the port refuses connections outright, the workers are
+ * replaced.
  */
 import { request } from 'node:http';
 
@@ -14,6 +15,8 @@ export const LISTEN_CHECK = {
   timeoutMs: 2000,
   /** Failed probes in a row before the node counts as not serving (one lost probe is not an outage). */
   failuresToFail: 2,
+  /** Workers are replaced for a refusing port at most this often. */
+  replaceEveryMs: 30_000,
 } as const;
 
 /** The verdict, as a pure function of what was observed. */
@@ -21,15 +24,31 @@ export function listening(readyWorkers: number, failuresInRow: number): boolean 
   return readyWorkers > 0 && failuresInRow < LISTEN_CHECK.failuresToFail;
 }
 
-/** One GET /health: true for any HTTP answer (a 503 while starting still proves the port serves). */
-export function probeHealth(host: string, port: number, timeoutMs = LISTEN_CHECK.timeoutMs): Promise<boolean> {
+/**
+ * Should every worker be replaced? Only when the port refuses connections
+ * (no worker holds a listen socket, however alive the threads look), and
+ * not more often than `everyMs`: replacing workers drops their listeners,
+ * so an ambiguous failure (a timeout) is left to the heartbeat watchdog.
+ */
+export function replaceWorkers(refusalsInRow: number, msSinceLast: number, everyMs = LISTEN_CHECK.replaceEveryMs): boolean {
+  return refusalsInRow >= LISTEN_CHECK.failuresToFail && msSinceLast >= everyMs;
+}
+
+export type Probe = 'ok' | 'refused' | 'failed';
+
+/**
+ * One GET /health: 'ok' for any HTTP answer (a 503 while starting still
+ * proves the port serves), 'refused' when nothing listens on the port at
+ * all, 'failed' for anything else (a timeout, a reset).
+ */
+export function probeHealth(host: string, port: number, timeoutMs = LISTEN_CHECK.timeoutMs): Promise<Probe> {
   return new Promise((resolve) => {
     const req = request({ host, port, path: '/health', method: 'GET', timeout: timeoutMs, agent: false }, (res) => {
       res.resume();
-      resolve(res.statusCode !== undefined);
+      resolve('ok');
     });
     req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED' ? 'refused' : 'failed'));
     req.end();
   });
 }
@@ -38,6 +57,7 @@ export class ListenCheck {
   readonly #host: string;
   readonly #port: number;
   #failures = 0;
+  #refusals = 0;
   #inFlight = false;
   #lastAt = 0;
 
@@ -47,8 +67,14 @@ export class ListenCheck {
     this.#port = port;
   }
 
+  /** Probes in a row that failed in any way. */
   get failures(): number {
     return this.#failures;
+  }
+
+  /** Probes in a row that found no listen socket at all. */
+  get refusals(): number {
+    return this.#refusals;
   }
 
   /** Called on every tick; probes at most every intervalMs. */
@@ -56,9 +82,10 @@ export class ListenCheck {
     if (this.#inFlight || now - this.#lastAt < LISTEN_CHECK.intervalMs) return;
     this.#lastAt = now;
     this.#inFlight = true;
-    void probeHealth(this.#host, this.#port).then((ok) => {
+    void probeHealth(this.#host, this.#port).then((p) => {
       this.#inFlight = false;
-      this.#failures = ok ? 0 : this.#failures + 1;
+      this.#failures = p === 'ok' ? 0 : this.#failures + 1;
+      this.#refusals = p === 'refused' ? this.#refusals + 1 : 0;
     });
   }
 }

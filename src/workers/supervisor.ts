@@ -91,6 +91,12 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
     });
   }
 
+  /** Replaces every running worker (they are terminated; their exit handlers start new ones). */
+  replaceAll(why: string): void {
+    log.error(`replacing every worker: ${why}`);
+    for (const slot of this.#slots) this.#end(slot);
+  }
+
   /** Terminates a worker that cannot end by itself; its exit handler starts the replacement. */
   #end(slot: Slot): void {
     const w = slot.worker;

@@ -54,7 +54,7 @@ const startedAt = new Date(Date.now() - process.uptime() * 1000).toISOString();
 /** GET /debug/fault/KIND (tests only): breaks this worker inside the request's own handler. */
 function fault(kind: string): boolean {
   if (!isFaultKind(kind)) return false;
-  injectFault(kind);
+  injectFault(kind, closeListeners);
   return true;
 }
 /** What each public port answers with: both take every request; playlists and redirects name their own port. */
@@ -89,6 +89,12 @@ Promise.all([
 );
 
 let closed = false;
+
+/** Stops accepting on every port; what is connected stays. */
+function closeListeners(): void {
+  front.close();
+  dns.close();
+}
 
 /**
  * Ends the worker cleanly: listen sockets first, then (`force`) every open
@@ -128,6 +134,6 @@ function onMessage(raw: unknown): void {
   if (!msg) return;
   if (msg.type === 'SHUTDOWN') close(false);
   else if (msg.type === 'LATENCY_SUMMARY') latencyJson = msg.json;
-  else if (msg.type === 'CRASH') setImmediate(() => injectFault(msg.kind));
+  else if (msg.type === 'CRASH') setImmediate(() => injectFault(msg.kind, closeListeners));
 }
 port.on('message', onMessage);
