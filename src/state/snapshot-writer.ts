@@ -77,6 +77,8 @@ export class SnapshotWriter {
   /** The word area as bytes, for the credential hashes. */
   readonly #raw: Buffer;
   readonly #salt: Buffer;
+  /** Hashes already made: the daemon publishes on every model change, several times a second in a large cluster. */
+  readonly #credentials = new Map<string, string>();
   readonly #nodeSlots: Slots;
   readonly #mountSlots: Slots;
   #lastContent = '';
@@ -94,7 +96,15 @@ export class SnapshotWriter {
 
   /** The hex credential hash of a mount's source login under this buffer's salt: what a mount's `credential` holds. */
   credential(username: string, password: string): string {
-    return credentialHash(this.#salt, username, password).toString('hex');
+    const key = `${username}\0${password}`;
+    let hex = this.#credentials.get(key);
+    if (hex === undefined) {
+      // Old logins are not worth keeping track of one by one: past the bound, start afresh.
+      if (this.#credentials.size >= 4 * this.#g.maxMounts) this.#credentials.clear();
+      hex = credentialHash(this.#salt, username, password).toString('hex');
+      this.#credentials.set(key, hex);
+    }
+    return hex;
   }
 
   publish(input: SnapshotInput): PublishResult {
