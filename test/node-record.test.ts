@@ -1,11 +1,13 @@
 /**
  * Validation of node and status records read from etcd: what a node writes
  * passes, every field of the wrong kind is refused with a reason, unknown
- * extra fields are ignored.
+ * extra fields are ignored. And what presence does about a node name that
+ * is already registered.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseNodeInfo, parseNodeStatus } from '../src/state/node-record.ts';
+import { describeHolder, holderVerdict } from '../src/state/presence.ts';
 
 const node = {
   name: 'n1', addresses: ['10.0.0.1', '2001:db8::1'], httpPort: 80, dnsPort: 53, icecastPort: 8000, icecastInternalPort: 8001,
@@ -76,4 +78,19 @@ describe('status records', () => {
       assert.throws(() => parseNodeStatus('n1', { ...status, ...over }), (err: Error & { code?: string }) => err.code === 'RADIOAI_ERR_NODE_INVALID' && why.test(err.message));
     });
   }
+});
+
+describe('presence decisions', () => {
+  it("takes over a name held by one of this process's leases or by no lease, and waits on any other", () => {
+    const own = new Set(['7587', '7590']);
+    assert.equal(holderVerdict('7590', own), 'take-over', 'an earlier lease of this node (re-registration after a lost lease)');
+    assert.equal(holderVerdict('0', own), 'take-over', 'a record written by hand, without a lease');
+    assert.equal(holderVerdict('9999', own), 'wait', 'another radiod: dead (its lease runs out) or alive (refused)');
+  });
+
+  it("names the holder's addresses, or says its record is not one", () => {
+    const kv = (v: string) => ({ value: Buffer.from(v) }) as unknown as Parameters<typeof describeHolder>[0];
+    assert.match(describeHolder(kv(JSON.stringify(node)), 'n1'), /^addresses 10\.0\.0\.1, 2001:db8::1, HTTP port 80/);
+    assert.equal(describeHolder(kv('{"name":"n1","addresses":["#{x}"]}'), 'n1'), 'a record that is not a valid node record');
+  });
 });
