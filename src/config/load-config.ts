@@ -63,7 +63,8 @@ export function parseArgs(argv: readonly string[], spec: ArgSpec = {}): ParsedAr
     let value = inline;
     if (value === undefined) {
       const next = argv[i + 1];
-      if (setting?.isBoolean && (next === undefined || next.startsWith('--'))) value = 'true';
+      // A boolean flag takes the next word only when it is a boolean: `radioctl --etcd-allow-plaintext list-mounts`.
+      if (setting?.isBoolean && (next === undefined || !/^(true|false|1|0|yes|no|on|off)$/i.test(next))) value = 'true';
       else if (next === undefined) throw new RadioError('RADIOAI_ERR_USAGE', `${name} needs a value`);
       else {
         value = next;
