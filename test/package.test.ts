@@ -4,8 +4,9 @@
  * the files and units it puts in place, `systemd-analyze verify`, the
  * service waiting for a DOMAIN, and the installed radiod running the way
  * radiod.service runs it (user radioai, CAP_NET_BIND_SERVICE, ports 80 and
- * 53) against an embedded etcd, then against an etcd that requires the
- * client certificates in /etc/radioai. Needs root, as installing does.
+ * 53; its children without that capability) against an embedded etcd,
+ * then against an etcd that requires the client certificates in
+ * /etc/radioai. Needs root, as installing does.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -14,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SETTINGS } from '../src/config/settings.ts';
 import { freePort, freePortPair, httpGet, waitFor } from '../harness/net.ts';
-import { ROOT, run, startEtcd, type Etcd, type Proc } from './helpers/processes.ts';
+import { ROOT, pidFrom, run, startEtcd, type Etcd, type Proc } from './helpers/processes.ts';
 import { dig } from './helpers/dig.ts';
 import { KeepSource, Listener, ffmpegSource, icecastUrl, oggPages } from './helpers/stream.ts';
 
@@ -69,6 +70,13 @@ function serviceDir(): string {
   const pw = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('radioai:'))!.split(':');
   chownSync(data, Number(pw[2]), Number(pw[3]));
   return d;
+}
+
+const CAP_NET_BIND_SERVICE = 1n << 10n;
+
+/** Effective capabilities of a process, from /proc. */
+function capEff(pid: number): bigint {
+  return BigInt(`0x${/^CapEff:\s+([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]}`);
 }
 
 function uidOf(pid: number): number {
@@ -163,6 +171,15 @@ describe('Debian package', { skip: root ? false : 'installing a package needs ro
     const pidFile = join(d, 'data', 'icecast.pid');
     const icecastPid = await waitFor(() => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0), 15_000, 'Icecast started');
     assert.equal(uidOf(icecastPid), uidOf(p.pid), 'Icecast runs as radioai too');
+    // The capability is radiod's alone: Icecast and etcd bind no port below 1024.
+    assert.notEqual(capEff(p.pid) & CAP_NET_BIND_SERVICE, 0n, 'radiod holds CAP_NET_BIND_SERVICE');
+    const etcdPid = pidFrom(join(d, 'data', 'etcd.pid'));
+    for (const [what, pid] of [['Icecast', icecastPid], ['etcd', etcdPid]] as const) {
+      assert.ok(pid !== null, `${what} running`);
+      assert.equal(capEff(pid), 0n, `${what} holds no capability`);
+    }
+    const xml = statSync(join(d, 'data', 'icecast', 'icecast.xml'));
+    assert.deepEqual([xml.uid, (xml.mode & 0o777).toString(8)], [uidOf(p.pid), '600'], 'icecast.xml is radioai\'s alone');
     const a = await dig({ host: HOST, dnsPort: 53 }, 'stream.radio.test', 'A', '+short');
     assert.equal(a.raw.trim(), HOST);
 
