@@ -204,6 +204,8 @@ describe('source logins checked at the edge', () => {
     assert.ok(doorMs !== null && doorMs < a.ran + 5000, `the door-carried source dropped within 5 s (${doorMs})`);
     assert.ok(directMs !== null && directMs < b.ran + 5000, `the source at the master's Icecast dropped within 5 s (${directMs})`);
     // Whichever sees it first: the relay's door, or the master telling its Icecast.
+    const byDoor = /source on \/edge\.ogg dropped/.test(r.proc.output());
+    console.log(`# edge auth: the door-carried source was dropped by ${byDoor ? 'the relay\'s door' : 'the master\'s Icecast (killsource)'}`);
     assert.match(`${r.proc.output()}${m.proc.output()}`, /source on \/edge\.ogg dropped: its credentials changed|dropping the source of \/edge\.ogg: its credentials changed/);
     assert.match(m.proc.output(), /dropping the source of \/direct\.ogg: its credentials changed/);
 

@@ -7,9 +7,15 @@
  * source from.
  */
 import assert from 'node:assert/strict';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
+import { waitFor } from '../harness/net.ts';
 import { admitSource, stillAdmitted } from '../src/proxy/source-admission.ts';
 import { SourceGate } from '../src/proxy/source-gate.ts';
+import { IcecastDoor } from '../src/proxy/icecast-door.ts';
+import type { Hubs } from '../src/proxy/hubs.ts';
+import { ListenRouter } from '../src/proxy/listen-route.ts';
+import { Pages } from '../src/proxy/pages.ts';
 import { GUARD, SourceGuard, addressKey, delayFor } from '../src/proxy/source-guard.ts';
 import { SourceKiller, credentialChanges, predates } from '../src/icecast/source-kill.ts';
 import type { IcecastStats } from '../src/icecast/icecast-stats.ts';
@@ -22,14 +28,14 @@ import { SnapshotWriter } from '../src/state/snapshot-writer.ts';
 const basic = (u: string, p: string): string => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
 
 /** A real shared snapshot with node `a` as master and mounts with the given logins. */
-function cluster(logins: Record<string, [string, string]>, master: string | null = 'a'): { writer: SnapshotWriter; reader: SnapshotReader; publish: (l: Record<string, [string, string]>) => void } {
+function cluster(logins: Record<string, [string, string]>, master: string | null = 'a', icecast = { host: '10.0.0.1', port: 8001 }): { writer: SnapshotWriter; reader: SnapshotReader; publish: (l: Record<string, [string, string]>) => void } {
   const writer = new SnapshotWriter({ maxNodes: 4, maxMounts: 8, stringBytes: 8192 });
   const reader = new SnapshotReader(writer.sab);
   const publish = (l: Record<string, [string, string]>): void => {
     const input: SnapshotInput = {
       etcdConnected: true, stateLoaded: true, draining: false, outOfService: false, etcdSeenAt: 0, self: 'a', master, zoneSerial: 1,
       nodes: [{
-        name: 'a', addresses: ['10.0.0.1'], httpPort: 80, dnsPort: 53, icecastPort: 8000, icecastInternalPort: 8001, alive: true, icecastReady: true,
+        name: 'a', addresses: [icecast.host], httpPort: 80, dnsPort: 53, icecastPort: 8000, icecastInternalPort: icecast.port, alive: true, icecastReady: true,
         etcdHealthy: true, proxy: true, listeners: 0, bandwidthKbps: 0, maxListeners: 0, bandwidthLimitKbps: 0,
       }],
       mounts: Object.entries(l).map(([path, [user, pw]]) => ({
@@ -230,6 +236,49 @@ describe('the door\'s gate', () => {
       assert.equal(gate.carried, 0);
     } finally {
       gate.close();
+    }
+  });
+});
+
+describe('the door carrying a source', () => {
+  it('closes both sides when the mount\'s password changes, though the master keeps the source', async () => {
+    // A stand-in for the master's Icecast that takes any source and never lets go: the one
+    // behaviour a real Icecast no longer shows, since radiod tells it to drop such a source.
+    const upstream: Socket[] = [];
+    let received = '';
+    const master = createServer((s) => {
+      upstream.push(s);
+      s.on('error', () => undefined);
+      s.once('data', () => s.write('HTTP/1.0 200 OK\r\n\r\n'));
+      s.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    });
+    await new Promise<void>((res) => master.listen(0, '127.0.0.1', res));
+    const { reader, publish } = cluster({ '/a.ogg': ['ua', 'pa'] }, 'a', { host: '127.0.0.1', port: (master.address() as AddressInfo).port });
+    const stats = new WorkerStats(statsBuffer(1, 8), 0, 8);
+    const door = new IcecastDoor({ reader, hubs: {} as Hubs, stats });
+    const port = { pages: new Pages({ reader, nodeName: 'a', worker: 0, domain: 'radio.test', port: 8000, startedAt: '' }), router: new ListenRouter({ nodeName: 'a', proxy: true, port: 'icecast' }) };
+    const front = createServer({ pauseOnConnect: true }, (s) => door.accept(s, port));
+    await new Promise<void>((res) => front.listen(0, '127.0.0.1', res));
+    const client = connect((front.address() as AddressInfo).port, '127.0.0.1');
+    try {
+      let answer = '';
+      client.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+      const closed = new Promise<number>((res) => client.on('close', () => res(Date.now())));
+      client.write(`SOURCE /a.ogg HTTP/1.0\r\nAuthorization: ${basic('source', 'pa')}\r\nContent-Type: application/ogg\r\n\r\nOggS`);
+      await waitFor(() => answer.startsWith('HTTP/1.0 200') && received.includes('OggS'), 3000, 'the source carried');
+      assert.match(received, /^SOURCE \/a\.ogg HTTP\/1\.0\r\n/);
+      client.write('more audio');
+      await waitFor(() => received.includes('more audio'), 3000, 'audio carried');
+      const t0 = Date.now();
+      publish({ '/a.ogg': ['ua', 'rotated'] });
+      const ms = await Promise.race([closed.then((t) => t - t0), new Promise<number>((res) => setTimeout(() => res(Infinity), 3000))]);
+      assert.ok(ms < 1500, `the source closed ${ms} ms after the snapshot changed`);
+      await waitFor(() => upstream.every((s) => s.destroyed || s.readableEnded), 3000, 'the master side closed too');
+    } finally {
+      client.destroy();
+      for (const s of upstream) s.destroy();
+      front.close();
+      master.close();
     }
   });
 });
