@@ -68,6 +68,9 @@ describe('who children run as, and the files they read', () => {
 
   it('writes a readable file without following a link left in its way', { skip: root ? false : 'changing owners needs root' }, () => {
     const d = tempDir('priv-files');
+    // Directories radiod makes above its own are open to pass through, as a fresh DATA_DIR must be.
+    readableDir(join(d, 'new', 'data', 'icecast'), nobody);
+    assert.equal((statSync(join(d, 'new', 'data')).mode & 0o777).toString(8), '755');
     const victim = join(d, 'victim');
     writeFileSync(victim, 'keep\n');
     readableDir(join(d, 'conf'), nobody);

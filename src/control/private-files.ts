@@ -30,6 +30,20 @@ export function readableMode(reader: ChildUser | null): number {
   return reader ? 0o640 : 0o600;
 }
 
+/**
+ * Makes `dir` with `mode`; missing directories above it get 0755, so that
+ * a child's user can pass through a DATA_DIR radiod made (as it did
+ * before children had users of their own).
+ */
+function makeDir(dir: string, mode: number): void {
+  mkdirSync(dirname(dir), { recursive: true, mode: 0o755 });
+  try {
+    mkdirSync(dir, { mode });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
 function realDir(dir: string): Perm {
   const st = lstatSync(dir);
   if (!st.isDirectory()) throw new RadioError('RADIOAI_ERR_CHILD_START', `${dir} is not a directory (a symbolic link?); radiod keeps its children's files only in real directories`);
@@ -38,7 +52,7 @@ function realDir(dir: string): Perm {
 
 /** A directory of radiod's whose files a child reads: radiod's, group the child's, 0750. */
 export function readableDir(dir: string, reader: ChildUser | null): void {
-  mkdirSync(dir, { recursive: true, mode: 0o750 });
+  makeDir(dir, 0o750);
   const st = realDir(dir);
   if (reader) lchownSync(dir, euid(), reader.gid);
   if (reader || st.uid === euid()) chmodSync(dir, 0o750);
@@ -51,7 +65,7 @@ export function readableDir(dir: string, reader: ChildUser | null): void {
  * since that user could have swapped a subdirectory for a link meanwhile.
  */
 export function childDir(dir: string, owner: ChildUser | null, mode = 0o750): void {
-  mkdirSync(dir, { recursive: true, mode });
+  makeDir(dir, mode);
   const st = realDir(dir);
   if (owner) {
     const deep = st.uid === euid();
