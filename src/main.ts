@@ -5,7 +5,9 @@
 import { configFileName, loadConfig, usage } from './config/load-config.ts';
 import { VERSION } from './core/version.ts';
 import { quietIpServerNameWarning } from './core/warnings.ts';
-import { describe, hasCode } from './core/errors.ts';
+import { existsSync } from 'node:fs';
+import { RadioError, describe, hasCode } from './core/errors.ts';
+import { plaintextRefusal } from './state/etcd-client.ts';
 import { logger } from './core/log.ts';
 import { Daemon } from './daemon.ts';
 
@@ -81,6 +83,9 @@ async function main(argv: string[]): Promise<number> {
 async function checkConfig(argv: string[]): Promise<number> {
   try {
     const c = await loadConfig(argv);
+    // radiod would stop at once on it; said here, the unit waits instead of restarting in a loop.
+    const refused = plaintextRefusal(c.etcdServer, existsSync(c.etcdCa), c.etcdAllowPlaintext, c.etcdCa);
+    if (refused !== null) throw new RadioError('RADIOAI_ERR_ETCD_PLAINTEXT', refused);
     process.stdout.write(`radiod: configuration complete: node ${c.nodeName} of ${c.domain}\n`);
     return 0;
   } catch (err) {

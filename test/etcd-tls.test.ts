@@ -113,6 +113,15 @@ describe('plain text to a host name found through DNS', () => {
     assert.equal(plaintextRefusal('etcd.radio.test', true, false, ca), null, 'TLS');
     assert.equal(plaintextRefusal('etcd.radio.test', false, true, ca), null, 'allowed');
   });
+
+  it('keeps the systemd unit waiting (radiod --check-config) instead of restarting in a loop', () => {
+    const check = (...args: string[]) => spawnSync(join(ROOT, 'bin/radiod'), ['--check-config', '--domain', 'radio.test', '--public-ip', '127.0.24.9', '--etcd-ca', '/nonexistent/ca.pem', ...args], { env: { ...process.env, RADIOAI_CONFIG: '/dev/null' }, encoding: 'utf8' });
+    const refused = check('--etcd', 'etcd.radio.test');
+    assert.equal(refused.status, 1);
+    assert.match(refused.stdout, /^radiod: not starting until \/dev\/null is fixed: ETCD_SERVER etcd\.radio\.test is a host name found through DNS, .*\(\/nonexistent\/ca\.pem, not found\)/);
+    assert.equal(check('--etcd', 'etcd.radio.test', '--etcd-allow-plaintext').status, 0);
+    assert.equal(check('--etcd', 'http://127.0.24.9:2379').status, 0);
+  });
 });
 
 /** The shell blocks the README marks as run by this file, in order, unindented. */
