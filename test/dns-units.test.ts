@@ -209,6 +209,20 @@ describe('DNS over TCP frames', () => {
     }
   });
 
+  it('keeps the start of a frame left at the end of a large read, not the whole read', () => {
+    const r = new FrameReader(12, 4096);
+    const read = Buffer.concat([...Array.from({ length: 1400 }, () => frame(44)), frame(300).subarray(0, 100)]);
+    r.push(Buffer.from(read)); // a read of its own, as a socket delivers it
+    let n = 0;
+    while (Buffer.isBuffer(r.next())) n++;
+    assert.equal(n, 1400);
+    assert.equal(r.buffered, 100);
+    assert.equal(r.retained, 100, `${r.retained} bytes kept for a 100-byte partial frame of a ${read.length}-byte read`);
+    r.push(frame(300).subarray(100));
+    const last = r.next();
+    assert.ok(Buffer.isBuffer(last) && last.length === 300);
+  });
+
   it('says "not a query" as soon as a length is out of bounds', () => {
     for (const len of [0, 11, 4097, 65_535]) {
       const r = new FrameReader(12, 4096);

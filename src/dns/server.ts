@@ -35,6 +35,17 @@ export const DNS_LIMITS = {
   /** A query is one question and an OPT record: a longer frame is not a query. */
   tcpQueryBytes: 4096,
   /**
+   * Stream buffer of a TCP connection, each way. Node's default (64 KiB) times a thousand connections
+   * that send queries and do not read the answers is 64 MB; this much holds many answers.
+   */
+  tcpBufferBytes: 8192,
+  /**
+   * What the connections paused for not reading their answers may hold in all, per worker (their
+   * unread queries, unsent answers, and a read in flight): past it, a client that stops reading is
+   * let go instead of paused.
+   */
+  tcpPausedBytes: 4 * 1024 * 1024,
+  /**
    * Answers node:dgram holds for a UDP socket the kernel does not take them from: past this they are
    * dropped, as the kernel drops datagrams, instead of queueing in memory without bound.
    */
@@ -93,6 +104,13 @@ interface Plan {
   size: number;
 }
 
+/**
+ * Queries one TCP connection gets answered before the others and UDP have their turn: a read brings up
+ * to 64 KiB (some 1500 queries), and a thousand connections' reads answered in one go kept UDP waiting
+ * for seconds.
+ */
+const TCP_TURN = 256;
+
 /** Room kept free in a batch's send buffer: more than the largest UDP answer. */
 const OUT_RESERVE = 66_000;
 
@@ -104,6 +122,8 @@ export class DnsServer {
   /** How UDP is served: 'batched' (recvmmsg/sendmmsg) or 'dgram (reason)'. */
   readonly udpMode: string;
   readonly #tcp: Server[] = [];
+  /** Bytes reckoned held by paused TCP connections (DNS_LIMITS.tcpPausedBytes). */
+  #tcpPaused = 0;
   #seq = -1;
   #serial = -1;
   #turn = 0;
@@ -136,7 +156,7 @@ export class DnsServer {
         });
       });
       await new Promise<void>((resolve, reject) => {
-        const server = createServer((c) => this.#onTcp(c));
+        const server = createServer({ highWaterMark: DNS_LIMITS.tcpBufferBytes }, (c) => this.#onTcp(c));
         server.maxConnections = DNS_LIMITS.tcpConnections;
         server.once('error', reject);
         server.listen({ host, port, reusePort: true }, () => {
@@ -319,45 +339,92 @@ export class DnsServer {
       timer.unref();
     };
     deadline(DNS_LIMITS.tcpIdleMs);
+    // A connection stops reading (paused) in two cases: its client does not read the answers (until
+    // they drain; past a small queue it is let go), and it has had its turn (TCP_TURN queries) while
+    // more wait, so that other connections and UDP are served in between. What a paused connection
+    // holds counts against the worker's budget until it reads again or closes; past the budget it is
+    // let go instead: a thousand clients pipelining without reading cannot hold a thousand buffers.
+    let held = 0;
+    let draining = false;
+    let yielded = false;
+    const release = (): void => {
+      this.#tcpPaused -= held;
+      held = 0;
+    };
     c.once('close', () => {
       if (timer) clearTimeout(timer);
+      release();
     });
-    // A client that pipelines queries and never reads the answers: stop reading until they drain,
-    // and let it go once more than a small queue waits, instead of buffering without limit.
-    c.on('drain', () => {
-      if (c.isPaused()) {
-        c.resume();
-        serve();
+    const pause = (): boolean => {
+      if (held === 0) {
+        // One more read may land in the stream's buffer after the pause: reckon it at its largest.
+        const bytes = frames.buffered + c.writableLength + c.readableLength + 65_536;
+        if (this.#tcpPaused + bytes > DNS_LIMITS.tcpPausedBytes) {
+          c.destroy();
+          return false;
+        }
+        held = bytes;
+        this.#tcpPaused += bytes;
       }
+      c.pause();
+      return true;
+    };
+    const again = (): void => {
+      if (c.destroyed || draining || yielded) return;
+      release();
+      c.resume();
+      serve();
+    };
+    c.on('drain', () => {
+      if (!draining) return;
+      draining = false;
+      again();
     });
-    const serve = (): void => {
-      while (!c.isPaused()) {
+    /** Answers the complete queries received, up to a turn's worth; returns how many it took. */
+    const turn = (): number => {
+      let n = 0;
+      while (!draining && !yielded) {
+        if (n === TCP_TURN && frames.buffered > 0) {
+          if (pause()) {
+            yielded = true;
+            setImmediate(() => {
+              yielded = false;
+              again();
+            });
+          }
+          return n;
+        }
         const msg = frames.next();
-        if (msg === 'incomplete') return;
+        if (msg === 'incomplete') return n;
         if (msg === 'not a query') {
           // Too short for a header or longer than any query: nothing sensible to answer.
           c.destroy();
-          return;
+          return n;
         }
-        deadline(frames.buffered > 0 ? DNS_LIMITS.tcpQueryMs : DNS_LIMITS.tcpIdleMs);
-        let res: Buffer | null = null;
+        n++;
+        let p: Plan | null = null;
         try {
-          res = this.answer(msg, false);
+          p = this.#plan(msg, false);
         } catch {
-          res = null;
+          p = null; // never reached by design; a bug must not take the worker down
         }
-        if (!res) continue;
-        const frame = Buffer.allocUnsafe(2 + res.length);
-        frame.writeUInt16BE(res.length, 0);
-        res.copy(frame, 2);
+        if (!p) continue;
+        const frame = Buffer.allocUnsafe(2 + p.size);
+        frame.writeUInt16BE(p.size, 0);
+        writePlan(p, frame, 2);
         if (!c.write(frame)) {
-          if (c.writableLength > DNS_LIMITS.tcpQueueBytes) {
+          if (c.writableLength > DNS_LIMITS.tcpQueueBytes || !pause()) {
             c.destroy();
-            return;
+            return n;
           }
-          c.pause();
+          draining = true;
         }
       }
+      return n;
+    };
+    const serve = (): void => {
+      // A query answered: the next one is under way if its first bytes are here, else the connection idles.
+      if (turn() > 0 && !c.destroyed) deadline(frames.buffered > 0 ? DNS_LIMITS.tcpQueryMs : DNS_LIMITS.tcpIdleMs);
     };
     c.on('data', (d: Buffer) => {
       if (frames.buffered === 0 && d.length > 0) deadline(DNS_LIMITS.tcpQueryMs);

@@ -29,6 +29,13 @@ export class FrameReader {
     return this.#have;
   }
 
+  /** Memory the reader keeps alive: the whole allocations its chunks are views of. */
+  get retained(): number {
+    let n = 0;
+    for (const c of this.#chunks) n += c.buffer.byteLength;
+    return n;
+  }
+
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.#chunks.push(chunk);
@@ -46,7 +53,16 @@ export class FrameReader {
     const len = first.length >= 2 ? first.readUInt16BE(0) : (first[0]! << 8) | this.#chunks[1]![0]!;
     if (len < this.#minBytes || len > this.#maxBytes) return 'not a query';
     const end = 2 + len;
-    if (this.#have < end) return 'incomplete';
+    if (this.#have < end) {
+      // The start of a frame left at the end of a large read keeps that whole read's memory while the
+      // rest trickles in: copy it out, once per read.
+      if (this.#chunks.length === 1 && first.buffer.byteLength > 2 * end) {
+        this.#chunks[0] = Buffer.allocUnsafeSlow(first.length);
+        first.copy(this.#chunks[0]);
+        this.copied += first.length;
+      }
+      return 'incomplete';
+    }
     if (first.length < end) {
       // Once per frame: what follows the frame in the last chunk is copied too, and then
       // served from the joined buffer without another copy.
