@@ -252,8 +252,8 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: (c) => String(2 * Math.max(c.maxListeners ?? 0, c.icecastClients ?? 20_000)),
     parse: integer(16, 100_000_000), help: 'open connections per public port at most, listeners included', defaultText: '2 × the larger of MAX_LISTENERS and ICECAST_CLIENTS',
   },
-  { key: 'clientConnRate', flag: '--client-conn-rate', env: 'CLIENT_CONN_RATE', default: '50', parse: integer(0, 1_000_000), help: 'new connections per second per client address on the public ports, bursts of 10 s worth allowed (0: no limit)' },
-  { key: 'clientPending', flag: '--client-pending', env: 'CLIENT_PENDING', default: '256', parse: integer(0, 1_000_000), help: 'connections per client address whose request is not yet read, or not yet a stream or a source (0: no limit)' },
+  { key: 'clientConnRate', flag: '--client-conn-rate', env: 'CLIENT_CONN_RATE', default: '100', parse: integer(0, 1_000_000), help: 'new connections per second per client address on the public ports, bursts of 10 s worth allowed (0: no limit)' },
+  { key: 'clientPending', flag: '--client-pending', env: 'CLIENT_PENDING', default: '1024', parse: integer(0, 1_000_000), help: 'connections per client address whose request is not yet read, or not yet a stream or a source (0: no limit)' },
 ];
 
 /** ICECAST_ALLOW: IP addresses, or "any" for no allow-list at all. */

@@ -61,6 +61,21 @@ const MAX_REFUSING = 256;
 /** Without settings (tests building a worker by hand): a cap still, never none. */
 const DEFAULT_LIMITS: FrontLimits = { maxConnections: 40_000, clientRate: 0, clientPending: 0, workers: 1 };
 
+/**
+ * The addon holds the callback it is given strongly until its handle is
+ * collected, and the callback's closure holds the handle: given `look`
+ * itself, every connection's socket and buffers stayed in memory for good
+ * (25 KB per connection measured with 20 KB heads). It gets this relay
+ * instead, made outside #accept so that its closure holds nothing but the
+ * box, which is emptied when the front door is done with the connection.
+ */
+interface Relayed {
+  run: (() => void) | null;
+}
+function relay(box: Relayed): () => void {
+  return () => box.run?.();
+}
+
 /** Connections one port holds in this worker, whoever serves them, and how many it may. */
 interface PortCount {
   open: number;
@@ -189,8 +204,9 @@ export class FrontDoor {
       }
       finish(() => this.#o.door.accept(sock, door, headDeadline));
     };
+    const box: Relayed = { run: look };
     try {
-      watch = peek.watch(fd, look);
+      watch = peek.watch(fd, relay(box));
     } catch {
       return this.#o.door.accept(sock, door, headDeadline);
     }
@@ -200,6 +216,7 @@ export class FrontDoor {
     const deadline = setTimeout(() => finish(() => sock.destroy()), DOOR_LIMITS.headerTimeoutMs);
     const cleanup = (): void => {
       done = true;
+      box.run = null;
       clearTimeout(deadline);
       if (retry) clearTimeout(retry);
     };
