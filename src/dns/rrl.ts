@@ -33,7 +33,7 @@ export const RRL_ENTRIES = 100_000;
 /** A quiet prefix is forgotten after this long: its bucket has refilled, so a fresh one is the same. */
 const QUIET_MS = 2000;
 /** How often a sweep step runs (on the query path, so a worker that gets no query does no work). */
-const SWEEP_EVERY_MS = 100;
+const SWEEP_EVERY_MS = 50;
 
 export type RrlVerdict = 'answer' | 'drop' | 'slip';
 
