@@ -40,9 +40,9 @@ export const DNS_LIMITS = {
    */
   tcpBufferBytes: 8192,
   /**
-   * What the connections paused for not reading their answers may hold in all, per worker (their
-   * unread queries, unsent answers, and a read in flight): past it, a client that stops reading is
-   * let go instead of paused.
+   * What paused TCP connections may hold in all, per worker (their unread queries, unsent answers and
+   * a read in flight). A connection is paused when its client does not read the answers, or when it
+   * has had its turn while more of its queries wait; past this budget it is let go instead.
    */
   tcpPausedBytes: 4 * 1024 * 1024,
   /**
@@ -358,7 +358,7 @@ export class DnsServer {
     const pause = (): boolean => {
       if (held === 0) {
         // One more read may land in the stream's buffer after the pause: reckon it at its largest.
-        const bytes = frames.buffered + c.writableLength + c.readableLength + 65_536;
+        const bytes = frames.retained + c.writableLength + c.readableLength + 65_536;
         if (this.#tcpPaused + bytes > DNS_LIMITS.tcpPausedBytes) {
           c.destroy();
           return false;
