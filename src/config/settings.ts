@@ -248,9 +248,10 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'icecastAllow', flag: '--icecast-allow', env: 'ICECAST_ALLOW', default: '', parse: allowList, help: "comma-separated addresses besides the cluster's nodes and loopback that may connect to ICECAST_INTERNAL_PORT; any: no restriction" },
   {
     key: 'maxConnections', flag: '--max-connections', env: 'MAX_CONNECTIONS',
-    // Listeners are the product: room for the most this node is told to serve on one port, and as many again for short requests.
-    default: (c) => String(2 * Math.max(c.maxListeners ?? 0, c.icecastClients ?? 20_000)),
-    parse: integer(16, 100_000_000), help: 'open connections per public port at most, listeners included', defaultText: '2 × the larger of MAX_LISTENERS and ICECAST_CLIENTS',
+    // Listeners are the product: room for the most this node is told to serve on one port, and as many again for short
+    // requests; never under 40000, since listeners through the front-end do not use Icecast's client slots.
+    default: (c) => String(2 * Math.max(c.maxListeners ?? 0, c.icecastClients ?? 0, 20_000)),
+    parse: integer(16, 100_000_000), help: 'open connections per public port at most, listeners included', defaultText: '2 × the largest of MAX_LISTENERS, ICECAST_CLIENTS and 20000',
   },
   { key: 'clientConnRate', flag: '--client-conn-rate', env: 'CLIENT_CONN_RATE', default: '100', parse: integer(0, 1_000_000), help: 'new connections per second per client address on the public ports, bursts of 10 s worth allowed (0: no limit)' },
   { key: 'clientPending', flag: '--client-pending', env: 'CLIENT_PENDING', default: '1024', parse: integer(0, 1_000_000), help: 'connections per client address whose request is not yet read, or not yet a stream or a source (0: no limit)' },
