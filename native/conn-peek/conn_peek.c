@@ -130,6 +130,18 @@ static napi_value number(napi_env env, double n) {
   return v;
 }
 
+/*
+ * The callback is not needed once watching has stopped; keeping the
+ * reference until the handle is collected would keep the callback's
+ * closure (which usually holds the handle) alive for ever.
+ */
+static void drop_callback(napi_env env, watch_t *w) {
+  if (w->cb) {
+    napi_delete_reference(env, w->cb);
+    w->cb = NULL;
+  }
+}
+
 /* watch(fd, onReadable) -> handle; throws when the descriptor cannot be duplicated. */
 static napi_value js_watch(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -215,6 +227,7 @@ static napi_value js_release(napi_env env, napi_callback_info info) {
   if (!w) return NULL;
   int fd = w->fd;
   finish(w, 1);
+  drop_callback(env, w);
   return number(env, fd);
 }
 
@@ -223,7 +236,10 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   watch_t *w = argc == 1 ? watch_of(env, argv[0]) : NULL;
-  if (w) finish(w, 0);
+  if (w) {
+    finish(w, 0);
+    drop_callback(env, w);
+  }
   return NULL;
 }
 
