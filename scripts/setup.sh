@@ -27,6 +27,12 @@ if ((${#missing[@]} > 0)); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The unprivileged user radiod runs Icecast, liquidsoap and the embedded etcd as when it
+# is root, as the Debian package creates it (else they run as nobody).
+if [ "$(id -u)" -eq 0 ] && ! id radioai >/dev/null 2>&1; then
+  adduser --quiet --system --group --home /var/lib/radioai --no-create-home radioai
+fi
+
 # When a worker thread closes its listen socket (restart, shutdown), let the
 # kernel hand connections still waiting in its accept queue to the other
 # workers' sockets on the same port instead of resetting them (Linux >= 5.14).
