@@ -43,7 +43,7 @@ export interface CarryOptions {
   findTarget: () => Target | null;
   /** Called when a new upstream took the source after a gap (ms without one). */
   onResumed?: (gapMs: number) => void;
-  limits?: Partial<Record<keyof typeof CARRY_LIMITS, number>>;
+  limits?: Partial<typeof CARRY_LIMITS>;
 }
 
 /** Is the source's stream Ogg (its header pages must be sent first to a new upstream)? */
@@ -65,7 +65,7 @@ interface Kept {
 
 export class SourceCarry {
   readonly #o: CarryOptions;
-  readonly #limits: Record<keyof typeof CARRY_LIMITS, number>;
+  readonly #limits: typeof CARRY_LIMITS;
   readonly #ogg: { split: OggSplitter; headers: OggHeaderTracker } | null;
   readonly #chunked: ChunkedDecoder | null;
   #up: Socket | null = null;
@@ -201,12 +201,6 @@ export class SourceCarry {
     this.#keptBytes += data.length;
     while (this.#keptBytes > this.#limits.bufferBytes && this.#kept.length > 1) {
       this.#keptBytes -= this.#kept.shift()!.data.length;
-    }
-    // One read larger than the bound: its newest part (a byte stream such as MP3 resynchronises; an Ogg page is kept whole).
-    const only = this.#kept[0]!;
-    if (this.#keptBytes > this.#limits.bufferBytes && !this.#ogg) {
-      only.data = only.data.subarray(only.data.length - this.#limits.bufferBytes);
-      this.#keptBytes = only.data.length;
     }
   }
 
