@@ -20,6 +20,7 @@ import type { Socket } from 'node:net';
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
 import { CORS_EXPOSE, CORS_ORIGIN, serialize, text, type Answer } from './answers.ts';
+import { ChunkedDecoder } from './chunked.ts';
 import { admittedAtHead, markAdmitted } from './conn-limits.ts';
 import { HeadParser, type RequestHead } from './http-head.ts';
 import type { Hubs } from './hubs.ts';
@@ -30,8 +31,7 @@ import type { Pages } from './pages.ts';
 import { SocketSink } from './sink.ts';
 import { SourceGate } from './source-gate.ts';
 import type { GuardLimits } from './source-guard.ts';
-import { connectTo, masterIcecast, type Target } from './source-forward.ts';
-import { SourceCarry } from './source-carry.ts';
+import { connectTo, type Target } from './source-forward.ts';
 import { updateTitle } from './title-update.ts';
 
 export const DOOR_LIMITS = {
@@ -166,19 +166,13 @@ export class IcecastDoor {
           up.destroy();
           return;
         }
-        // The source outlives its upstream: a new master's Icecast gets it as soon as it takes sources.
-        const carrier = new SourceCarry({
-          client: sock,
-          head,
-          rest,
-          upstreamHead: (t, again) => upstreamHead(head, a.authorization, t, again),
-          findTarget: () => masterIcecast(this.#o.reader.current()),
-          onResumed: () => this.#o.stats.add(S.SOURCE_RESUMES, 1),
-        });
         // A changed password or a deleted mount drops the source, both sides.
-        const done = this.#gate.carry(a.mount, a.credential, () => carrier.close());
+        const done = this.#gate.carry(a.mount, a.credential, () => {
+          sock.destroy();
+          up.destroy();
+        });
         sock.once('close', done);
-        carrier.start(up, a.target);
+        carry(sock, up, head, rest, a.authorization, a.target);
       }, () => reply(sock, head, text(503, 'the master is not reachable right now (it may be changing); try again in a few seconds\n')));
     });
   }
@@ -195,13 +189,38 @@ const REWRITTEN = new Set(['authorization', 'host', 'transfer-encoding', 'conten
  */
 const isChunked = (head: RequestHead): boolean => /chunked/i.test(head.headers.get('transfer-encoding') ?? '');
 
-export function upstreamHead(head: RequestHead, authorization: string, target: Target, again = false): string {
+export function upstreamHead(head: RequestHead, authorization: string, target: Target): string {
   const chunked = isChunked(head);
   let out = `${head.method} ${head.target} ${head.version}\r\nHost: ${target.host}:${target.port}\r\nAuthorization: ${authorization}\r\n`;
-  // Carried on to a new upstream, the body is already flowing: no 100 Continue to wait for.
-  for (const [k, v] of head.headers) if (!REWRITTEN.has(k) && !(again && k === 'expect')) out += `${k}: ${v}\r\n`;
+  for (const [k, v] of head.headers) if (!REWRITTEN.has(k)) out += `${k}: ${v}\r\n`;
   const length = head.headers.get('content-length');
   if (!chunked && length !== undefined) out += `Content-Length: ${length}\r\n`;
   return `${out}\r\n`;
 }
 
+function carry(sock: Socket, up: Socket, head: RequestHead, rest: Buffer, authorization: string, target: Target): void {
+  up.on('error', () => undefined);
+  up.write(upstreamHead(head, authorization, target));
+  if (isChunked(head)) {
+    const dec = new ChunkedDecoder();
+    const feed = (b: Buffer): void => {
+      for (const part of dec.push(b)) {
+        if (!up.write(part)) sock.pause();
+      }
+      // A malformed body ends the source; the last chunk ends the upload, which Icecast sees as our end.
+      if (dec.error !== null) sock.destroy();
+      else if (dec.done) up.end();
+    };
+    up.on('drain', () => sock.resume());
+    if (rest.length > 0) feed(rest);
+    sock.on('data', feed);
+    sock.on('end', () => up.end());
+  } else {
+    if (rest.length > 0) up.write(rest);
+    sock.pipe(up);
+  }
+  up.pipe(sock);
+  sock.on('close', () => up.destroy());
+  up.on('close', () => sock.destroy());
+  sock.resume();
+}
