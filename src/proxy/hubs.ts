@@ -5,8 +5,7 @@
  * picked up a mount that just went live elsewhere), and the local Icecast
  * last in any case (it may have the mount before the snapshot says so, and
  * serves a fallback mount in its place), then the master's Icecast, where
- * sources land, while no node reports the mount live. A hub on another
- * node's Icecast moves back to the local one once it has the mount again.
+ * sources land, while no node reports the mount live.
  * Twice a second the listener counts go to this worker's stats row.
  */
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
@@ -65,18 +64,6 @@ export class Hubs {
     return out;
   }
 
-  /** Whether `path` is still a mount (a snapshot not loaded yet knows of none, so it does not say no). */
-  exists(path: string): boolean {
-    const snap = this.#o.reader.current();
-    return !snap.stateLoaded || snap.mounts.some((m) => m.path === path);
-  }
-
-  /** The local Icecast once the snapshot says it has `path` live: a hub on another node's moves back to it. */
-  home(path: string): Upstream | null {
-    const mount = this.#o.reader.current().mounts.find((m) => m.path === path);
-    return mount?.readyOn.includes(this.#o.nodeName) ? this.#o.local : null;
-  }
-
   listen(path: string, client: Client): void {
     let hub = this.#hubs.get(path);
     if (!hub || hub.closed) {
@@ -87,8 +74,6 @@ export class Hubs {
         burstBytes: this.#o.burstBytes,
         queueBytes: this.#o.queueBytes,
         targets: () => this.targets(path),
-        exists: () => this.exists(path),
-        home: () => this.home(path),
         onClosed: () => {
           if (this.#hubs.get(path) === h) this.#hubs.delete(path);
         },
