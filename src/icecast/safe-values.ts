@@ -13,7 +13,7 @@ import { isIP } from 'node:net';
 import { RadioError } from '../core/errors.ts';
 import { isDomainName } from '../config/settings.ts';
 import { mountPathProblem } from '../shared/mount-path.ts';
-import { CODECS, checkTranscode, type Transcode } from '../state/mount-record.ts';
+import { CODECS, CREDENTIAL, checkTranscode, type Transcode } from '../state/mount-record.ts';
 
 const refuse = (what: string, value: unknown, rule: string): never => {
   const s = JSON.stringify(value) ?? String(value);
@@ -32,15 +32,14 @@ export function safeIp(v: unknown, what = 'address'): string {
   return v;
 }
 
-export function safePort(v: unknown, what = 'port'): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) return refuse(what, v, 'not a whole number from 1 to 65535');
-  return v;
-}
-
 /** A whole number in a range (limits, sizes). */
 export function safeInteger(v: unknown, min: number, max: number, what: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) return refuse(what, v, `not a whole number from ${min} to ${max}`);
   return v;
+}
+
+export function safePort(v: unknown, what = 'port'): number {
+  return safeInteger(v, 1, 65535, what);
 }
 
 export function safeMountPath(v: unknown, what = 'mount path'): string {
@@ -51,8 +50,6 @@ export function safeMountPath(v: unknown, what = 'mount path'): string {
 }
 
 /** Mount user names and passwords, and the generated admin and source passwords: the mount record's character set. */
-const CREDENTIAL = /^[A-Za-z0-9._~-]{1,128}$/;
-
 export function safeCredential(v: unknown, what = 'credential'): string {
   if (typeof v !== 'string' || !CREDENTIAL.test(v)) return refuse(what, v, 'not 1-128 characters of A-Z a-z 0-9 . _ ~ -');
   return v;

@@ -18,6 +18,7 @@
  * one address may have up to WORKERS times `failures` wrong logins before
  * every thread has locked it out.
  */
+import { clientKey } from './conn-limits.ts';
 
 export interface GuardLimits {
   /** Wrong logins from one address before it is locked out; 0 turns slowing and lockout off. */
@@ -47,14 +48,9 @@ export function delayFor(n: number): number {
  * usually holds a whole /64 and could otherwise change address per attempt.
  */
 export function addressKey(addr: string): string {
-  const v4 = /^(?:::ffff:)?(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(addr);
-  if (v4) return v4[1]!;
-  if (!addr.includes(':')) return addr;
-  const [head = '', tail = ''] = addr.toLowerCase().split('::', 2);
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === '' ? [] : tail.split(':');
-  const groups = addr.includes('::') ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+  // The same grouping as the connection limits', written as a prefix for the log.
+  const k = clientKey(addr);
+  return k.includes(':') ? `${k.split(':').map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64` : k;
 }
 
 interface Entry {

@@ -55,7 +55,8 @@ export function checkRelayUrl(url: string): string {
   return url;
 }
 
-const CREDENTIAL = /^[A-Za-z0-9._~-]{1,128}$/;
+/** The character set of mount user names and passwords (and of the generated admin passwords). */
+export const CREDENTIAL = /^[A-Za-z0-9._~-]{1,128}$/;
 
 /** A short random source username: Icecast and source clients accept it anywhere. */
 export function newUsername(): string {
