@@ -15,7 +15,7 @@ import {
   mpg123Listen, mplayerListen, mpvListen, ogg123Listen, streamripperListen, vlcListen, type Format, type ListenResult, type SourceClient,
 } from './helpers/clients.ts';
 import { createMount, startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
-import { KeepSource, Listener, ffmpegMp3Source, ffmpegSource, icecastUrl, mp3Frames, oggPages } from './helpers/stream.ts';
+import { KeepSource, Listener, ffmpegMp3Source, ffmpegSource, icecastUrl, mp3Frames, oggPages, rawExchange } from './helpers/stream.ts';
 
 const TTL = 3;
 // ASCII: players differ in how they read a title's other bytes (streamripper takes them as Latin-1).
@@ -28,6 +28,16 @@ describe('Icecast clients on both public ports', () => {
   const nodes: Radiod[] = [];
   const keep: KeepSource[] = [];
   const ports = (n: Radiod): [string, number][] => [['HTTP_PORT', n.httpPort], ['ICECAST_PORT', n.icecastPort]];
+  /** What a plain HTTP/1.0 listener gets from each node right now, and the relay's log: said when a player fails. */
+  const evidence = async (path: string): Promise<string> => {
+    const out: string[] = [];
+    for (const n of [b, a]) {
+      const got = await rawExchange(n.host, n.httpPort, `GET ${path} HTTP/1.0\r\n\r\n`, { timeoutMs: 4000, until: (g) => g.length > 4096 });
+      const headEnd = got.indexOf('\r\n\r\n');
+      out.push(`${n.host}:${n.httpPort}${path} -> ${JSON.stringify(got.subarray(0, headEnd < 0 ? 200 : Math.min(headEnd + 120, 400)).toString('latin1'))} (${got.length} bytes in 4 s)`);
+    }
+    return `${out.join('\n')}\nrelay's log:\n${b.proc.output().slice(-2500)}`;
+  };
 
   /** A listener on `url` that gets audio of `format` (Ogg pages or MP3 frames); its status if not. */
   const hears = async (url: string, format: Format, timeoutMs: number): Promise<void> => {
@@ -125,7 +135,7 @@ describe('Icecast clients on both public ports', () => {
             // Players give up on a hiccup; a listener test allows one more try before it fails.
             let r = await p.listen(`http://${b.host}:${port}/music.${format}`);
             if (!r.ok) r = await p.listen(`http://${b.host}:${port}/music.${format}`);
-            assert.ok(r.ok, `${kind}: ${r.evidence}\n${r.output}`);
+            if (!r.ok) assert.fail(`${kind}: ${r.evidence}\n${r.output}\n${await evidence(`/music.${format}`)}`);
           }
         });
       }

@@ -79,6 +79,11 @@ function capEff(pid: number): bigint {
   return BigInt(`0x${/^CapEff:\s+([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]}`);
 }
 
+/** The program a process runs now: a child is spawned through setpriv, which drops capabilities, then executes it in the same PID. */
+function commOf(pid: number): string {
+  return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+}
+
 function uidOf(pid: number): number {
   return Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
@@ -174,8 +179,9 @@ describe('Debian package', { skip: root ? false : 'installing a package needs ro
     // The capability is radiod's alone: Icecast and etcd bind no port below 1024.
     assert.notEqual(capEff(p.pid) & CAP_NET_BIND_SERVICE, 0n, 'radiod holds CAP_NET_BIND_SERVICE');
     const etcdPid = pidFrom(join(d, 'data', 'etcd.pid'));
-    for (const [what, pid] of [['Icecast', icecastPid], ['etcd', etcdPid]] as const) {
+    for (const [what, pid, comm] of [['Icecast', icecastPid, 'icecast2'], ['etcd', etcdPid, 'etcd']] as const) {
       assert.ok(pid !== null, `${what} running`);
+      await waitFor(() => commOf(pid) === comm, 5000, `${what} started (not setpriv any more)`);
       assert.equal(capEff(pid), 0n, `${what} holds no capability`);
     }
     const xml = statSync(join(d, 'data', 'icecast', 'icecast.xml'));
