@@ -170,7 +170,9 @@ describe('faults on a three-node cluster', () => {
     const elected = Date.now() - t0;
     t.diagnostic(`master killed -> ${master} elected, seen by both survivors: ${elected} ms`);
     const before = ls.map((l) => l.bytes);
-    await waitFor(() => ls.every((l, i) => l.bytes - before[i]! > 32_768), 30_000, 'audio again on both surviving nodes', 50);
+    await waitFor(() => ls.every((l, i) => l.bytes - before[i]! > 32_768), 30_000, 'audio again on both surviving nodes', 50).catch((err: Error) => {
+      throw new Error(`${err.message}\nnode2: ${node(1).proc.output().slice(-3000)}\nnode3: ${node(2).proc.output().slice(-3000)}`);
+    });
     t.diagnostic(`master killed -> both surviving listeners hear the reconnected source: ${Date.now() - t0} ms`);
     for (const l of ls) assert.equal(l.ended, false, 'a listener on a surviving node lost its connection');
     t.diagnostic(`listener gap (longest silence on a kept connection): ${Math.max(...ls.map((l) => l.maxGapMs))} ms`);
@@ -183,6 +185,56 @@ describe('faults on a three-node cluster', () => {
     (await hear(0)).close();
     assert.equal((await node(0).health()).body.role, 'relay', 'the old master rejoins as a relay');
   });
+
+  // A source program that never reconnects (ffmpeg) on a surviving node's door.
+  for (const via of ['ICECAST_PORT', 'HTTP_PORT'] as const) {
+    it(`kill -9 of the master while a source that never reconnects streams through a surviving node's ${via}: the source stays connected and is heard again`, async (t) => {
+      await settled();
+      const masterName = String((await node(0).health()).body.master);
+      const m = c.nodes.findIndex((n) => n.name === masterName);
+      const [k, j] = [0, 1, 2].filter((i) => i !== m) as [number, number];
+      // The steady source goes; ffmpeg alone, through node k's door, takes its place.
+      await source.stop();
+      const ff = ffmpegSource(icecastUrl(creds.username, creds.password, host(k), via === 'HTTP_PORT' ? c.ports.http : c.ports.icecast, '/live.ogg'));
+      try {
+        const ls = [listen(k), listen(j)];
+        for (const l of ls) {
+          await flowing(l, Date.now(), 30_000).catch((err: Error) => {
+            throw new Error(`${err.message}\nsource: ${ff.output()}\nnode${k + 1}: ${node(k).proc.output().slice(-2500)}\nnode${m + 1}: ${node(m).proc.output().slice(-2500)}`);
+          });
+        }
+        for (const l of ls) l.resetGap();
+        const t0 = Date.now();
+        await c.crash(m, true);
+        const master = await waitFor(async () => {
+          const x = (await node(k).health()).body.master;
+          return typeof x === 'string' && x !== masterName && (await node(j).health()).body.master === x ? x : null;
+        }, (TTL + 2) * 1000, 'the survivors to agree on a new master', 50);
+        t.diagnostic(`${via}: master killed -> ${master} elected, seen by both survivors: ${Date.now() - t0} ms`);
+        const before = ls.map((l) => l.bytes);
+        await waitFor(() => ls.every((l, i) => l.bytes - before[i]! > 32_768), 30_000, 'audio again on both surviving nodes', 50);
+        t.diagnostic(`${via}: master killed -> both surviving listeners hear the source again: ${Date.now() - t0} ms`);
+        const carried = /source of \/live\.ogg carried on to (\S+) after (\d+) ms/.exec(node(k).proc.output());
+        t.diagnostic(`${via}: the source's door carried it on to ${carried?.[1] ?? '?'} after ${carried?.[2] ?? '?'} ms without an upstream`);
+        await sleep(Math.max(0, t0 + 20_000 - Date.now()));
+        assert.ok(alive(ff.pid), `the source program is still connected 20 s after the kill:\n${ff.output()}`);
+        const heard = ls.map((l) => l.lastAt);
+        await sleep(1500);
+        for (const [i, l] of ls.entries()) {
+          assert.equal(l.ended, false, 'a listener on a surviving node lost its connection');
+          assert.ok(l.lastAt > heard[i]!, 'and still hears the source');
+        }
+        t.diagnostic(`${via}: source kept: yes; longest silence per listener: ${ls.map((l) => `${l.maxGapMs} ms`).join(', ')}; every listener connection kept: yes`);
+        for (const l of ls) l.close();
+      } finally {
+        await ff.kill('SIGKILL');
+        sourceVia = k;
+        source = new KeepSource(() => ffmpegSource(icecastUrl(creds.username, creds.password, host(sourceVia), c.ports.icecast, '/live.ogg')));
+        await c.startNode(m);
+        (await hear(m, 30_000)).close();
+      }
+    });
+  }
 
   it('kill -9 of one etcd member changes nothing a user sees', async (t) => {
     const ls = [listen(0), listen(1), listen(2)];

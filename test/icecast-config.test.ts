@@ -38,7 +38,8 @@ describe('Icecast configuration', () => {
       const { xml: benign } = render({ role, mounts: [good] });
       for (const v of hostile) {
         const fields: Partial<MountRecord>[] = [{ path: `/${v}` }, { fallback: `/${v}` }];
-        if (role === 'master') fields.push({ username: v }, { password: v }, { relay: `http://${encodeURIComponent(v)}:1/x` });
+        fields.push({ username: v }, { password: v });
+        if (role === 'master') fields.push({ relay: `http://${encodeURIComponent(v)}:1/x` });
         for (const over of fields) {
           const { xml, refused } = render({ role, mounts: [mount({ path: '/bad.ogg', ...over }), good] });
           assert.equal(xml, benign, `${JSON.stringify(over)} changed more than leaving its mount out`);
@@ -84,7 +85,7 @@ describe('Icecast configuration', () => {
     assert.deepEqual(texts(render({}).xml, 'allow-ip'), [], 'no allow-list unless given');
   });
 
-  it('gives the master the sources and the others relays of the master', () => {
+  it('lets every node take sources, and gives the others relays of the master', () => {
     const mounts = [mount({ path: '/a.ogg', fallback: '/b.ogg' }), mount({ path: '/b.ogg', relay: 'http://u:p%40w@radio.example:8080/live?x=1' })];
     const master = renderIcecastConfig({ ...base, mounts });
     assert.deepEqual(texts(master, 'mount-name'), ['/a.ogg', '/b.ogg']);
@@ -98,6 +99,8 @@ describe('Icecast configuration', () => {
     assert.deepEqual(texts(relay, 'local-mount'), ['/a.ogg', '/b.ogg']);
     assert.deepEqual(texts(relay, 'server'), ['10.0.0.1', '10.0.0.1']);
     assert.deepEqual(texts(relay, 'on-demand'), ['0', '0']);
-    assert.ok(!relay.includes('<username>user</username>'), 'relay nodes hold no mount credentials');
+    // Any node elected master takes sources on a reload: the credentials are there in both roles.
+    assert.deepEqual(texts(relay, 'username'), ['user', 'user']);
+    assert.deepEqual(texts(relay, 'mount-name'), texts(master, 'mount-name'));
   });
 });

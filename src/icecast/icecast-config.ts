@@ -1,9 +1,13 @@
 /**
- * Renders the local Icecast's configuration from the cluster state. On the
- * master every mount takes its source with the mount's own credentials and
- * relay mounts are pulled from their external upstream; on every other node
- * each mount is a permanent (not on-demand) relay of the master's mount, so
- * a listener on any node gets the stream. Fallbacks are wired on both.
+ * Renders the local Icecast's configuration from the cluster state. Every
+ * node's Icecast can take a source on every mount with the mount's own
+ * credentials, whatever its role, so that a node elected master takes the
+ * sources carried to it at once, on a configuration reload rather than a
+ * restart. The roles differ only in their relays: on the master, relay
+ * mounts are pulled from their external upstream; on every other node each
+ * mount is a permanent (not on-demand) relay of the master's mount, so a
+ * listener on any node gets the stream (a relay whose upstream is gone
+ * leaves its mount free for a source). Fallbacks are wired on both.
  *
  * Every value is checked for its kind first (safe-values.ts) and then
  * escaped by xml.ts. A mount with a value that fails is left out (and said,
@@ -98,9 +102,8 @@ function checkMount(m: MountRecord, role: IcecastConfigInput['role']): CheckedMo
   const path = safeMountPath(m.path);
   return {
     path,
-    // Relay nodes hold no mount credentials, so only the master's are checked and written.
-    username: role === 'master' ? safeCredential(m.username, 'user name') : '',
-    password: role === 'master' ? safeCredential(m.password, 'password') : '',
+    username: safeCredential(m.username, 'user name'),
+    password: safeCredential(m.password, 'password'),
     fallback: m.fallback === null ? null : safeMountPath(m.fallback, 'fallback'),
     relay: role === 'master' && m.relay !== null ? relayFields(m.relay) : null,
   };
@@ -173,7 +176,7 @@ export function renderIcecastConfig(c: IcecastConfigInput, refused: (why: string
   for (const m of mounts) {
     out.push('  <mount type="normal">');
     out.push(`    ${el('mount-name', m.path)}`);
-    if (c.role === 'master') out.push(`    ${el('username', m.username)}${el('password', m.password)}`);
+    out.push(`    ${el('username', m.username)}${el('password', m.password)}`);
     if (m.fallback !== null) out.push(`    ${el('fallback-mount', m.fallback)}${el('fallback-override', 1)}`);
     out.push('  </mount>');
   }

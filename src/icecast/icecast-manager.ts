@@ -3,8 +3,17 @@
  * (atomically; radiod's file, readable by Icecast's user through its group,
  * see private-files.ts), starts icecast2
  * in the foreground under SupervisedChild, reloads it with SIGHUP when the
- * configuration changes, restarts it when its role changes (master <->
- * relay) and scrapes /admin/stats once a second for the node status.
+ * configuration changes, and scrapes /admin/stats once a second for the
+ * node status.
+ *
+ * A change of role is a reload too, never a restart: a node elected master
+ * has the mounts' credentials already (icecast-config.ts) and takes the
+ * sources carried to it as soon as its relays of the dead master have let
+ * go, which they have by then. Restarting instead cost the new master's
+ * Icecast about a second and a half of not listening, during which the
+ * sources were refused. A node that steps down drops the sources it still
+ * holds, so that its new relays of the new master can take their mounts
+ * (the doors carry those sources on to the new master).
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -18,6 +27,7 @@ import type { MountRecord } from '../state/mount-record.ts';
 import { AllowListFile } from './allow-list.ts';
 import { renderIcecastConfig } from './icecast-config.ts';
 import { fetchIcecastStats, type IcecastStats } from './icecast-stats.ts';
+import { killSource } from './source-kill.ts';
 
 export interface IcecastOptions {
   dataDir: string;
@@ -83,9 +93,9 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
   #stopped = false;
   /** Last successful scrape, or null while Icecast does not answer. */
   stats: IcecastStats | null = null;
-  /** Config reloads (SIGHUP) and role restarts, for status and tests. */
+  /** Config reloads (SIGHUP) and changes of role, for status and tests. */
   reloads = 0;
-  roleRestarts = 0;
+  roleChanges = 0;
 
   constructor(opts: IcecastOptions) {
     super();
@@ -168,16 +178,25 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
     this.#role = want.role;
     if (!this.child.running) {
       this.child.start();
-    } else if (roleChanged) {
-      // A reload keeps sources and relays that the new role must drop; start afresh.
-      this.roleRestarts++;
-      this.child.log.info(`role is now ${want.role}; restarting`);
-      this.child.restart(3000);
     } else {
       this.reloads++;
       this.child.signal('SIGHUP');
+      if (roleChanged) {
+        this.roleChanges++;
+        this.child.log.info(`role is now ${want.role}; configuration reloaded`);
+        // A reload leaves connected sources alone: the master's are not this node's to keep any more.
+        if (want.role === 'relay') this.#dropSources();
+      }
     }
     this.#scrape ??= setInterval(() => void this.#poll(), 1000);
+  }
+
+  /** Asks Icecast to drop every source it holds (its relays come back on their own). */
+  #dropSources(): void {
+    const icecast = { host: this.opts.bindAddrs[0]!, port: this.opts.port, adminPassword: this.adminPassword };
+    for (const mount of this.stats?.mounts.keys() ?? []) {
+      killSource(icecast, mount).catch((err: unknown) => this.child.log.warn(`could not drop the source of ${mount}: ${describe(err)}`));
+    }
   }
 
   #write(config: string): void {

@@ -112,12 +112,17 @@ export class SourceKiller {
     }
   }
 
-  async #kill(mount: string): Promise<void> {
-    const res = await fetch(`http://${hostPort(this.#o.host, this.#o.port)}/admin/killsource?mount=${encodeURIComponent(mount)}`, {
-      headers: { authorization: `Basic ${Buffer.from(`admin:${this.#o.adminPassword}`).toString('base64')}` },
-      signal: AbortSignal.timeout(KILL_TIMEOUT_MS),
-    });
-    await res.arrayBuffer();
-    if (!res.ok) throw new Error(`Icecast answered ${res.status}`);
+  #kill(mount: string): Promise<void> {
+    return killSource(this.#o, mount);
   }
+}
+
+/** Asks the Icecast at host:port to drop `mount`'s source (Icecast 2.4's /admin/killsource). */
+export async function killSource(icecast: { host: string; port: number; adminPassword: string }, mount: string): Promise<void> {
+  const res = await fetch(`http://${hostPort(icecast.host, icecast.port)}/admin/killsource?mount=${encodeURIComponent(mount)}`, {
+    headers: { authorization: `Basic ${Buffer.from(`admin:${icecast.adminPassword}`).toString('base64')}` },
+    signal: AbortSignal.timeout(KILL_TIMEOUT_MS),
+  });
+  await res.arrayBuffer();
+  if (!res.ok) throw new Error(`Icecast answered ${res.status}`);
 }

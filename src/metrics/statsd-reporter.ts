@@ -40,6 +40,7 @@ const COUNTERS: [number, string][] = [
   [S.DNS_TCP, 'dns.tcp_connections'],
   [S.SOURCE_AUTH_FAILURES, 'sources.auth_failures'],
   [S.SOURCE_LOCKED_OUT, 'sources.locked_out'],
+  [S.SOURCE_RESUMES, 'sources.resumed'],
 ];
 
 /** A statsd-safe name for a mount: `/live.ogg` -> `live_ogg`. */

@@ -15,6 +15,11 @@
  * memory per listener stays at most one chunk. A new listener starts with
  * the codec headers (Ogg) and a burst of recent audio from a page or frame
  * boundary, as Icecast does.
+ *
+ * Listeners outlive a failover: while the mount exists the hub keeps them
+ * and retries its upstreams (a new master's Icecast may take a while to
+ * have the mount again), and once the preferred upstream (the local
+ * Icecast) has the mount again it moves to it without dropping anyone.
  */
 import { get, type ClientRequest, type IncomingMessage } from 'node:http';
 import { IcyInserter, IcyStripper } from './icy.ts';
@@ -53,7 +58,16 @@ export interface HubOptions {
   targets: () => Upstream[];
   /** Called when the hub has closed (no listeners, or the stream is gone for good). */
   onClosed: () => void;
-  /** How long listeners wait without any upstream before they are let go. */
+  /** Whether the mount still exists; once it does not, a hub without an upstream lets its listeners go. */
+  exists?: () => boolean;
+  /** The upstream to move back to once it has the stream (the local Icecast), or null. */
+  home?: () => Upstream | null;
+  /** How often a hub on another upstream looks whether it can move back home. */
+  homeCheckMs?: number;
+  /**
+   * How long listeners wait without any upstream, though the mount exists,
+   * before they are let go.
+   */
   giveUpMs?: number;
   /** How long the hub keeps its upstream after the last listener left. */
   lingerMs?: number;
@@ -79,6 +93,8 @@ interface Listener {
   blocked: boolean;
   icy: IcyInserter | null;
 }
+
+const same = (a: Upstream, b: Upstream): boolean => a.host === b.host && a.port === b.port;
 
 const MP3_SYNC = (b: Buffer, i: number): boolean => b[i] === 0xff && (b[i + 1]! & 0xe0) === 0xe0;
 
@@ -110,6 +126,11 @@ export class Hub {
   #icy: IcyStripper | null = null;
   #metadata = '';
   #req: ClientRequest | null = null;
+  /** The upstream `#req` streams from, once it answered. */
+  #current: Upstream | null = null;
+  /** A connection to the home upstream, made before the current one is dropped. */
+  #probe: ClientRequest | null = null;
+  #homeTimer: NodeJS.Timeout | null = null;
   #attempt = 0;
   #retry: NodeJS.Timeout | null = null;
   #giveUp: NodeJS.Timeout | null = null;
@@ -124,12 +145,22 @@ export class Hub {
   /** Upstream reconnections after the first, and the last gap in ms. */
   reconnects = 0;
   lastGapMs = 0;
+  /** Moves back to the home upstream. */
+  switches = 0;
   upstreamName: string | null = null;
 
   constructor(o: HubOptions) {
     this.path = o.path;
-    this.#o = { giveUpMs: 15_000, lingerMs: 5_000, pendingMs: 5_000, onSent: () => undefined, onReconnect: () => undefined, ...o };
+    this.#o = {
+      // A master's death takes an election and, when the source's own node died with it, the
+      // source program's reconnection (source clients wait seconds to tens of seconds between
+      // tries): a minute covers that, while a mount whose source is not coming back does not
+      // hold its listeners in silence for good.
+      giveUpMs: 60_000, lingerMs: 5_000, pendingMs: 5_000, homeCheckMs: 2_000,
+      exists: () => true, home: () => null, onSent: () => undefined, onReconnect: () => undefined, ...o,
+    };
     this.#connect();
+    this.#homeTimer = setInterval(() => this.#checkHome(), this.#o.homeCheckMs);
   }
 
   get listeners(): number {
@@ -282,29 +313,60 @@ export class Hub {
     if (targets.length === 0) return this.#scheduleRetry();
     const t = targets[this.#attempt % targets.length]!;
     this.#attempt++;
+    this.#req = this.#request(t, (req, res) => this.#onUpstream(req, res, t, false));
+  }
+
+  /** Asks `t` for the stream; `ok` gets a 200 answer, anything else is dropped. */
+  #request(t: Upstream, ok: (req: ClientRequest, res: IncomingMessage) => void): ClientRequest {
     const req = get({
       host: t.host, port: t.port, path: this.path, agent: false, timeout: 5000,
       headers: { 'Icy-MetaData': '1', 'User-Agent': 'radioai-hub' },
     });
-    this.#req = req;
     req.on('response', (res: IncomingMessage) => {
-      if (res.statusCode !== 200) {
+      if (res.statusCode !== 200 || this.#closed) {
         res.resume();
         req.destroy();
         return;
       }
-      this.#onUpstream(res, t);
+      ok(req, res);
     });
     req.on('timeout', () => req.destroy());
     req.on('error', () => undefined);
     req.on('close', () => {
+      if (this.#probe === req) this.#probe = null;
       if (this.#req !== req) return;
       this.#req = null;
+      this.#current = null;
       this.#scheduleRetry();
     });
+    return req;
   }
 
-  #onUpstream(res: IncomingMessage, t: Upstream): void {
+  /**
+   * Make before break: while on another upstream, a connection
+   * to the home upstream is opened, and only once it answers with the stream
+   * is the current one dropped. The switch is at a clean point: listeners
+   * have only whole Ogg pages (or whole held chunks) of the old stream, and
+   * the new one starts with its own header pages, as after a reconnect.
+   */
+  #checkHome(): void {
+    // Without an upstream the retries already try the home one first.
+    if (this.#closed || this.#probe || !this.#current || this.#listeners.size === 0) return;
+    const home = this.#o.home();
+    if (!home || same(this.#current, home)) return;
+    const probe = this.#request(home, (req, res) => {
+      this.#probe = null;
+      const old = this.#req;
+      this.#req = req;
+      if (this.#retry) clearTimeout(this.#retry);
+      this.#retry = null;
+      old?.destroy();
+      this.#onUpstream(req, res, home, this.#current !== null);
+    });
+    this.#probe = probe;
+  }
+
+  #onUpstream(req: ClientRequest, res: IncomingMessage, t: Upstream, switched: boolean): void {
     const type = String(res.headers['content-type'] ?? 'application/octet-stream');
     const headers: [string, string][] = [];
     for (const [k, v] of Object.entries(res.headers)) {
@@ -320,23 +382,32 @@ export class Hub {
     // A new upstream starts with its own header pages: listeners get a chained Ogg stream.
     this.#ogg = new OggSplitter();
     this.#headers.reset();
-    if (wasStreaming) {
+    if (switched) this.switches++;
+    else if (wasStreaming) {
       this.reconnects++;
       this.lastGapMs = Date.now() - this.#lastDataAt;
       this.#o.onReconnect(this.lastGapMs);
     }
     this.upstreamName = t.name;
+    this.#current = t;
     this.#attempt = 0;
     if (this.#giveUp) {
       clearTimeout(this.#giveUp);
       this.#giveUp = null;
     }
-    res.on('data', (d: Buffer) => this.#onData(d));
+    // A dropped upstream's last buffered bytes are not this stream's.
+    res.on('data', (d: Buffer) => {
+      if (this.#req === req) this.#onData(d);
+    });
   }
 
   #scheduleRetry(): void {
     if (this.#closed || this.#retry) return;
-    const delays = [0, 100, 250, 500, 1000];
+    // A deleted mount is not coming back: its listeners are let go at once.
+    if (!this.#o.exists()) return this.close('the mount is gone');
+    // Short and bounded, so that the stream is back within half a second of an upstream having it
+    // again; an attempt that finds nothing is one small request and a 404.
+    const delays = [0, 100, 250, 500];
     const delay = delays[Math.min(this.#attempt, delays.length - 1)]!;
     this.#retry = setTimeout(() => this.#connect(), delay);
     this.#giveUp ??= setTimeout(() => this.close('the stream is gone'), this.#o.giveUpMs);
@@ -377,9 +448,11 @@ export class Hub {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#heldTimer) clearTimeout(this.#heldTimer);
-    for (const t of [this.#retry, this.#giveUp, this.#linger, this.#pendingTimer]) if (t) clearTimeout(t);
+    for (const t of [this.#retry, this.#giveUp, this.#linger, this.#pendingTimer, this.#homeTimer]) if (t) clearTimeout(t);
     this.#req?.destroy();
     this.#req = null;
+    this.#probe?.destroy();
+    this.#probe = null;
     for (const c of this.#pending) c.fail(503, 'stream not available\n');
     this.#pending.clear();
     for (const l of this.#listeners) l.sink.close();

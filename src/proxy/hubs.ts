@@ -5,7 +5,9 @@
  * picked up a mount that just went live elsewhere), and the local Icecast
  * last in any case (it may have the mount before the snapshot says so, and
  * serves a fallback mount in its place), then the master's Icecast, where
- * sources land, while no node reports the mount live.
+ * sources land (a source carried on to a new master is there a second or
+ * two before any node reports it). A hub on another node's Icecast moves
+ * back to the local one once it has the mount again.
  * Twice a second the listener counts go to this worker's stats row.
  */
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
@@ -55,13 +57,27 @@ export class Hubs {
     }
     if (ready.has(this.#o.nodeName)) out.unshift(this.#o.local);
     else out.push(this.#o.local);
-    // Sources land on the master's Icecast: while no node reports the mount live yet (the
-    // snapshot lags a source that has just connected by a second or two), it is the place to look.
+    // Sources land on the master's Icecast, first of all: the snapshot lags a source that has
+    // just connected (or been carried on to a new master) by a second or two, so it is always
+    // among the places to look, last.
     const master = snap.nodes.find((n) => n.name === snap.master);
-    if (out.length === 1 && master && master.name !== this.#o.nodeName && master.addresses[0] !== undefined) {
-      out.push({ name: master.name, host: master.addresses[0], port: master.icecastInternalPort || master.icecastPort });
+    if (master && master.name !== this.#o.nodeName && master.addresses[0] !== undefined) {
+      const m = { name: master.name, host: master.addresses[0], port: master.icecastInternalPort || master.icecastPort };
+      if (!out.some((u) => u.host === m.host && u.port === m.port)) out.push(m);
     }
     return out;
+  }
+
+  /** Whether `path` is still a mount (a snapshot not loaded yet knows of none, so it does not say no). */
+  exists(path: string): boolean {
+    const snap = this.#o.reader.current();
+    return !snap.stateLoaded || snap.mounts.some((m) => m.path === path);
+  }
+
+  /** The local Icecast once the snapshot says it has `path` live: a hub on another node's moves back to it. */
+  home(path: string): Upstream | null {
+    const mount = this.#o.reader.current().mounts.find((m) => m.path === path);
+    return mount?.readyOn.includes(this.#o.nodeName) ? this.#o.local : null;
   }
 
   listen(path: string, client: Client): void {
@@ -74,6 +90,8 @@ export class Hubs {
         burstBytes: this.#o.burstBytes,
         queueBytes: this.#o.queueBytes,
         targets: () => this.targets(path),
+        exists: () => this.exists(path),
+        home: () => this.home(path),
         onClosed: () => {
           if (this.#hubs.get(path) === h) this.#hubs.delete(path);
         },

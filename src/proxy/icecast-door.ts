@@ -11,16 +11,18 @@
  *                          or a 302 when this node is full
  *   GET a page             the same answers as uWS gives (pages.ts)
  *   SOURCE, PUT            admitted (source-admission.ts), then carried to
- *                          the master's Icecast; a chunked body is decoded
+ *                          the master's Icecast, and on to the next master's
+ *                          when that one goes (source-carry.ts); a chunked
+ *                          body is decoded
  *   GET /admin/metadata    a title update, carried to the master's Icecast;
  *                          no other /admin/ path reaches an Icecast server
  *   OPTIONS                a CORS preflight
  */
 import type { Socket } from 'node:net';
+import { logger } from '../core/log.ts';
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
 import { CORS_EXPOSE, CORS_ORIGIN, serialize, text, type Answer } from './answers.ts';
-import { ChunkedDecoder } from './chunked.ts';
 import { admittedAtHead, markAdmitted } from './conn-limits.ts';
 import { HeadParser, type RequestHead } from './http-head.ts';
 import type { Hubs } from './hubs.ts';
@@ -31,8 +33,11 @@ import type { Pages } from './pages.ts';
 import { SocketSink } from './sink.ts';
 import { SourceGate } from './source-gate.ts';
 import type { GuardLimits } from './source-guard.ts';
-import { connectTo, type Target } from './source-forward.ts';
+import { connectSoon, masterIcecast, type Target } from './source-forward.ts';
+import { SourceCarry } from './source-carry.ts';
 import { updateTitle } from './title-update.ts';
+
+const log = logger('sources');
 
 export const DOOR_LIMITS = {
   /** A client has this long to send its whole request head (slowloris). */
@@ -64,6 +69,8 @@ export function streamHead(h: StreamHead, icy: boolean): string {
   if (icy && h.icyCapable) out += `icy-metaint: ${ICY_METAINT}\r\n`;
   return `${out}Connection: close\r\n\r\n`;
 }
+
+const MASTER_UNREACHABLE = text(503, 'the master is not reachable right now (it may be changing); try again in a few seconds\n');
 
 function reply(sock: Socket, head: RequestHead | null, a: Answer): void {
   sock.end(serialize(a, head?.version ?? 'HTTP/1.0', head?.method === 'HEAD'));
@@ -161,19 +168,33 @@ export class IcecastDoor {
       if (sock.destroyed) return;
       if (a.kind === 'refuse') return reply(sock, head, a.answer);
       this.#o.stats.add(S.SOURCES, 1);
-      connectTo(a.target).then((up) => {
+      const findTarget = (): Target | null => masterIcecast(this.#o.reader.current());
+      connectSoon(a.target, findTarget).then(({ sock: up, target }) => {
         if (sock.destroyed) {
           up.destroy();
           return;
         }
-        // A changed password or a deleted mount drops the source, both sides.
-        const done = this.#gate.carry(a.mount, a.credential, () => {
-          sock.destroy();
-          up.destroy();
+        // The source outlives its upstream: a new master's Icecast gets it as soon as it takes sources.
+        const carrier = new SourceCarry({
+          client: sock,
+          head,
+          rest,
+          upstreamHead: (t, again) => upstreamHead(head, a.authorization, t, again),
+          findTarget,
+          onResumed: (gap, t) => {
+            this.#o.stats.add(S.SOURCE_RESUMES, 1);
+            log.info(`source of ${head.path} carried on to ${t.name} after ${gap} ms without an upstream`);
+          },
+          onUnanswered: () => reply(sock, head, MASTER_UNREACHABLE),
+          // "Mountpoint in use" for a mount no master reports a source on: a new master's Icecast
+          // still holding it for its relay of the old one. A real second source gets it at once.
+          holdRefusal: (status) => status === 403 && this.#o.reader.current().mounts.find((m) => m.path === head.path)?.sourceConnected !== true,
         });
+        // A changed password or a deleted mount drops the source, both sides.
+        const done = this.#gate.carry(a.mount, a.credential, () => carrier.close());
         sock.once('close', done);
-        carry(sock, up, head, rest, a.authorization, a.target);
-      }, () => reply(sock, head, text(503, 'the master is not reachable right now (it may be changing); try again in a few seconds\n')));
+        carrier.start(up, target);
+      }, () => reply(sock, head, MASTER_UNREACHABLE));
     });
   }
 }
@@ -189,38 +210,12 @@ const REWRITTEN = new Set(['authorization', 'host', 'transfer-encoding', 'conten
  */
 const isChunked = (head: RequestHead): boolean => /chunked/i.test(head.headers.get('transfer-encoding') ?? '');
 
-export function upstreamHead(head: RequestHead, authorization: string, target: Target): string {
+export function upstreamHead(head: RequestHead, authorization: string, target: Target, again = false): string {
   const chunked = isChunked(head);
   let out = `${head.method} ${head.target} ${head.version}\r\nHost: ${target.host}:${target.port}\r\nAuthorization: ${authorization}\r\n`;
-  for (const [k, v] of head.headers) if (!REWRITTEN.has(k)) out += `${k}: ${v}\r\n`;
+  // Carried on to a new upstream, the body is already flowing: no 100 Continue to wait for.
+  for (const [k, v] of head.headers) if (!REWRITTEN.has(k) && !(again && k === 'expect')) out += `${k}: ${v}\r\n`;
   const length = head.headers.get('content-length');
   if (!chunked && length !== undefined) out += `Content-Length: ${length}\r\n`;
   return `${out}\r\n`;
-}
-
-function carry(sock: Socket, up: Socket, head: RequestHead, rest: Buffer, authorization: string, target: Target): void {
-  up.on('error', () => undefined);
-  up.write(upstreamHead(head, authorization, target));
-  if (isChunked(head)) {
-    const dec = new ChunkedDecoder();
-    const feed = (b: Buffer): void => {
-      for (const part of dec.push(b)) {
-        if (!up.write(part)) sock.pause();
-      }
-      // A malformed body ends the source; the last chunk ends the upload, which Icecast sees as our end.
-      if (dec.error !== null) sock.destroy();
-      else if (dec.done) up.end();
-    };
-    up.on('drain', () => sock.resume());
-    if (rest.length > 0) feed(rest);
-    sock.on('data', feed);
-    sock.on('end', () => up.end());
-  } else {
-    if (rest.length > 0) up.write(rest);
-    sock.pipe(up);
-  }
-  up.pipe(sock);
-  sock.on('close', () => up.destroy());
-  up.on('close', () => sock.destroy());
-  sock.resume();
 }

@@ -35,6 +35,8 @@ export const S = {
   SOURCE_AUTH_FAILURES: 17,
   /** Source logins and title updates refused because their address is locked out (source-guard.ts). */
   SOURCE_LOCKED_OUT: 18,
+  /** Sources carried on to a new upstream after theirs went away (source-carry.ts). */
+  SOURCE_RESUMES: 19,
 } as const;
 /** Words before the per-mount listener counts; spare words left for new counters. */
 export const ROW_HEAD = 24;

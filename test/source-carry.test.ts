@@ -1,0 +1,308 @@
+/**
+ * SourceCarry in one process: a source program's connection, carried to an
+ * upstream that goes away (two TCP servers on 127.0.0.1 play the part of
+ * the old and the new master's Icecast, whose death cannot be produced on
+ * demand in-process). The source's connection stays open; the new upstream
+ * gets the request head again (without Expect), the Ogg header pages, then
+ * the audio kept meanwhile, in order; a refusal from the first upstream
+ * still ends the source, and one that closes unanswered gets the program a
+ * 503; a source follows the master when the snapshot names another.
+ */
+import assert from 'node:assert/strict';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { waitFor } from '../harness/net.ts';
+import { HeadParser, type RequestHead } from '../src/proxy/http-head.ts';
+import { SourceCarry, isOggSource, statusOf } from '../src/proxy/source-carry.ts';
+import type { Target } from '../src/proxy/source-forward.ts';
+
+/** An Ogg page: `bos` marks a stream's first page, granule 0 a header page. */
+function page(serial: number, seq: number, granule: bigint, bos: boolean, body: string): Buffer {
+  const data = Buffer.from(body);
+  const h = Buffer.alloc(27 + 1);
+  h.write('OggS', 0, 'latin1');
+  h[5] = bos ? 2 : 0;
+  h.writeBigInt64LE(granule, 6);
+  h.writeUInt32LE(serial, 14);
+  h.writeUInt32LE(seq, 18);
+  h[26] = 1;
+  h[27] = data.length;
+  return Buffer.concat([h, data]);
+}
+
+interface FakeIcecast {
+  server: Server;
+  target: Target;
+  got: () => Buffer;
+  conns: Socket[];
+}
+
+/** A TCP server that answers a source's head with `answer` and keeps what it receives. */
+async function fakeIcecast(name: string, answer: string): Promise<FakeIcecast> {
+  const chunks: Buffer[] = [];
+  const conns: Socket[] = [];
+  const server = createServer((s) => {
+    conns.push(s);
+    let answered = false;
+    s.on('data', (d: Buffer) => {
+      chunks.push(d);
+      if (!answered && Buffer.concat(chunks).includes('\r\n\r\n')) {
+        answered = true;
+        s.write(answer);
+      }
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return { server, conns, target: { name, host: '127.0.0.1', port }, got: () => Buffer.concat(chunks) };
+}
+
+/** A connected pair: the source program's end, and the door's end (paused, as the door hands it on). */
+async function pair(): Promise<{ program: Socket; door: Socket; close: () => void }> {
+  const server = createServer({ pauseOnConnect: true });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<Socket>((r) => server.once('connection', r));
+  const program = connect((server.address() as { port: number }).port, '127.0.0.1');
+  const door = await accepted;
+  server.close();
+  return { program, door, close: () => program.destroy() };
+}
+
+const parse = (text: string): RequestHead => {
+  const p = new HeadParser();
+  const r = p.feed(Buffer.from(text));
+  assert.equal(r.kind, 'head');
+  return (r as { head: RequestHead }).head;
+};
+
+describe('carrying a source across upstreams', () => {
+  const closers: (() => void)[] = [];
+  after(() => {
+    for (const c of closers) c();
+  });
+
+  it('keeps the source connected and sends the next upstream the head, the Ogg headers, then the audio kept meanwhile', async () => {
+    const a = await fakeIcecast('a', 'HTTP/1.0 200 OK\r\n\r\n');
+    const b = await fakeIcecast('b', 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\n\r\n');
+    closers.push(() => a.server.close(), () => b.server.close());
+    const { program, door, close } = await pair();
+    closers.push(close);
+    const head = parse('PUT /live.ogg HTTP/1.1\r\nContent-Type: application/ogg\r\nExpect: 100-continue\r\nIce-Name: test\r\n\r\n');
+    let target: Target | null = a.target;
+    const gaps: number[] = [];
+    const carry = new SourceCarry({
+      client: door,
+      head,
+      rest: Buffer.alloc(0),
+      upstreamHead: (t, again) => `PUT /live.ogg HTTP/1.1\r\nHost: ${t.host}:${t.port}\r\n${again ? '' : 'Expect: 100-continue\r\n'}\r\n`,
+      findTarget: () => target,
+      onResumed: (gap) => gaps.push(gap),
+      limits: { retryMs: 50 },
+    });
+    const up = connect(a.target.port, '127.0.0.1');
+    await new Promise((r) => up.once('connect', r));
+    carry.start(up, a.target);
+    const answer: Buffer[] = [];
+    program.on('data', (d: Buffer) => answer.push(d));
+    const headers = [page(7, 0, 0n, true, 'ident'), page(7, 1, 0n, false, 'comment')];
+    for (const p of headers) program.write(p);
+    program.write(page(7, 2, 100n, false, 'audio-1'));
+    await waitFor(() => a.got().includes('audio-1'), 3000, 'the first upstream to get audio');
+    assert.match(Buffer.concat(answer).toString(), /^HTTP\/1\.0 200 OK/, 'the first upstream answers the program');
+
+    // The first upstream dies; no upstream for a moment, while the program goes on sending.
+    target = null;
+    for (const c of a.conns) c.destroy();
+    a.server.close();
+    await new Promise((r) => setTimeout(r, 200));
+    program.write(page(7, 3, 200n, false, 'audio-2'));
+    program.write(page(7, 4, 300n, false, 'audio-3'));
+    await new Promise((r) => setTimeout(r, 200));
+    target = b.target;
+    await waitFor(() => b.got().includes('audio-3'), 3000, 'the next upstream to get the kept audio');
+    program.write(page(7, 5, 400n, false, 'audio-4'));
+    await waitFor(() => b.got().includes('audio-4'), 3000, 'and then the live audio');
+
+    const got = b.got().toString('latin1');
+    assert.ok(got.startsWith('PUT /live.ogg HTTP/1.1\r\n'), 'the request head again');
+    assert.doesNotMatch(got, /Expect:/i, 'without Expect: the body is already flowing');
+    const order = ['ident', 'comment', 'audio-2', 'audio-3', 'audio-4'].map((m) => got.indexOf(m));
+    assert.ok(order.every((x, i) => x > 0 && (i === 0 || x > order[i - 1]!)), `headers, then the kept audio, then live, in order: ${order.join(',')}`);
+    assert.ok(!got.includes('audio-1'), 'audio the old upstream had is not sent again');
+    assert.equal(Buffer.concat(answer).toString().match(/HTTP\//g)?.length, 1, 'the program saw one answer only');
+    assert.equal(program.destroyed, false, 'the source program is still connected');
+    assert.equal(carry.resumes, 1);
+    assert.ok(gaps[0]! >= 200, `gap ${gaps[0]} ms`);
+    carry.close();
+  });
+
+  it('keeps only the newest audio within its bound while no upstream takes it', async () => {
+    const a = await fakeIcecast('a', 'ICE/1.0 200 OK\r\n\r\n');
+    const b = await fakeIcecast('b', 'HTTP/1.0 200 OK\r\n\r\n');
+    closers.push(() => a.server.close(), () => b.server.close());
+    const { program, door, close } = await pair();
+    closers.push(close);
+    let target: Target | null = a.target;
+    const carry = new SourceCarry({
+      client: door,
+      head: parse('SOURCE /talk.mp3 ICE/1.0\r\nContent-Type: audio/mpeg\r\n\r\n'),
+      rest: Buffer.alloc(0),
+      upstreamHead: () => 'SOURCE /talk.mp3 ICE/1.0\r\n\r\n',
+      findTarget: () => target,
+      limits: { retryMs: 50, bufferBytes: 4096 },
+    });
+    const up = connect(a.target.port, '127.0.0.1');
+    await new Promise((r) => up.once('connect', r));
+    carry.start(up, a.target);
+    program.write('first');
+    await waitFor(() => a.got().includes('first'), 3000, 'the first upstream');
+    target = null;
+    for (const c of a.conns) c.destroy();
+    await new Promise((r) => setTimeout(r, 150));
+    for (let i = 0; i < 20; i++) program.write(Buffer.alloc(1024, 0x30 + (i % 10)));
+    program.write('newest');
+    await new Promise((r) => setTimeout(r, 150));
+    target = b.target;
+    await waitFor(() => b.got().includes('newest'), 3000, 'the newest audio at the next upstream');
+    const body = b.got().length - 'SOURCE /talk.mp3 ICE/1.0\r\n\r\n'.length;
+    assert.ok(body <= 4096 + 1024 + 'newest'.length, `at most the bound was kept (${body} bytes)`);
+    assert.equal(program.destroyed, false);
+    carry.close();
+  });
+
+  it('ends the source when the first upstream refuses it, as before', async () => {
+    const a = await fakeIcecast('a', 'HTTP/1.0 403 Forbidden\r\n\r\nMountpoint in use\n');
+    closers.push(() => a.server.close());
+    const { program, door, close } = await pair();
+    closers.push(close);
+    const carry = new SourceCarry({
+      client: door,
+      head: parse('SOURCE /live.ogg HTTP/1.0\r\n\r\n'),
+      rest: Buffer.alloc(0),
+      upstreamHead: () => 'SOURCE /live.ogg HTTP/1.0\r\n\r\n',
+      findTarget: () => a.target,
+      limits: { retryMs: 50 },
+    });
+    const up = connect(a.target.port, '127.0.0.1');
+    await new Promise((r) => up.once('connect', r));
+    carry.start(up, a.target);
+    const answer: Buffer[] = [];
+    program.on('data', (d: Buffer) => answer.push(d));
+    program.on('error', () => undefined);
+    await waitFor(() => Buffer.concat(answer).includes('403'), 3000, 'the refusal');
+    for (const c of a.conns) c.destroy();
+    const ended = await new Promise<boolean>((r) => {
+      program.once('close', () => r(true));
+      setTimeout(() => r(false), 2000);
+    });
+    assert.ok(ended, 'the program\'s connection is closed after a refusal');
+    assert.equal(a.conns.length, 1, 'no second attempt');
+  });
+
+  it('answers the program 503 when the first upstream closes without an answer, and never retries it', async () => {
+    // An Icecast that takes the connection and closes it unanswered (it is stopping, or restarting).
+    const a = await fakeIcecast('a', '');
+    closers.push(() => a.server.close());
+    const { program, door, close } = await pair();
+    closers.push(close);
+    let unanswered = 0;
+    const carry = new SourceCarry({
+      client: door,
+      head: parse('SOURCE /live.ogg HTTP/1.0\r\n\r\n'),
+      rest: Buffer.alloc(0),
+      upstreamHead: () => 'SOURCE /live.ogg HTTP/1.0\r\n\r\n',
+      findTarget: () => a.target,
+      onUnanswered: () => {
+        unanswered++;
+        door.end('HTTP/1.0 503 Service Unavailable\r\n\r\n');
+      },
+      limits: { retryMs: 50 },
+    });
+    const up = connect(a.target.port, '127.0.0.1');
+    await new Promise((r) => up.once('connect', r));
+    carry.start(up, a.target);
+    const answer: Buffer[] = [];
+    program.on('data', (d: Buffer) => answer.push(d));
+    program.on('error', () => undefined);
+    await waitFor(() => a.conns.length === 1, 3000, 'the upstream connection');
+    for (const c of a.conns) c.destroy();
+    await waitFor(() => Buffer.concat(answer).includes('503'), 3000, 'a 503 for the program');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(unanswered, 1);
+    assert.equal(a.conns.length, 1, 'nothing carried on: the source was never taken');
+  });
+
+  it('moves the source to the new master when the snapshot names another one while the old Icecast lives on', async () => {
+    const a = await fakeIcecast('a', 'HTTP/1.0 200 OK\r\n\r\n');
+    const b = await fakeIcecast('b', 'HTTP/1.0 200 OK\r\n\r\n');
+    closers.push(() => a.server.close(), () => b.server.close());
+    const { program, door, close } = await pair();
+    closers.push(close);
+    let target: Target = a.target;
+    const carry = new SourceCarry({
+      client: door,
+      head: parse('SOURCE /talk.mp3 ICE/1.0\r\nContent-Type: audio/mpeg\r\n\r\n'),
+      rest: Buffer.alloc(0),
+      upstreamHead: () => 'SOURCE /talk.mp3 ICE/1.0\r\n\r\n',
+      findTarget: () => target,
+      limits: { retryMs: 50, followMs: 100 },
+    });
+    const up = connect(a.target.port, '127.0.0.1');
+    await new Promise((r) => up.once('connect', r));
+    carry.start(up, a.target);
+    program.write('before');
+    await waitFor(() => a.got().includes('before'), 3000, 'the first upstream');
+    target = b.target;
+    await waitFor(() => a.conns.every((c) => c.destroyed || c.readableEnded) && b.conns.length === 1, 3000, 'the move to the new master');
+    program.write('after');
+    await waitFor(() => b.got().includes('after'), 3000, 'the audio at the new master');
+    assert.ok(!a.got().includes('after'), 'nothing more to the old one');
+    assert.equal(program.destroyed, false);
+    carry.close();
+  });
+
+  it('holds the program through a passing refusal and answers it with the upstream that takes the source', async () => {
+    // The new master's Icecast, still holding the mount for its relay of the old one.
+    const a = await fakeIcecast('a', 'HTTP/1.0 403 Forbidden\r\n\r\nMountpoint in use\n');
+    const b = await fakeIcecast('b', 'HTTP/1.0 200 OK\r\n\r\n');
+    closers.push(() => a.server.close(), () => b.server.close());
+    const { program, door, close } = await pair();
+    closers.push(close);
+    let target: Target = a.target;
+    const carry = new SourceCarry({
+      client: door,
+      head: parse('SOURCE /talk.mp3 ICE/1.0\r\nContent-Type: audio/mpeg\r\n\r\n'),
+      rest: Buffer.alloc(0),
+      upstreamHead: () => 'SOURCE /talk.mp3 ICE/1.0\r\n\r\n',
+      findTarget: () => target,
+      holdRefusal: (status) => status === 403,
+      limits: { retryMs: 50 },
+    });
+    const up = connect(a.target.port, '127.0.0.1');
+    await new Promise((r) => up.once('connect', r));
+    carry.start(up, a.target);
+    const answer: Buffer[] = [];
+    program.on('data', (d: Buffer) => answer.push(d));
+    program.write('early');
+    await waitFor(() => a.conns.length >= 2, 3000, 'a second try while the program waits');
+    assert.equal(Buffer.concat(answer).length, 0, 'the program has heard nothing yet');
+    target = b.target;
+    await waitFor(() => Buffer.concat(answer).includes('200'), 3000, 'the answer of the upstream that took it');
+    program.write('later');
+    await waitFor(() => b.got().includes('later'), 3000, 'the audio at that upstream');
+    assert.ok(b.got().includes('early'), 'what the program sent meanwhile was kept');
+    assert.doesNotMatch(Buffer.concat(answer).toString(), /403/);
+    carry.close();
+  });
+
+  it('tells Ogg sources and answers apart', () => {
+    assert.equal(isOggSource(parse('PUT /a.mp3 HTTP/1.1\r\nContent-Type: application/ogg\r\n\r\n')), true);
+    assert.equal(isOggSource(parse('SOURCE /a.opus HTTP/1.0\r\n\r\n')), true);
+    assert.equal(isOggSource(parse('SOURCE /a HTTP/1.0\r\nContent-Type: audio/mpeg\r\n\r\n')), false);
+    assert.equal(statusOf('HTTP/1.0 200 OK\r\n\r\n'), 200);
+    assert.equal(statusOf('ICE/1.0 200 OK\r\n'), 200);
+    assert.equal(statusOf('HTTP/1.1 100 Continue\r\n\r\n'), 100);
+    assert.equal(statusOf('garbage'), 0);
+  });
+});
