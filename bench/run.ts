@@ -5,7 +5,7 @@
  * from the environment: BENCH_DURATION, BENCH_CONNECTIONS,
  * BENCH_FANOUT_SIZES, BENCH_FANOUT_SECONDS, BENCH_FANOUT_FORMAT,
  * BENCH_FANOUT_PORT, BENCH_CROWD_SIZE,
- * BENCH_LATENCY_SECONDS, BENCH_WORKERS.
+ * BENCH_LATENCY_SECONDS, BENCH_WORKERS, BENCH_FAILOVER_RUNS.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { startCluster } from './cluster.ts';
@@ -15,8 +15,9 @@ import { dnsBench, type DnsResult } from './dns.ts';
 import { playlistBench, statusBench } from './pages.ts';
 import { flashcrowdBench, type CrowdResult } from './flashcrowd.ts';
 import { latencyBench, latencySvg, type LatencyResult } from './latency.ts';
+import { failoverBench, median, type FailoverRun } from './failover.ts';
 
-const NAMES = ['redirect', 'playlist', 'status', 'fanout', 'flashcrowd', 'dns', 'latency'] as const;
+const NAMES = ['redirect', 'playlist', 'status', 'fanout', 'flashcrowd', 'dns', 'latency', 'failover'] as const;
 const which = process.argv[2] ?? 'all';
 if (which !== 'all' && !(NAMES as readonly string[]).includes(which)) {
   process.stderr.write(`unknown benchmark "${which}"; one of: ${NAMES.join(', ')}\n`);
@@ -26,13 +27,14 @@ const want = (n: string): boolean => which === 'all' || which === n;
 
 const results: {
   redirect?: LoadResult[]; playlist?: LoadResult[]; status?: LoadResult[]; fanout?: FanoutResult[]; flashcrowd?: CrowdResult[];
-  dns?: DnsResult[]; latency?: LatencyResult[]; machine: string; date: string;
+  dns?: DnsResult[]; latency?: LatencyResult[]; failover?: FailoverRun[]; machine: string; date: string;
 } = {
   machine: `${(await import('node:os')).cpus().length} cores, node ${process.version}`,
   date: new Date().toISOString(),
 };
-const cluster = await startCluster();
-try {
+// The failover benchmark brings up a three-node cluster of its own.
+const cluster = which === 'failover' ? null : await startCluster();
+if (cluster) try {
   if (want('redirect')) results.redirect = await redirectBench(cluster);
   if (want('playlist')) results.playlist = await playlistBench(cluster);
   if (want('status')) results.status = await statusBench(cluster);
@@ -46,6 +48,7 @@ try {
 } finally {
   await cluster.stop();
 }
+if (want('failover')) results.failover = await failoverBench();
 
 const md: string[] = [`# radioai bench, ${results.date} (${results.machine})`, ''];
 const loadTable = (name: string, rows: LoadResult[]): void => {
@@ -81,6 +84,13 @@ if (results.latency) {
   md.push('## latency', '', '| path | samples | p50 ms | p90 ms | p99 ms | max ms |', '|---|---|---|---|---|---|');
   for (const r of results.latency) md.push(`| ${r.server} | ${r.samples} | ${r.p50ms} | ${r.p90ms} | ${r.p99ms} | ${r.maxMs} |`);
   md.push('', 'Distribution: [latency.svg](latency.svg).', '');
+}
+if (results.failover) {
+  const f = results.failover;
+  md.push('## failover', '', '| run | new master ms | longest listener silence ms | source kept | listeners kept |', '|---|---|---|---|---|');
+  for (const r of f) md.push(`| ${r.run} | ${r.electedMs} | ${r.longestSilenceMs} | ${r.sourceKept ? 'yes' : 'no'} | ${r.listenersKept ? 'yes' : 'no'} |`);
+  md.push('', `Medians of ${f.length} runs: new master ${median(f.map((r) => r.electedMs))} ms, longest silence ${median(f.map((r) => r.longestSilenceMs))} ms`
+    + ` (max ${Math.max(...f.map((r) => r.longestSilenceMs))} ms); source kept in ${f.filter((r) => r.sourceKept).length}/${f.length}, every listener kept in ${f.filter((r) => r.listenersKept).length}/${f.length}.`, '');
 }
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 if (results.latency) writeFileSync(new URL('./results/latency.svg', import.meta.url), latencySvg(results.latency));

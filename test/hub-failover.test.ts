@@ -13,20 +13,8 @@ import { waitFor } from '../harness/net.ts';
 import { Hub, type Client, type Upstream } from '../src/proxy/hub.ts';
 import { OggSplitter } from '../src/proxy/ogg.ts';
 import type { Sink } from '../src/proxy/sink.ts';
+import { oggPage } from './helpers/ogg-pages.ts';
 
-function oggPage(opts: { bos?: boolean; granule: bigint; serial: number; body: number }): Buffer {
-  const segs: number[] = [];
-  for (let left = opts.body; left > 0; left -= 255) segs.push(Math.min(255, left));
-  if (opts.body % 255 === 0) segs.push(0);
-  const h = Buffer.alloc(27 + segs.length);
-  h.write('OggS', 0);
-  h[5] = opts.bos ? 2 : 0;
-  h.writeBigInt64LE(opts.granule, 6);
-  h.writeUInt32LE(opts.serial, 14);
-  h[26] = segs.length;
-  segs.forEach((s, i) => (h[27 + i] = s));
-  return Buffer.concat([h, Buffer.alloc(opts.body, opts.serial)]);
-}
 
 /** An Icecast stand-in: each stream starts with its header pages, then an audio page every 40 ms. */
 class FakeIcecast {
@@ -49,14 +37,14 @@ class FakeIcecast {
         return;
       }
       res.writeHead(200, { 'Content-Type': 'application/ogg' });
-      res.write(oggPage({ bos: true, granule: 0n, serial, body: 30 }));
-      res.write(oggPage({ granule: 0n, serial, body: 300 }));
+      res.write(oggPage({ bos: true, granule: 0n, serial, fill: serial, body: 30 }));
+      res.write(oggPage({ granule: 0n, serial, fill: serial, body: 300 }));
       this.streams.add(res);
       res.on('close', () => this.streams.delete(res));
     });
     this.#timer = setInterval(() => {
       this.#granule += 960n;
-      const page = oggPage({ granule: this.#granule, serial, body: 400 });
+      const page = oggPage({ granule: this.#granule, serial, fill: serial, body: 400 });
       for (const res of this.streams) res.write(page);
     }, 40);
   }

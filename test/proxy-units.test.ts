@@ -19,6 +19,7 @@ import { NO_STREAM_INFO, type Snapshot, type SnapshotNode } from '../src/shared/
 import { ChunkedDecoder } from '../src/proxy/chunked.ts';
 import { MAX_REQUEST_LINE, classify } from '../src/proxy/classify.ts';
 import { upstreamHead } from '../src/proxy/icecast-door.ts';
+import { oggPage } from './helpers/ogg-pages.ts';
 
 /** A deterministic PRNG so that a failing split is reproducible. */
 function rng(seed: number): () => number {
@@ -39,19 +40,6 @@ function splitRandomly(buf: Buffer, random: () => number): Buffer[] {
   return out;
 }
 
-function oggPage(opts: { bos?: boolean; granule: bigint; serial?: number; body: number }): Buffer {
-  const segs: number[] = [];
-  for (let left = opts.body; left > 0; left -= 255) segs.push(Math.min(255, left));
-  if (opts.body % 255 === 0) segs.push(0);
-  const h = Buffer.alloc(27 + segs.length);
-  h.write('OggS', 0);
-  h[5] = opts.bos ? 2 : 0;
-  h.writeBigInt64LE(opts.granule, 6);
-  h.writeUInt32LE(opts.serial ?? 7, 14);
-  h[26] = segs.length;
-  segs.forEach((s, i) => (h[27 + i] = s));
-  return Buffer.concat([h, Buffer.alloc(opts.body, 0x61)]);
-}
 
 describe('Ogg pages', () => {
   const pages = [

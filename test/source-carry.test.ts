@@ -13,7 +13,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { waitFor } from '../harness/net.ts';
 import { HeadParser, type RequestHead } from '../src/proxy/http-head.ts';
-import { SourceCarry, isOggSource, statusOf } from '../src/proxy/source-carry.ts';
+import { SourceCarry, isOggSource, statusOf, type CarryOptions } from '../src/proxy/source-carry.ts';
 import type { Target } from '../src/proxy/source-forward.ts';
 
 /** An Ogg page: `bos` marks a stream's first page, granule 0 a header page. */
@@ -81,28 +81,31 @@ describe('carrying a source across upstreams', () => {
   after(() => {
     for (const c of closers) c();
   });
+  /** A carrier for the door's end of a fresh connection from a source program, started on a connection to `first`. */
+  const carried = async (first: FakeIcecast, o: Omit<CarryOptions, 'client' | 'rest'>): Promise<{ program: Socket; door: Socket; carry: SourceCarry }> => {
+    const { program, door, close } = await pair();
+    closers.push(close);
+    const carry = new SourceCarry({ client: door, rest: Buffer.alloc(0), ...o });
+    const up = connect(first.target.port, '127.0.0.1');
+    await new Promise((r) => up.once('connect', r));
+    carry.start(up, first.target);
+    return { program, door, carry };
+  };
 
   it('keeps the source connected and sends the next upstream the head, the Ogg headers, then the audio kept meanwhile', async () => {
     const a = await fakeIcecast('a', 'HTTP/1.0 200 OK\r\n\r\n');
     const b = await fakeIcecast('b', 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\n\r\n');
     closers.push(() => a.server.close(), () => b.server.close());
-    const { program, door, close } = await pair();
-    closers.push(close);
     const head = parse('PUT /live.ogg HTTP/1.1\r\nContent-Type: application/ogg\r\nExpect: 100-continue\r\nIce-Name: test\r\n\r\n');
     let target: Target | null = a.target;
     const gaps: number[] = [];
-    const carry = new SourceCarry({
-      client: door,
+    const { program, carry } = await carried(a, {
       head,
-      rest: Buffer.alloc(0),
       upstreamHead: (t, again) => `PUT /live.ogg HTTP/1.1\r\nHost: ${t.host}:${t.port}\r\n${again ? '' : 'Expect: 100-continue\r\n'}\r\n`,
       findTarget: () => target,
       onResumed: (gap) => gaps.push(gap),
       limits: { retryMs: 50 },
     });
-    const up = connect(a.target.port, '127.0.0.1');
-    await new Promise((r) => up.once('connect', r));
-    carry.start(up, a.target);
     const answer: Buffer[] = [];
     program.on('data', (d: Buffer) => answer.push(d));
     const headers = [page(7, 0, 0n, true, 'ident'), page(7, 1, 0n, false, 'comment')];
@@ -141,20 +144,13 @@ describe('carrying a source across upstreams', () => {
     const a = await fakeIcecast('a', 'ICE/1.0 200 OK\r\n\r\n');
     const b = await fakeIcecast('b', 'HTTP/1.0 200 OK\r\n\r\n');
     closers.push(() => a.server.close(), () => b.server.close());
-    const { program, door, close } = await pair();
-    closers.push(close);
     let target: Target | null = a.target;
-    const carry = new SourceCarry({
-      client: door,
+    const { program, carry } = await carried(a, {
       head: parse('SOURCE /talk.mp3 ICE/1.0\r\nContent-Type: audio/mpeg\r\n\r\n'),
-      rest: Buffer.alloc(0),
       upstreamHead: () => 'SOURCE /talk.mp3 ICE/1.0\r\n\r\n',
       findTarget: () => target,
       limits: { retryMs: 50, bufferBytes: 4096 },
     });
-    const up = connect(a.target.port, '127.0.0.1');
-    await new Promise((r) => up.once('connect', r));
-    carry.start(up, a.target);
     program.write('first');
     await waitFor(() => a.got().includes('first'), 3000, 'the first upstream');
     target = null;
@@ -174,19 +170,12 @@ describe('carrying a source across upstreams', () => {
   it('ends the source when the first upstream refuses it, as before', async () => {
     const a = await fakeIcecast('a', 'HTTP/1.0 403 Forbidden\r\n\r\nMountpoint in use\n');
     closers.push(() => a.server.close());
-    const { program, door, close } = await pair();
-    closers.push(close);
-    const carry = new SourceCarry({
-      client: door,
+    const { program } = await carried(a, {
       head: parse('SOURCE /live.ogg HTTP/1.0\r\n\r\n'),
-      rest: Buffer.alloc(0),
       upstreamHead: () => 'SOURCE /live.ogg HTTP/1.0\r\n\r\n',
       findTarget: () => a.target,
       limits: { retryMs: 50 },
     });
-    const up = connect(a.target.port, '127.0.0.1');
-    await new Promise((r) => up.once('connect', r));
-    carry.start(up, a.target);
     const answer: Buffer[] = [];
     program.on('data', (d: Buffer) => answer.push(d));
     program.on('error', () => undefined);
@@ -204,24 +193,19 @@ describe('carrying a source across upstreams', () => {
     // An Icecast that takes the connection and closes it unanswered (it is stopping, or restarting).
     const a = await fakeIcecast('a', '');
     closers.push(() => a.server.close());
-    const { program, door, close } = await pair();
-    closers.push(close);
     let unanswered = 0;
-    const carry = new SourceCarry({
-      client: door,
+    let doorEnd: Socket | null = null;
+    const { program, door } = await carried(a, {
       head: parse('SOURCE /live.ogg HTTP/1.0\r\n\r\n'),
-      rest: Buffer.alloc(0),
       upstreamHead: () => 'SOURCE /live.ogg HTTP/1.0\r\n\r\n',
       findTarget: () => a.target,
       onUnanswered: () => {
         unanswered++;
-        door.end('HTTP/1.0 503 Service Unavailable\r\n\r\n');
+        doorEnd?.end('HTTP/1.0 503 Service Unavailable\r\n\r\n');
       },
       limits: { retryMs: 50 },
     });
-    const up = connect(a.target.port, '127.0.0.1');
-    await new Promise((r) => up.once('connect', r));
-    carry.start(up, a.target);
+    doorEnd = door;
     const answer: Buffer[] = [];
     program.on('data', (d: Buffer) => answer.push(d));
     program.on('error', () => undefined);
@@ -237,20 +221,13 @@ describe('carrying a source across upstreams', () => {
     const a = await fakeIcecast('a', 'HTTP/1.0 200 OK\r\n\r\n');
     const b = await fakeIcecast('b', 'HTTP/1.0 200 OK\r\n\r\n');
     closers.push(() => a.server.close(), () => b.server.close());
-    const { program, door, close } = await pair();
-    closers.push(close);
     let target: Target = a.target;
-    const carry = new SourceCarry({
-      client: door,
+    const { program, carry } = await carried(a, {
       head: parse('SOURCE /talk.mp3 ICE/1.0\r\nContent-Type: audio/mpeg\r\n\r\n'),
-      rest: Buffer.alloc(0),
       upstreamHead: () => 'SOURCE /talk.mp3 ICE/1.0\r\n\r\n',
       findTarget: () => target,
       limits: { retryMs: 50, followMs: 100 },
     });
-    const up = connect(a.target.port, '127.0.0.1');
-    await new Promise((r) => up.once('connect', r));
-    carry.start(up, a.target);
     program.write('before');
     await waitFor(() => a.got().includes('before'), 3000, 'the first upstream');
     target = b.target;
@@ -267,21 +244,14 @@ describe('carrying a source across upstreams', () => {
     const a = await fakeIcecast('a', 'HTTP/1.0 403 Forbidden\r\n\r\nMountpoint in use\n');
     const b = await fakeIcecast('b', 'HTTP/1.0 200 OK\r\n\r\n');
     closers.push(() => a.server.close(), () => b.server.close());
-    const { program, door, close } = await pair();
-    closers.push(close);
     let target: Target = a.target;
-    const carry = new SourceCarry({
-      client: door,
+    const { program, carry } = await carried(a, {
       head: parse('SOURCE /talk.mp3 ICE/1.0\r\nContent-Type: audio/mpeg\r\n\r\n'),
-      rest: Buffer.alloc(0),
       upstreamHead: () => 'SOURCE /talk.mp3 ICE/1.0\r\n\r\n',
       findTarget: () => target,
       holdRefusal: (status) => status === 403,
       limits: { retryMs: 50 },
     });
-    const up = connect(a.target.port, '127.0.0.1');
-    await new Promise((r) => up.once('connect', r));
-    carry.start(up, a.target);
     const answer: Buffer[] = [];
     program.on('data', (d: Buffer) => answer.push(d));
     program.write('early');

@@ -38,6 +38,9 @@ export interface IcecastOptions {
   binary?: string;
 }
 
+/** How long a reload into the master's role may take to drop the relays of the old master. */
+export const RELAY_RELEASE_MS = 2500;
+
 export interface IcecastDesired {
   role: 'master' | 'relay';
   mounts: readonly MountRecord[];
@@ -88,14 +91,17 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
   readonly #userError: Error | null = null;
   #config = '';
   #role: IcecastDesired['role'] | null = null;
+  /** When this node's Icecast was last reloaded into the master's role (0: not since its start). */
+  #masterSince = 0;
   #scrape: NodeJS.Timeout | null = null;
   #scraping = false;
   #stopped = false;
   /** Last successful scrape, or null while Icecast does not answer. */
   stats: IcecastStats | null = null;
-  /** Config reloads (SIGHUP) and changes of role, for status and tests. */
+  /** Config reloads (SIGHUP), changes of role, and restarts after a reload left a relay behind, for status and tests. */
   reloads = 0;
   roleChanges = 0;
+  roleRestarts = 0;
 
   constructor(opts: IcecastOptions) {
     super();
@@ -117,7 +123,10 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
       name: 'icecast',
       command: opts.binary ?? 'icecast2',
       args: ['-c', this.#file],
-      onLine: icecastLine,
+      onLine: (line, log) => {
+        icecastLine(line, log);
+        this.#watchLine(line);
+      },
       pidFile: join(opts.dataDir, 'icecast.pid'),
       ownedIf: ` ${this.#file} `,
       user: how.spawnAs,
@@ -183,12 +192,32 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
       this.child.signal('SIGHUP');
       if (roleChanged) {
         this.roleChanges++;
+        this.#masterSince = want.role === 'master' ? Date.now() : 0;
         this.child.log.info(`role is now ${want.role}; configuration reloaded`);
         // A reload leaves connected sources alone: the master's are not this node's to keep any more.
         if (want.role === 'relay') this.#dropSources();
       }
     }
     this.#scrape ??= setInterval(() => void this.#poll(), 1000);
+  }
+
+  /**
+   * The safety net under the reload into the master's role: Icecast 2.4
+   * usually drops its relays of the old master within about a second of
+   * the reload, but has been seen to keep one holding its mount for good,
+   * refusing every source with "Mountpoint in use". Seen more than
+   * RELAY_RELEASE_MS after the reload for a mount that has no source here,
+   * it earns Icecast the restart a reload was meant to spare (once per
+   * change of role): a fresh Icecast holds no relay at all.
+   */
+  #watchLine(line: string): void {
+    if (this.#masterSince === 0 || this.#role !== 'master') return;
+    const m = /Mountpoint (\S+) in use/.exec(line);
+    if (!m || Date.now() - this.#masterSince < RELAY_RELEASE_MS || this.stats?.mounts.has(m[1]!) === true) return;
+    this.#masterSince = 0;
+    this.roleRestarts++;
+    this.child.log.warn(`${m[1]} is still held by a relay of the old master after the reload; restarting Icecast`);
+    this.child.restart(3000);
   }
 
   /** Asks Icecast to drop every source it holds (its relays come back on their own). */
