@@ -34,6 +34,12 @@ class Ear {
 
   constructor(url: string) {
     this.#req = get(url, { agent: false }, (res) => {
+      // An error answer (the mount not live yet) is not audio.
+      if (res.statusCode !== 200) {
+        this.ended = true;
+        res.resume();
+        return;
+      }
       res.on('data', () => {
         const now = Date.now();
         if (this.lastAt > 0) this.maxGapMs = Math.max(this.maxGapMs, now - this.lastAt);
@@ -69,10 +75,14 @@ export async function failoverBench(runs = Number(process.env.BENCH_FAILOVER_RUN
       const url = `icecast://${encodeURIComponent(creds.username)}:${encodeURIComponent(creds.password)}@${c.nodes[k]!.host}:${c.ports.icecast}/live.ogg`;
       const ff = run('ffmpeg', ['-nostdin', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
         '-c:a', 'libvorbis', '-b:a', '128k', '-content_type', 'application/ogg', '-f', 'ogg', url]);
-      const ears = [k, j].map((i) => new Ear(`http://${c.nodes[i]!.host}:${c.ports.http}/live.ogg`));
+      const urls = [k, j].map((i) => `http://${c.nodes[i]!.host}:${c.ports.http}/live.ogg`);
+      let ears = urls.map((u) => new Ear(u));
       try {
-        // Steady audio on both before the kill.
-        await waitFor(() => ears.every((e) => e.lastAt > 0 && Date.now() - e.lastAt < 1500), 30_000, 'audio on both surviving nodes', 100);
+        // Steady audio on both before the kill (a listener that came before the source tries again).
+        await waitFor(() => {
+          ears = ears.map((e, i) => (e.ended ? new Ear(urls[i]!) : e));
+          return ears.every((e) => e.lastAt > 0 && Date.now() - e.lastAt < 1500);
+        }, 30_000, 'audio on both surviving nodes', 100);
         await sleep(3000);
         for (const e of ears) e.resetGap();
         const t0 = Date.now();
