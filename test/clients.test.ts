@@ -91,7 +91,10 @@ describe('Icecast clients on both public ports', () => {
           // Like any source client, start again while refused: a new mount reaches the master's Icecast a moment after create-mount.
           const src = new KeepSource(() => c.start({ host: b.host, port, mount, user: c.user ?? creds.username, password: creds.password, format: c.format }));
           try {
-            await hears(`http://${a.host}:${a.httpPort}${mount}`, c.format, 30_000);
+            await hears(`http://${a.host}:${a.httpPort}${mount}`, c.format, 30_000).catch((err: Error) => {
+              const lines = (n: Radiod): string => n.proc.output().split('\n').filter((l) => !l.includes('fserve')).slice(-25).join('\n');
+              throw new Error(`${err.message} (the source program was started ${src.starts} times)\nrelay's log:\n${lines(b)}\nmaster's log:\n${lines(a)}`);
+            });
             t.diagnostic(`${c.name} on b ${kind}: heard on a after ${Date.now() - t0} ms`);
           } finally {
             await src.stop();

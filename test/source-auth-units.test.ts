@@ -24,6 +24,7 @@ import { NO_STREAM_INFO, type SnapshotInput } from '../src/shared/snapshot.ts';
 import { S, WorkerStats, statsBuffer, sumStats } from '../src/shared/worker-stats.ts';
 import type { MountRecord } from '../src/state/mount-record.ts';
 import { SnapshotWriter } from '../src/state/snapshot-writer.ts';
+import { oggPage } from './helpers/ogg-pages.ts';
 
 const basic = (u: string, p: string): string => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
 
@@ -264,11 +265,15 @@ describe('the door carrying a source', () => {
       let answer = '';
       client.on('data', (d: Buffer) => (answer += d.toString('latin1')));
       const closed = new Promise<number>((res) => client.on('close', () => res(Date.now())));
-      client.write(`SOURCE /a.ogg HTTP/1.0\r\nAuthorization: ${basic('source', 'pa')}\r\nContent-Type: application/ogg\r\n\r\nOggS`);
+      // The door carries an Ogg source page by page (source-carry.ts): whole pages, then.
+      client.write(Buffer.concat([
+        Buffer.from(`SOURCE /a.ogg HTTP/1.0\r\nAuthorization: ${basic('source', 'pa')}\r\nContent-Type: application/ogg\r\n\r\n`),
+        oggPage({ bos: true, granule: 0n, body: 30 }),
+      ]));
       await waitFor(() => answer.startsWith('HTTP/1.0 200') && received.includes('OggS'), 3000, 'the source carried');
       assert.match(received, /^SOURCE \/a\.ogg HTTP\/1\.0\r\n/);
-      client.write('more audio');
-      await waitFor(() => received.includes('more audio'), 3000, 'audio carried');
+      client.write(oggPage({ granule: 960n, body: 40, fill: 0x6d }));
+      await waitFor(() => received.includes('m'.repeat(40)), 3000, 'audio carried');
       const t0 = Date.now();
       publish({ '/a.ogg': ['ua', 'rotated'] });
       const ms = await Promise.race([closed.then((t) => t - t0), new Promise<number>((res) => setTimeout(() => res(Infinity), 3000))]);
