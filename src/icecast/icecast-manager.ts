@@ -93,6 +93,8 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
   #role: IcecastDesired['role'] | null = null;
   /** When this node's Icecast was last reloaded into the master's role (0: not since its start). */
   #masterSince = 0;
+  /** Per live mount: the bytes Icecast had read from its source at the last scrape, and since when. */
+  readonly #reading = new Map<string, { bytes: number; at: number }>();
   #scrape: NodeJS.Timeout | null = null;
   #scraping = false;
   #stopped = false;
@@ -206,18 +208,29 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
    * usually drops its relays of the old master within about a second of
    * the reload, but has been seen to keep one holding its mount for good,
    * refusing every source with "Mountpoint in use". Seen more than
-   * RELAY_RELEASE_MS after the reload for a mount that has no source here,
+   * RELAY_RELEASE_MS after the reload for a mount whose source here sends
+   * nothing,
    * it earns Icecast the restart a reload was meant to spare (once per
    * change of role): a fresh Icecast holds no relay at all.
    */
   #watchLine(line: string): void {
     if (this.#masterSince === 0 || this.#role !== 'master') return;
     const m = /Mountpoint (\S+) in use/.exec(line);
-    if (!m || Date.now() - this.#masterSince < RELAY_RELEASE_MS || this.stats?.mounts.has(m[1]!) === true) return;
+    if (!m || Date.now() - this.#masterSince < RELAY_RELEASE_MS || this.#fed(m[1]!)) return;
     this.#masterSince = 0;
     this.roleRestarts++;
     this.child.log.warn(`${m[1]} is still held by a relay of the old master after the reload; restarting Icecast`);
     this.child.restart(3000);
+  }
+
+  /**
+   * Whether `mount` has a source that sends: Icecast lists a relay that
+   * holds a mount without reading anything too, so being listed is not
+   * enough; what it read must have grown within the last two scrapes.
+   */
+  #fed(mount: string): boolean {
+    const r = this.#reading.get(mount);
+    return r !== undefined && Date.now() - r.at < 2200;
   }
 
   /** Asks Icecast to drop every source it holds (its relays come back on their own). */
@@ -247,6 +260,12 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
   }
 
   #setStats(s: IcecastStats | null): void {
+    const now = Date.now();
+    for (const [path, m] of s?.mounts ?? []) {
+      const seen = this.#reading.get(path);
+      if (!seen || seen.bytes !== m.bytesRead) this.#reading.set(path, { bytes: m.bytesRead, at: now });
+    }
+    for (const path of this.#reading.keys()) if (!s?.mounts.has(path)) this.#reading.delete(path);
     const before = this.stats === null ? '' : [...this.stats.mounts.keys()].join();
     const after = s === null ? '' : [...s.mounts.keys()].join();
     const changed = (this.stats === null) !== (s === null) || before !== after;
