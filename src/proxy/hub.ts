@@ -22,6 +22,7 @@
  * Icecast) has the mount again it moves to it without dropping anyone.
  */
 import { get, type ClientRequest, type IncomingMessage } from 'node:http';
+import { sameHostPort } from '../shared/host-port.ts';
 import { IcyInserter, IcyStripper } from './icy.ts';
 import { OggHeaderTracker, OggSplitter } from './ogg.ts';
 import type { Sink } from './sink.ts';
@@ -93,8 +94,6 @@ interface Listener {
   blocked: boolean;
   icy: IcyInserter | null;
 }
-
-const same = (a: Upstream, b: Upstream): boolean => a.host === b.host && a.port === b.port;
 
 const MP3_SYNC = (b: Buffer, i: number): boolean => b[i] === 0xff && (b[i + 1]! & 0xe0) === 0xe0;
 
@@ -353,7 +352,7 @@ export class Hub {
     // Without an upstream the retries already try the home one first.
     if (this.#closed || this.#probe || !this.#current || this.#listeners.size === 0) return;
     const home = this.#o.home();
-    if (!home || same(this.#current, home)) return;
+    if (!home || sameHostPort(this.#current, home)) return;
     const probe = this.#request(home, (req, res) => {
       this.#probe = null;
       const old = this.#req;

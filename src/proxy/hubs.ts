@@ -13,7 +13,9 @@
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import type { LatencyRecorder } from '../shared/latency.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
+import { sameHostPort } from '../shared/host-port.ts';
 import { Hub, type Client, type Upstream } from './hub.ts';
+import { masterIcecast, nodeIcecast } from './source-forward.ts';
 
 export interface HubsOptions {
   reader: SnapshotReader;
@@ -52,19 +54,17 @@ export class Hubs {
     const ready = new Set(mount?.readyOn ?? []);
     const out: Upstream[] = [];
     for (const n of snap.nodes) {
-      if (n.name === this.#o.nodeName || !ready.has(n.name) || !n.icecastReady || n.addresses[0] === undefined) continue;
-      out.push({ name: n.name, host: n.addresses[0], port: n.icecastInternalPort || n.icecastPort });
+      if (n.name === this.#o.nodeName || !ready.has(n.name) || !n.icecastReady) continue;
+      const up = nodeIcecast(n);
+      if (up) out.push(up);
     }
     if (ready.has(this.#o.nodeName)) out.unshift(this.#o.local);
     else out.push(this.#o.local);
     // Sources land on the master's Icecast, first of all: the snapshot lags a source that has
     // just connected (or been carried on to a new master) by a second or two, so it is always
     // among the places to look, last.
-    const master = snap.nodes.find((n) => n.name === snap.master);
-    if (master && master.name !== this.#o.nodeName && master.addresses[0] !== undefined) {
-      const m = { name: master.name, host: master.addresses[0], port: master.icecastInternalPort || master.icecastPort };
-      if (!out.some((u) => u.host === m.host && u.port === m.port)) out.push(m);
-    }
+    const master = snap.master === this.#o.nodeName ? null : masterIcecast(snap);
+    if (master && !out.some((u) => sameHostPort(u, master))) out.push(master);
     return out;
   }
 

@@ -21,6 +21,7 @@
  * its Icecast lives on), it moves the source there.
  */
 import type { Socket } from 'node:net';
+import { sameHostPort } from '../shared/host-port.ts';
 import { ChunkedDecoder } from './chunked.ts';
 import type { RequestHead } from './http-head.ts';
 import { OggHeaderTracker, OggSplitter } from './ogg.ts';
@@ -75,9 +76,10 @@ export function statusOf(head: string): number {
   return m ? Number(m[1]) : 0;
 }
 
-interface Kept {
-  data: Buffer;
-  header: boolean;
+/** The first whole response head in `text`: its status and its length, or null while it is not whole. */
+function firstHead(text: string): { status: number; length: number } | null {
+  const end = text.indexOf('\r\n\r\n');
+  return end < 0 ? null : { status: statusOf(text), length: end + 4 };
 }
 
 export class SourceCarry {
@@ -93,7 +95,8 @@ export class SourceCarry {
   #first = true;
   /** Whether the first upstream took the source (null until it has answered). */
   #accepted: boolean | null = null;
-  #kept: Kept[] = [];
+  /** Audio (whole Ogg pages, or raw reads) waiting for an upstream; header pages stay with the tracker. */
+  #kept: Buffer[] = [];
   #keptBytes = 0;
   #lostAt = 0;
   #retry: NodeJS.Timeout | null = null;
@@ -133,7 +136,7 @@ export class SourceCarry {
     const at = this.#upTarget;
     if (!this.#live || !up || !at || this.#accepted !== true) return;
     const now = this.#o.findTarget();
-    if (now && (now.host !== at.host || now.port !== at.port)) up.destroy();
+    if (now && !sameHostPort(now, at)) up.destroy();
   }
 
   /** Ends both sides. */
@@ -157,11 +160,11 @@ export class SourceCarry {
       up.on('data', (d: Buffer) => {
         if (this.#accepted !== null) return void this.#o.client.write(d);
         answer += d.toString('latin1');
-        for (let end = answer.indexOf('\r\n\r\n'); end >= 0; end = answer.indexOf('\r\n\r\n')) {
-          const status = statusOf(answer);
+        for (let h = firstHead(answer); h !== null; h = firstHead(answer)) {
+          const { status } = h;
           if (status === 100) {
-            this.#o.client.write(Buffer.from(answer.slice(0, end + 4), 'latin1'));
-            answer = answer.slice(end + 4);
+            this.#o.client.write(Buffer.from(answer.slice(0, h.length), 'latin1'));
+            answer = answer.slice(h.length);
             continue;
           }
           // A new master whose Icecast still holds the mount for a relay of the old one refuses
@@ -188,12 +191,10 @@ export class SourceCarry {
     const onData = (d: Buffer): void => {
       answer += d.toString('latin1');
       if (answer.length > 8192) return void up.destroy();
-      for (;;) {
-        const end = answer.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const status = statusOf(answer);
+      for (let h = firstHead(answer); h !== null; h = firstHead(answer)) {
+        const { status } = h;
         if (status === 100) {
-          answer = answer.slice(end + 4);
+          answer = answer.slice(h.length);
           continue;
         }
         clearTimeout(timer);
@@ -204,7 +205,7 @@ export class SourceCarry {
         // A program held through a refusal hears this upstream's answer as its own.
         if (this.#accepted === null) {
           this.#accepted = true;
-          this.#o.client.write(Buffer.from(answer.slice(0, end + 4), 'latin1'));
+          this.#o.client.write(Buffer.from(answer.slice(0, h.length), 'latin1'));
         }
         return this.#resumed(up, this.#upTarget!);
       }
@@ -218,12 +219,7 @@ export class SourceCarry {
     this.resumes++;
     const gap = Date.now() - this.#lostAt;
     if (this.#ogg) for (const h of this.#ogg.headers.headers) up.write(h);
-    // Kept audio from before the last header set belongs to an older chained stream: it goes.
-    let from = 0;
-    this.#kept.forEach((k, i) => {
-      if (k.header) from = i + 1;
-    });
-    for (const k of this.#kept.slice(from)) up.write(k.data);
+    for (const k of this.#kept) up.write(k);
     this.#kept = [];
     this.#keptBytes = 0;
     this.#live = true;
@@ -256,16 +252,15 @@ export class SourceCarry {
   }
 
   #keep(data: Buffer): void {
-    this.#kept.push({ data, header: false });
+    this.#kept.push(data);
     this.#keptBytes += data.length;
     while (this.#keptBytes > this.#limits.bufferBytes && this.#kept.length > 1) {
-      this.#keptBytes -= this.#kept.shift()!.data.length;
+      this.#keptBytes -= this.#kept.shift()!.length;
     }
     // One read larger than the bound: its newest part (a byte stream such as MP3 resynchronises; an Ogg page is kept whole).
-    const only = this.#kept[0]!;
     if (this.#keptBytes > this.#limits.bufferBytes && !this.#ogg) {
-      only.data = only.data.subarray(only.data.length - this.#limits.bufferBytes);
-      this.#keptBytes = only.data.length;
+      this.#kept[0] = this.#kept[0]!.subarray(this.#kept[0]!.length - this.#limits.bufferBytes);
+      this.#keptBytes = this.#kept[0].length;
     }
   }
 
