@@ -286,6 +286,49 @@ describe('the door carrying a source', () => {
       master.close();
     }
   });
+  it('closes a refused program that goes on sending, after its answer (a source that never reads would hang)', async () => {
+    // A master's Icecast that takes the connection and closes it without a word (it is restarting).
+    const master = createServer((s) => {
+      s.on('error', () => undefined);
+      s.once('data', () => s.destroy());
+    });
+    await new Promise<void>((res) => master.listen(0, '127.0.0.1', res));
+    const { reader } = cluster({ '/a.ogg': ['ua', 'pa'] }, 'a', { host: '127.0.0.1', port: (master.address() as AddressInfo).port });
+    const stats = new WorkerStats(statsBuffer(1, 8), 0, 8);
+    const door = new IcecastDoor({ reader, hubs: {} as Hubs, stats });
+    const port = { pages: new Pages({ reader, nodeName: 'a', worker: 0, domain: 'radio.test', port: 8000, startedAt: '' }), router: new ListenRouter({ nodeName: 'a', proxy: true, port: 'icecast' }) };
+    const front = createServer({ pauseOnConnect: true }, (s) => door.accept(s, port));
+    await new Promise<void>((res) => front.listen(0, '127.0.0.1', res));
+    const programs: Socket[] = [];
+    try {
+      // Like ffmpeg's legacy SOURCE: the audio follows the head without waiting for an answer, and
+      // the program only notices a refusal when a write fails. One is unanswered, one has a wrong password.
+      for (const auth of [basic('source', 'pa'), basic('source', 'wrong')]) {
+        // allowHalfOpen: a program that never reads does not answer the door's FIN with its own.
+        const program = connect({ port: (front.address() as AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+        programs.push(program);
+        program.on('error', () => undefined);
+        let answer = '';
+        program.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+        const closed = new Promise<boolean>((res) => {
+          program.once('close', () => res(true));
+          setTimeout(() => res(false), 6000);
+        });
+        program.write(`SOURCE /a.ogg HTTP/1.0\r\nAuthorization: ${auth}\r\nContent-Type: application/ogg\r\n\r\n`);
+        const send = setInterval(() => program.writable && program.write(oggPage({ granule: 960n, body: 4000 })), 20);
+        try {
+          assert.ok(await closed, `the program's connection is closed after its answer (${JSON.stringify(answer.slice(0, 40))})`);
+          assert.match(answer, /^HTTP\/1\.0 (503|401) /);
+        } finally {
+          clearInterval(send);
+        }
+      }
+    } finally {
+      for (const p of programs) p.destroy();
+      front.close();
+      master.close();
+    }
+  });
 });
 
 describe('sources the master\'s Icecast must drop', () => {

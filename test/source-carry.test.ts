@@ -15,6 +15,7 @@ import { waitFor } from '../harness/net.ts';
 import { HeadParser, type RequestHead } from '../src/proxy/http-head.ts';
 import { SourceCarry, isOggSource, statusOf, type CarryOptions } from '../src/proxy/source-carry.ts';
 import type { Target } from '../src/proxy/source-forward.ts';
+import { passingRefusal } from '../src/proxy/icecast-door.ts';
 
 /** An Ogg page: `bos` marks a stream's first page, granule 0 a header page. */
 function page(serial: number, seq: number, granule: bigint, bos: boolean, body: string): Buffer {
@@ -274,5 +275,15 @@ describe('carrying a source across upstreams', () => {
     assert.equal(statusOf('ICE/1.0 200 OK\r\n'), 200);
     assert.equal(statusOf('HTTP/1.1 100 Continue\r\n\r\n'), 100);
     assert.equal(statusOf('garbage'), 0);
+  });
+
+  it('holds a program through the refusals that pass, and only those', () => {
+    // The door checked the login: an Icecast saying 401 has not loaded the mount or its new password yet.
+    assert.equal(passingRefusal(401, false), true);
+    assert.equal(passingRefusal(401, true), true);
+    // "In use" with no source anywhere: a relay of a dead master's stream still holds the mount.
+    assert.equal(passingRefusal(403, false), true);
+    assert.equal(passingRefusal(403, true), false);
+    for (const status of [400, 404, 500, 503]) assert.equal(passingRefusal(status, false), false);
   });
 });

@@ -72,8 +72,25 @@ export function streamHead(h: StreamHead, icy: boolean): string {
 
 const MASTER_UNREACHABLE = text(503, 'the master is not reachable right now (it may be changing); try again in a few seconds\n');
 
+/** How long a client has to read a final answer and close before the door closes the connection itself. */
+export const REPLY_LINGER_MS = 2000;
+
+/**
+ * A final answer, then the connection's end. Ending our side is not enough:
+ * a source program that streams without reading (ffmpeg's legacy SOURCE,
+ * most libshout programs) never sees the FIN, and would write into a
+ * half-closed connection for ever instead of reconnecting. What it sends
+ * meanwhile is read and dropped (unread data would reset the connection and
+ * could lose the answer), and the connection is closed once the answer has
+ * left and the client has had a moment to read it.
+ */
 function reply(sock: Socket, head: RequestHead | null, a: Answer): void {
-  sock.end(serialize(a, head?.version ?? 'HTTP/1.0', head?.method === 'HEAD'));
+  sock.on('data', () => undefined);
+  sock.resume();
+  sock.end(serialize(a, head?.version ?? 'HTTP/1.0', head?.method === 'HEAD'), () => {
+    const cut = setTimeout(() => sock.destroy(), REPLY_LINGER_MS);
+    sock.once('close', () => clearTimeout(cut));
+  });
 }
 
 export class IcecastDoor {
@@ -186,9 +203,7 @@ export class IcecastDoor {
             log.info(`source of ${head.path} carried on to ${t.name} after ${gap} ms without an upstream`);
           },
           onUnanswered: () => reply(sock, head, MASTER_UNREACHABLE),
-          // "Mountpoint in use" for a mount no master reports a source on: a new master's Icecast
-          // still holding it for its relay of the old one. A real second source gets it at once.
-          holdRefusal: (status) => status === 403 && this.#o.reader.current().mounts.find((m) => m.path === head.path)?.sourceConnected !== true,
+          holdRefusal: (status) => passingRefusal(status, this.#o.reader.current().mounts.find((m) => m.path === head.path)?.sourceConnected === true),
         });
         // A changed password or a deleted mount drops the source, both sides.
         const done = this.#gate.carry(a.mount, a.credential, () => carrier.close());
@@ -197,6 +212,20 @@ export class IcecastDoor {
       }, () => reply(sock, head, MASTER_UNREACHABLE));
     });
   }
+}
+
+/**
+ * Whether the master's Icecast refusing an admitted source (`status`) is
+ * passing, so that the program is held while it is asked again:
+ * - 401: the door checked the login against the cluster's mounts, so
+ *   Icecast's configuration trails them (a mount just created, a password
+ *   just changed: its reload is a moment away);
+ * - 403 "mountpoint in use" for a mount no node reports a source on: a new
+ *   master's Icecast still holding it for its relay of the old one. A real
+ *   second source (`live`) gets it at once.
+ */
+export function passingRefusal(status: number, live: boolean): boolean {
+  return status === 401 || (status === 403 && !live);
 }
 
 /** Request headers a source sends that do not go on to Icecast as they are. */

@@ -34,7 +34,7 @@ export const CARRY_LIMITS = {
   retryMs: 250,
   /** A source with no upstream for this long is let go (its program can reconnect elsewhere). */
   waitMs: 60_000,
-  /** An upstream must answer a new source's head within this. */
+  /** An upstream must answer a source's head within this (the first one too: a silent one would hold the program for ever). */
   answerMs: 3000,
   /** How often the carrier looks whether the master has changed under it. */
   followMs: 1000,
@@ -58,7 +58,8 @@ export interface CarryOptions {
   /**
    * Whether a refusal (`status`) from the first upstream is a passing one,
    * to be retried while the program waits, up to `holdMs` from the start:
-   * the door says yes to a 403 for a mount no node reports live.
+   * the door says yes to a 401 (Icecast's configuration trails the cluster's)
+   * and to a 403 for a mount no node reports live (passingRefusal).
    */
   holdRefusal?: (status: number) => boolean;
   limits?: Partial<Record<keyof typeof CARRY_LIMITS, number>>;
@@ -157,6 +158,8 @@ export class SourceCarry {
       this.#first = false;
       this.#live = true;
       let answer = '';
+      const silent = setTimeout(() => up.destroy(), this.#limits.answerMs);
+      up.once('close', () => clearTimeout(silent));
       up.on('data', (d: Buffer) => {
         if (this.#accepted !== null) return void this.#o.client.write(d);
         answer += d.toString('latin1');
@@ -167,8 +170,9 @@ export class SourceCarry {
             answer = answer.slice(h.length);
             continue;
           }
-          // A new master whose Icecast still holds the mount for a relay of the old one refuses
-          // for a second or so: the program is held rather than refused (see holdRefusal).
+          clearTimeout(silent);
+          // A passing refusal (Icecast's configuration a reload behind the cluster's, or a new master's
+          // Icecast still holding the mount for a relay of the old one): the program is held, not refused.
           if (status !== 200 && Date.now() < this.#holdUntil && this.#o.holdRefusal?.(status) === true) {
             this.#heldRefusal = true;
             return void up.destroy();
