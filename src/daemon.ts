@@ -41,6 +41,15 @@ const TICK_MS = 1000;
 const RESOLVE_RETRY_MS = 2000;
 /** etcd counts as unreachable after this long without an answer. */
 const ETCD_SILENCE_MS = 3000;
+/**
+ * Past this long without etcd, radiod asks every QUICK_MS whether any member
+ * answers at all, so that a node cut off knows it (and stops its
+ * transcoders, transcoders.ts) well within one lease TTL.
+ */
+const QUICK_AFTER_MS = 1000;
+const QUICK_MS = 250;
+/** A member on the same network answers a TCP connect within milliseconds. */
+const REACHABLE_MS = 500;
 /** Ticks without etcd before radiod looks for the reason (a TLS or address mistake). */
 const EXPLAIN_AFTER_TICKS = 3;
 /** Deadline of a single unary etcd call, so a dead etcd cannot pile up requests. */
@@ -68,6 +77,8 @@ export class Daemon {
   /** Drops a source from this node's Icecast when its mount's credentials change or the mount goes. */
   sourceKiller: SourceKiller | null = null;
   #tick: NodeJS.Timeout | null = null;
+  #quick: NodeJS.Timeout | null = null;
+  #probingReachable = false;
   /** Relay restarts asked of Icecast per mount, and when the last was asked. */
   readonly #relayRetry = new Map<string, number>();
   readonly #relayRetryAt = new Map<string, number>();
@@ -214,7 +225,7 @@ export class Daemon {
 
     const model = new ClusterModel(client);
     this.model = model;
-    this.transcoders = new Transcoders({ client, model, nodeName: c.nodeName, leaseTtl: c.leaseTtl, dataDir: c.dataDir });
+    this.transcoders = new Transcoders({ client, model, nodeName: c.nodeName, leaseTtl: c.leaseTtl, dataDir: c.dataDir, etcdReachable: () => this.#etcdReachable });
     this.sourceKiller = new SourceKiller({ host: c.bindAddrs[0]!, port: c.icecastInternalPort, adminPassword: this.icecast.adminPassword });
     model.on('connection', (up) => {
       if (!up) this.#etcdErrors++;
@@ -239,6 +250,7 @@ export class Daemon {
     const election = this.election;
     void this.presence.firstRegistration.then(() => election.start());
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
+    this.#quick = setInterval(() => this.#quickCheck(), QUICK_MS);
     // Throws RADIOAI_ERR_NAME_TAKEN when another live node has this name, which ends radiod (main.ts).
     await this.presence.start();
   }
@@ -327,6 +339,30 @@ export class Daemon {
   }
 
   /**
+   * While etcd has been silent for QUICK_AFTER_MS: does any member answer at
+   * all? Then the transcoders are checked at once (a cut-off node stops its
+   * liquidsoap before another node's starts).
+   */
+  #quickCheck(): void {
+    if (Date.now() - this.#lastSeen() < QUICK_AFTER_MS) {
+      this.#etcdReachable = true;
+      return;
+    }
+    if (this.#probingReachable) return;
+    this.#probingReachable = true;
+    void this.#anyMemberAnswers().then((ok) => {
+      this.#etcdReachable = ok;
+      this.transcoders?.sync();
+    }).finally(() => {
+      this.#probingReachable = false;
+    });
+  }
+
+  async #anyMemberAnswers(): Promise<boolean> {
+    return (await Promise.all(this.#endpoints.map((e) => reachable(e, REACHABLE_MS)))).some(Boolean);
+  }
+
+  /**
    * Is any etcd member reachable at all (only asked while etcd is silent),
    * and is the member on this node's own address healthy (for etcd.DOMAIN)?
    */
@@ -334,7 +370,7 @@ export class Daemon {
     if (this.#probing) return;
     this.#probing = true;
     try {
-      if (!connected) this.#etcdReachable = (await Promise.all(this.#endpoints.map((e) => reachable(e, 1000)))).some(Boolean);
+      if (!connected) this.#etcdReachable = await this.#anyMemberAnswers();
       const own = new Set([...this.config.publicIps, ...this.config.bindAddrs]);
       const local = this.#endpoints.filter((e) => own.has(e.host));
       this.#localMember = local.length > 0 && (await Promise.all(local.map((e) => memberHealthy(e, this.#probeTls, 1000)))).some(Boolean);
@@ -571,6 +607,7 @@ export class Daemon {
     log.info('stopping');
     this.#draining = true;
     if (this.#tick) clearInterval(this.#tick);
+    if (this.#quick) clearInterval(this.#quick);
     this.publish();
     await Promise.all([this.workers.stop(4000), this.icecast.stop(), this.transcoders?.stop()]);
     await Promise.race([

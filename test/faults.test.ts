@@ -13,9 +13,10 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from '../harness/cluster.ts';
 import { alive, httpGet, waitFor } from '../harness/net.ts';
-import { createMount, radioctl, tempDir, type Creds } from './helpers/processes.ts';
+import { join } from 'node:path';
+import { createMount, pidFrom, radioctl, tempDir, type Creds } from './helpers/processes.ts';
 import { streamAddresses } from './helpers/dig.ts';
-import { KeepSource, Listener, ffmpegSource, icecastUrl, oggPages } from './helpers/stream.ts';
+import { KeepSource, Listener, ffmpegSource, icecastUrl, mp3Frames, oggPages } from './helpers/stream.ts';
 
 const TTL = 3;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -273,6 +274,7 @@ describe('faults on a three-node cluster', () => {
     for (const l of ls) await flowing(l);
     const down = [c.nodes[1]!, c.nodes[2]!];
     const pids = c.nodes.map((n) => n.radiod!.proc.pid);
+    const master = String((await node(0).health()).body.master);
     for (const n of down) await n.member!.kill();
     // Longer than two lease TTLs: leases cannot expire without a quorum, so nobody may drop out.
     const until = Date.now() + (2 * TTL + 2) * 1000;
@@ -293,6 +295,13 @@ describe('faults on a three-node cluster', () => {
       return true;
     }, 30_000, 'every node connected to etcd again');
     t.diagnostic(`quorum back -> every node connected: ${Date.now() - t0} ms`);
+    // The outage outlasted the client's patience with its leases (twice the TTL): the master must
+    // still keep its place, through the time the old candidate keys would have taken to expire.
+    const keepUntil = Date.now() + (2 * TTL + 1) * 1000;
+    while (Date.now() < keepUntil) {
+      for (const i of [0, 1, 2]) assert.equal((await node(i).health()).body.master, master, `node${i + 1} names another master after the quorum returned`);
+      await sleep(250);
+    }
     await createMount(etcd(), ['create-mount', '/after-quorum.ogg']);
     await waitFor(() => serving('/after-quorum.ogg', 200), 10_000, 'a mount created after the quorum returned');
     t.diagnostic(`quorum back -> a new mount served everywhere: ${Date.now() - t0} ms`);
@@ -338,5 +347,50 @@ describe('faults on a three-node cluster', () => {
     await waitFor(async () => (await streamAddresses(node(others[0]!))).includes(host(k)), 10_000, `node${k + 1} back in DNS`);
     (await hear(k)).close();
     t.diagnostic(`link restored -> node${k + 1} in service, in DNS and serving: ${Date.now() - t1} ms`);
+  });
+
+  it('a node cut off from etcd stops its transcoder before another node starts one', async (t) => {
+    await settled();
+    await createMount(etcd(), ['create-transcoding-mount', '/low.mp3', '--source', '/live.ogg', '--bitrate', '64']);
+    const running = (i: number): number | null => {
+      const p = pidFrom(join(c.nodes[i]!.dataDir, 'liquidsoap', 'low.mp3.pid'));
+      return p !== null && alive(p) ? p : null;
+    };
+    const k = await waitFor(() => {
+      const r = [0, 1, 2].filter((i) => running(i) !== null);
+      return r.length === 1 ? r[0]! : null;
+    }, 20_000, 'one liquidsoap for /low.mp3').catch((err: Error) => {
+      throw new Error(`${err.message}\n${[0, 1, 2].map((i) => `node${i + 1}:\n${node(i).proc.output().split('\n').slice(-25).join('\n')}`).join('\n')}`);
+    });
+    const pid = running(k)!;
+    const others = [0, 1, 2].filter((i) => i !== k);
+    const t0 = performance.now();
+    await c.cut(k);
+    let stopped = 0;
+    let started = 0;
+    let startedOn = -1;
+    await waitFor(() => {
+      const now = performance.now() - t0;
+      if (stopped === 0 && !alive(pid)) stopped = now;
+      for (const i of others) {
+        if (started === 0 && running(i) !== null) {
+          started = now;
+          startedOn = i;
+        }
+      }
+      return stopped > 0 && started > 0;
+    }, (TTL + 8) * 1000, 'the cut-off liquidsoap to stop and another to start', 20);
+    t.diagnostic(`link cut -> node${k + 1}'s liquidsoap stopped after ${stopped.toFixed(0)} ms; node${startedOn + 1}'s started after ${started.toFixed(0)} ms: ${(started - stopped).toFixed(0)} ms without one`);
+    assert.ok(stopped < started, `node${k + 1}'s liquidsoap still ran when node${startedOn + 1}'s started`);
+    await waitFor(async () => {
+      const l = new Listener(`http://${host(startedOn)}:${c.ports.http}/low.mp3`);
+      await sleep(1500);
+      l.close();
+      return mp3Frames(l.data()).length >= 10;
+    }, 30_000, 'MP3 from the new transcoder', 100);
+    t.diagnostic(`link cut -> MP3 from node${startedOn + 1}'s transcoder after ${(performance.now() - t0).toFixed(0)} ms`);
+    await c.restore(k);
+    await waitFor(async () => (await node(k).health()).status === 200, 20_000, `node${k + 1} back in service`);
+    assert.equal((await radioctl(etcd(), ['delete-mount', '/low.mp3'])).code, 0);
   });
 });

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { renderIcecastConfig, type IcecastConfigInput } from '../src/icecast/icecast-config.ts';
 import type { MountRecord } from '../src/state/mount-record.ts';
+import { mayTranscode } from '../src/icecast/transcoders.ts';
 
 const mount = (over: Partial<MountRecord>): MountRecord => ({
   path: '/m.ogg', username: 'user', password: 'pass', relay: null, fallback: null, transcode: null, createdAt: '', ...over,
@@ -102,5 +103,20 @@ describe('Icecast configuration', () => {
     // Any node elected master takes sources on a reload: the credentials are there in both roles.
     assert.deepEqual(texts(relay, 'username'), ['user', 'user']);
     assert.deepEqual(texts(relay, 'mount-name'), texts(master, 'mount-name'));
+  });
+});
+
+describe('a transcoder on a node that may be cut off', () => {
+  const TTL_MS = 3000;
+  it('keeps running while its candidacy is acknowledged, whatever the probe says', () => {
+    assert.equal(mayTranscode(0, TTL_MS, false), true);
+    assert.equal(mayTranscode(1400, TTL_MS, false), true);
+  });
+  it('stops half a TTL after the last acknowledgement when no etcd member answers: the others take over one TTL after it', () => {
+    assert.equal(mayTranscode(1500, TTL_MS, false), false);
+    assert.equal(mayTranscode(60_000, TTL_MS, false), false);
+  });
+  it('keeps running through a lost quorum: members answer, and no lease can expire then', () => {
+    assert.equal(mayTranscode(60_000, TTL_MS, true), true);
   });
 });

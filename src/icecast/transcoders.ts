@@ -4,6 +4,14 @@
  * the node the model names as winner runs the mount's liquidsoap, supervised
  * like Icecast, and restarts it when the script changes (mount edited,
  * master moved). A deleted mount, a lost election or a stop ends it.
+ *
+ * A node cut off from etcd cannot see the election any more, and the
+ * others start the mount's liquidsoap once its candidate key expires, one
+ * TTL after etcd last heard from it. So it stops its own first: when its
+ * candidacy has gone unacknowledged for half a TTL and no etcd member can
+ * be reached at all (mayTranscode). Members that answer without a quorum
+ * are different: no lease can expire then, nobody else will start one, and
+ * the liquidsoap keeps running.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,6 +43,15 @@ function liquidsoapLine(line: string, log: Logger): void {
   else log.debug(`${m[1]}: ${m[3]}`);
 }
 
+/**
+ * Whether a node may keep running a mount's liquidsoap: its candidacy was
+ * acknowledged by etcd less than half a TTL ago, or some etcd member still
+ * answers (etcd without a quorum expires no lease, so no other node takes over).
+ */
+export function mayTranscode(unacknowledgedMs: number, ttlMs: number, etcdReachable: boolean): boolean {
+  return unacknowledgedMs < ttlMs / 2 || etcdReachable;
+}
+
 export class Transcoders {
   readonly #client: Etcd3;
   readonly #model: ClusterModel;
@@ -42,6 +59,9 @@ export class Transcoders {
   readonly #ttl: number;
   readonly #dir: string;
   readonly #binary: string;
+  readonly #etcdReachable: () => boolean;
+  /** Mounts whose liquidsoap this node stopped because it is cut off from etcd (said once each). */
+  readonly #cutOff = new Set<string>();
   readonly #campaigns = new Map<string, Campaigner>();
   readonly #running = new Map<string, Running>();
   /** Why a mount's script was last refused, so the reason is logged once, not at every sync. */
@@ -52,7 +72,8 @@ export class Transcoders {
     return [...this.#running.values()].reduce((n, r) => n + r.child.restarts, 0);
   }
 
-  constructor(o: { client: Etcd3; model: ClusterModel; nodeName: string; leaseTtl: number; dataDir: string; binary?: string }) {
+  constructor(o: { client: Etcd3; model: ClusterModel; nodeName: string; leaseTtl: number; dataDir: string; binary?: string; etcdReachable?: () => boolean }) {
+    this.#etcdReachable = o.etcdReachable ?? (() => true);
     this.#client = o.client;
     this.#model = o.model;
     this.#node = o.nodeName;
@@ -93,6 +114,15 @@ export class Transcoders {
         c.start();
       }
       if (model.leader(transcodeElection(m.path)) !== this.#node || icecast === null) continue;
+      const unacknowledged = Date.now() - this.#campaigns.get(m.path)!.lastAck;
+      if (!mayTranscode(unacknowledged, this.#ttl * 1000, this.#etcdReachable())) {
+        if (this.#running.has(m.path) && !this.#cutOff.has(m.path)) {
+          this.#cutOff.add(m.path);
+          log.warn(`no etcd member reachable for ${(unacknowledged / 1000).toFixed(1)} s: stopping liquidsoap for ${m.path} before another node takes it over`);
+        }
+        continue;
+      }
+      this.#cutOff.delete(m.path);
       let script: string;
       try {
         script = renderTranscodeScript({

@@ -1,84 +1,135 @@
 /**
  * Keeps this node in one etcd election: the master election (every node) or
- * the election of a transcoding mount. Candidate keys live on a lease of
- * LEASE_TTL seconds; the candidate with the oldest key wins. A dead winner's
- * key expires with its lease and the next candidate takes over. A campaign
- * error (its lease was lost) means this node may no longer be the winner:
- * stop acting as one and campaign again.
+ * the election of a transcoding mount. Each candidate has one key,
+ * `election/<election>/<node name>`, on a lease of LEASE_TTL seconds; the
+ * candidate whose key was created first wins (the model reads the keys'
+ * creation revisions, cluster-model.ts). A dead winner's key expires with
+ * its lease and the next candidate takes over.
  *
- * Who won is read from the model (cluster-model.ts), which sees the same
- * keys through its watch; this class only keeps the node in the race.
+ * Why not etcd3's own Election: its key is named after the lease, so a
+ * candidate whose lease the client gave up on (etcd without a quorum for
+ * longer than twice the TTL) comes back with a new key, last in line, and
+ * the master moves once the old keys expire, though nothing died. etcd
+ * cannot expire a lease without a quorum, and a new leader gives every
+ * lease a fresh TTL, so the old key is still there when the quorum
+ * returns: this campaigner moves that key onto a new lease in one
+ * transaction, which keeps its creation revision and so its place.
  */
-import { EventEmitter } from 'node:events';
-import type { Campaign, Etcd3 } from 'etcd3';
+import type { Etcd3, Lease } from 'etcd3';
 import { describe } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
-import { PREFIX } from './keys.ts';
+import { ELECTIONS } from './keys.ts';
+import { holderVerdict } from './presence.ts';
 
 const log = logger('election');
 
-export interface ElectionEvents {
-  elected: [];
-  /** This node's campaign failed; it is not master until elected again. */
-  deposed: [];
-}
+/** Leases of this campaign that may still hold its key after being lost (the last few). */
+const OWN_LEASES = 4;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export class Campaigner extends EventEmitter<ElectionEvents> {
-  #client: Etcd3;
-  #election: string;
-  #name: string;
-  #ttl: number;
-  #campaign: Campaign | null = null;
+/** A candidate's key in `election`. */
+export const candidateKey = (election: string, nodeName: string): string => `${ELECTIONS}${election}/${nodeName}`;
+
+export class Campaigner {
+  readonly #client: Etcd3;
+  readonly #election: string;
+  readonly #name: string;
+  readonly #ttl: number;
+  readonly #key: string;
+  #lease: Lease | null = null;
+  #own: string[] = [];
+  #standing: Promise<void> | null = null;
   #stopped = false;
-  #retry: NodeJS.Timeout | null = null;
-  elected = false;
+  /** Unix ms of the last keepalive etcd acknowledged for the candidate's lease. */
+  lastAck = 0;
 
   constructor(client: Etcd3, election: string, nodeName: string, ttlSeconds: number) {
-    super();
     this.#client = client;
     this.#election = election;
     this.#name = nodeName;
     this.#ttl = ttlSeconds;
+    this.#key = candidateKey(election, nodeName);
   }
 
+  /** Stands in the election, and keeps trying in the background until it does or stop() is called. */
   start(): void {
-    if (this.#stopped || this.#campaign) return;
-    const campaign = this.#client.namespace(PREFIX).election(this.#election, this.#ttl).campaign(this.#name);
-    this.#campaign = campaign;
-    campaign.on('elected', () => {
-      if (this.#campaign !== campaign) return;
-      this.elected = true;
-      log.debug(`${this.#name} won ${this.#election}`);
-      this.emit('elected');
-    });
-    campaign.on('error', (err) => {
-      if (this.#campaign !== campaign) return;
-      this.#campaign = null;
-      if (this.elected) {
-        this.elected = false;
-        this.emit('deposed');
-      }
-      if (this.#stopped) return;
-      log.warn(`campaign in ${this.#election} failed, campaigning again in 1 s: ${describe(err)}`);
-      campaign.removeAllListeners();
-      campaign.on('error', () => undefined);
-      this.#retry = setTimeout(() => {
-        this.#retry = null;
-        this.start();
-      }, 1000);
+    if (this.#stopped || this.#lease || this.#standing) return;
+    this.#standing = this.#stand().finally(() => {
+      this.#standing = null;
     });
   }
 
+  async #stand(): Promise<void> {
+    let delay = 250;
+    while (!this.#stopped) {
+      const lease = this.#client.lease(this.#ttl, { autoKeepAlive: true });
+      lease.on('lost', (err) => this.#lost(lease, err));
+      lease.on('keepaliveSucceeded', () => {
+        this.lastAck = Date.now();
+      });
+      try {
+        const id = await lease.grant();
+        this.#own = [...this.#own, id].slice(-OWN_LEASES);
+        if ((await this.#claim(id)) && !this.#stopped) {
+          this.#lease = lease;
+          this.lastAck = Date.now();
+          return;
+        }
+      } catch (err) {
+        log.warn(`could not stand in ${this.#election}, trying again in ${delay} ms: ${describe(err)}`);
+      }
+      lease.removeAllListeners('lost');
+      await lease.revoke().catch(() => undefined);
+      if (this.#stopped) return;
+      await sleep(delay);
+      // Short: the old key lives on for about one TTL after etcd's quorum returns.
+      delay = Math.min(delay * 2, 1000);
+    }
+  }
+
+  /**
+   * Puts the candidate key on lease `id`: a new key when there is none, or
+   * this campaign's key of an earlier lease moved over (its place kept). A
+   * key on a lease of another process (this node's radiod before a restart)
+   * is waited out. Returns false when stopped meanwhile.
+   */
+  async #claim(id: string): Promise<boolean> {
+    const c = this.#client;
+    const put = (): ReturnType<Etcd3['put']> => c.put(this.#key).value(this.#name).lease(id);
+    while (!this.#stopped) {
+      const res = await c.if(this.#key, 'Create', '==', 0).then(put()).else(c.get(this.#key)).commit();
+      if (res.succeeded) return true;
+      const holder = res.responses[0]?.response_range?.kvs[0];
+      if (!holder) continue;
+      if (holderVerdict(String(holder.lease), new Set(this.#own)) === 'take-over') {
+        const moved = await c.if(this.#key, 'Mod', '==', holder.mod_revision).then(put()).commit();
+        if (moved.succeeded) {
+          log.info(`kept this node's place in ${this.#election} on a new lease`);
+          return true;
+        }
+        continue;
+      }
+      await sleep(500);
+    }
+    return false;
+  }
+
+  #lost(lease: Lease, err: Error): void {
+    if (this.#stopped || lease !== this.#lease) return;
+    this.#lease = null;
+    log.warn(`lease of this node's candidacy in ${this.#election} lost (${describe(err)}); standing again`);
+    this.start();
+  }
+
+  /** Leaves the election at once (revokes the lease, which deletes the key). */
   async stop(): Promise<void> {
     this.#stopped = true;
-    if (this.#retry) clearTimeout(this.#retry);
-    const c = this.#campaign;
-    this.#campaign = null;
-    this.elected = false;
-    if (c) {
-      c.removeAllListeners();
-      c.on('error', () => undefined);
-      await c.resign().catch(() => undefined);
+    const lease = this.#lease;
+    this.#lease = null;
+    // A campaign still standing revokes its own lease when it sees the stop.
+    if (lease) {
+      lease.removeAllListeners('lost');
+      await lease.revoke().catch(() => undefined);
     }
   }
 }

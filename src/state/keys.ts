@@ -6,15 +6,15 @@
  *   /radioai/v1/mounts/<path without leading slash>   mount record (JSON), no lease
  *   /radioai/v1/nodes/<name>                          node presence (JSON), on the node's lease
  *   /radioai/v1/status/<name>                         node status (JSON), on the node's lease
- *   /radioai/v1/election/master/<lease id>            master election (etcd3 Election)
- *   /radioai/v1/election/transcode/<mount>/<lease id> who runs a transcoding mount's liquidsoap
+ *   /radioai/v1/election/master/<node name>            master election (election.ts), on the candidate's lease
+ *   /radioai/v1/election/transcode/<mount>/<node name> who runs a transcoding mount's liquidsoap
  */
 
 export const PREFIX = '/radioai/v1/';
 export const MOUNTS = `${PREFIX}mounts/`;
 export const NODES = `${PREFIX}nodes/`;
 export const STATUS = `${PREFIX}status/`;
-/** Election names are relative to the PREFIX namespace (etcd3 adds `election/`). */
+/** Election names, under ELECTIONS. */
 export const MASTER_ELECTION = 'master';
 export const ELECTIONS = `${PREFIX}election/`;
 export const MASTER_ELECTION_PREFIX = `${ELECTIONS}${MASTER_ELECTION}/`;
