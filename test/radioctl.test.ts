@@ -59,6 +59,13 @@ describe('radioctl', () => {
     assert.match(fb.stderr, /fallback \/missing\.ogg is not a mount/);
   });
 
+  it('prints its version, the package\'s, with exit 0 and without etcd', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const r = await radioctl('http://127.0.0.1:1', ['--version']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `radioctl ${version}\n`);
+  });
+
   it('refuses bad usage with exit 1', async () => {
     assert.equal((await ctl('frobnicate')).code, 1);
     assert.match((await ctl('frobnicate')).stderr, /unknown command "frobnicate"/);

@@ -8,6 +8,7 @@ import type { Etcd3 } from 'etcd3';
 import { gatherRaw, parseArgs, type ParsedArgs } from '../config/load-config.ts';
 import { SETTINGS, parseSetting, type Config } from '../config/settings.ts';
 import { RadioError, describe } from '../core/errors.ts';
+import { VERSION } from '../core/version.ts';
 import { ClusterModel } from '../state/cluster-model.ts';
 import { connectEtcd, loadTls, withDeadline, type Tls } from '../state/etcd-client.ts';
 import { diagnoseEtcd } from '../state/etcd-diagnose.ts';
@@ -37,6 +38,7 @@ const COMMANDS: Record<string, { args: string; options: string[] }> = {
 };
 
 export const USAGE = `usage: radioctl [--etcd URLS] [--timeout SECONDS] [--json] COMMAND [args]
+       radioctl --version
 
 commands:
   create-mount PATH [--relay URL] [--fallback PATH]
@@ -192,6 +194,11 @@ export async function radioctl(argv: readonly string[], io: Io): Promise<number>
   let settings: Config | null = null;
   let timeoutMs = 5000;
   try {
+    // Like radiod and every other tool: the version, with no etcd and no command needed.
+    if (argv.includes('--version')) {
+      io.out(`radioctl ${VERSION}`);
+      return 0;
+    }
     const args = parseArgs(argv, { valueFlags: VALUE_FLAGS, switchFlags: SWITCHES, settings: ETCD_SETTINGS });
     if (args.switches.has('--help') || argv.length === 0) {
       io.out(USAGE);
