@@ -309,7 +309,7 @@ export class Daemon {
     // Once per outage (and once if etcd never answered since start), say why when it is a fixable mistake.
     if (connected) this.#silentTicks = 0;
     else if (++this.#silentTicks === EXPLAIN_AFTER_TICKS) this.#explainEtcd();
-    if (!connected || this.#ticks++ % 5 === 0) void this.#probe(connected);
+    if (!connected || this.#ticks++ % 5 === 0) void this.#probe();
     this.#checkService(connected);
     this.#checkListening();
     this.#applyIcecast();
@@ -350,7 +350,7 @@ export class Daemon {
     }
     if (this.#probingReachable) return;
     this.#probingReachable = true;
-    void this.#anyMemberAnswers().then((ok) => {
+    void Promise.all(this.#endpoints.map((e) => reachable(e, REACHABLE_MS))).then((answers) => answers.some(Boolean)).then((ok) => {
       this.#etcdReachable = ok;
       this.transcoders?.sync();
     }).finally(() => {
@@ -358,19 +358,11 @@ export class Daemon {
     });
   }
 
-  async #anyMemberAnswers(): Promise<boolean> {
-    return (await Promise.all(this.#endpoints.map((e) => reachable(e, REACHABLE_MS)))).some(Boolean);
-  }
-
-  /**
-   * Is any etcd member reachable at all (only asked while etcd is silent),
-   * and is the member on this node's own address healthy (for etcd.DOMAIN)?
-   */
-  async #probe(connected: boolean): Promise<void> {
+  /** Is the member on this node's own address healthy (for etcd.DOMAIN)? Whether any member answers is #quickCheck's. */
+  async #probe(): Promise<void> {
     if (this.#probing) return;
     this.#probing = true;
     try {
-      if (!connected) this.#etcdReachable = await this.#anyMemberAnswers();
       const own = new Set([...this.config.publicIps, ...this.config.bindAddrs]);
       const local = this.#endpoints.filter((e) => own.has(e.host));
       this.#localMember = local.length > 0 && (await Promise.all(local.map((e) => memberHealthy(e, this.#probeTls, 1000)))).some(Boolean);

@@ -356,12 +356,14 @@ describe('faults on a three-node cluster', () => {
       const p = pidFrom(join(c.nodes[i]!.dataDir, 'liquidsoap', 'low.mp3.pid'));
       return p !== null && alive(p) ? p : null;
     };
-    const k = await waitFor(() => {
+    // The node's index in an array: waitFor takes a bare 0 for "not yet".
+    const k = (await waitFor(() => {
       const r = [0, 1, 2].filter((i) => running(i) !== null);
-      return r.length === 1 ? r[0]! : null;
+      return r.length === 1 ? r : null;
     }, 20_000, 'one liquidsoap for /low.mp3').catch((err: Error) => {
-      throw new Error(`${err.message}\n${[0, 1, 2].map((i) => `node${i + 1}:\n${node(i).proc.output().split('\n').slice(-25).join('\n')}`).join('\n')}`);
-    });
+      const pids = [0, 1, 2].map((i) => pidFrom(join(c.nodes[i]!.dataDir, 'liquidsoap', 'low.mp3.pid')));
+      throw new Error(`${err.message} (PID files: ${JSON.stringify(pids)}, alive: ${JSON.stringify(pids.map((p) => p !== null && alive(p)))})\n${[0, 1, 2].map((i) => `node${i + 1}:\n${node(i).proc.output().split('\n').filter((l) => !l.includes('fserve')).slice(-25).join('\n')}`).join('\n')}`);
+    }))[0]!;
     const pid = running(k)!;
     const others = [0, 1, 2].filter((i) => i !== k);
     const t0 = performance.now();

@@ -92,6 +92,22 @@ describe('carrying a source across upstreams', () => {
     carry.start(up, first.target);
     return { program, door, carry };
   };
+  /**
+   * Two stand-in Icecasts answering a source as given, and the carrier options of an MP3
+   * source whose master the test moves from `a` to `b` by setting `master.target`.
+   */
+  const twoMasters = async (aAnswer: string, bAnswer: string): Promise<{ a: FakeIcecast; b: FakeIcecast; master: { target: Target }; talk: Omit<CarryOptions, 'client' | 'rest'> }> => {
+    const a = await fakeIcecast('a', aAnswer);
+    const b = await fakeIcecast('b', bAnswer);
+    closers.push(() => a.server.close(), () => b.server.close());
+    const master = { target: a.target };
+    const talk = {
+      head: parse('SOURCE /talk.mp3 ICE/1.0\r\nContent-Type: audio/mpeg\r\n\r\n'),
+      upstreamHead: () => 'SOURCE /talk.mp3 ICE/1.0\r\n\r\n',
+      findTarget: () => master.target,
+    };
+    return { a, b, master, talk };
+  };
 
   it('keeps the source connected and sends the next upstream the head, the Ogg headers, then the audio kept meanwhile', async () => {
     const a = await fakeIcecast('a', 'HTTP/1.0 200 OK\r\n\r\n');
@@ -219,19 +235,11 @@ describe('carrying a source across upstreams', () => {
   });
 
   it('moves the source to the new master when the snapshot names another one while the old Icecast lives on', async () => {
-    const a = await fakeIcecast('a', 'HTTP/1.0 200 OK\r\n\r\n');
-    const b = await fakeIcecast('b', 'HTTP/1.0 200 OK\r\n\r\n');
-    closers.push(() => a.server.close(), () => b.server.close());
-    let target: Target = a.target;
-    const { program, carry } = await carried(a, {
-      head: parse('SOURCE /talk.mp3 ICE/1.0\r\nContent-Type: audio/mpeg\r\n\r\n'),
-      upstreamHead: () => 'SOURCE /talk.mp3 ICE/1.0\r\n\r\n',
-      findTarget: () => target,
-      limits: { retryMs: 50, followMs: 100 },
-    });
+    const { a, b, master, talk } = await twoMasters('HTTP/1.0 200 OK\r\n\r\n', 'HTTP/1.0 200 OK\r\n\r\n');
+    const { program, carry } = await carried(a, { ...talk, limits: { retryMs: 50, followMs: 100 } });
     program.write('before');
     await waitFor(() => a.got().includes('before'), 3000, 'the first upstream');
-    target = b.target;
+    master.target = b.target;
     await waitFor(() => a.conns.every((c) => c.destroyed || c.readableEnded) && b.conns.length === 1, 3000, 'the move to the new master');
     program.write('after');
     await waitFor(() => b.got().includes('after'), 3000, 'the audio at the new master');
@@ -242,23 +250,14 @@ describe('carrying a source across upstreams', () => {
 
   it('holds the program through a passing refusal and answers it with the upstream that takes the source', async () => {
     // The new master's Icecast, still holding the mount for its relay of the old one.
-    const a = await fakeIcecast('a', 'HTTP/1.0 403 Forbidden\r\n\r\nMountpoint in use\n');
-    const b = await fakeIcecast('b', 'HTTP/1.0 200 OK\r\n\r\n');
-    closers.push(() => a.server.close(), () => b.server.close());
-    let target: Target = a.target;
-    const { program, carry } = await carried(a, {
-      head: parse('SOURCE /talk.mp3 ICE/1.0\r\nContent-Type: audio/mpeg\r\n\r\n'),
-      upstreamHead: () => 'SOURCE /talk.mp3 ICE/1.0\r\n\r\n',
-      findTarget: () => target,
-      holdRefusal: (status) => status === 403,
-      limits: { retryMs: 50 },
-    });
+    const { a, b, master, talk } = await twoMasters('HTTP/1.0 403 Forbidden\r\n\r\nMountpoint in use\n', 'HTTP/1.0 200 OK\r\n\r\n');
+    const { program, carry } = await carried(a, { ...talk, holdRefusal: (status) => status === 403, limits: { retryMs: 50 } });
     const answer: Buffer[] = [];
     program.on('data', (d: Buffer) => answer.push(d));
     program.write('early');
     await waitFor(() => a.conns.length >= 2, 3000, 'a second try while the program waits');
     assert.equal(Buffer.concat(answer).length, 0, 'the program has heard nothing yet');
-    target = b.target;
+    master.target = b.target;
     await waitFor(() => Buffer.concat(answer).includes('200'), 3000, 'the answer of the upstream that took it');
     program.write('later');
     await waitFor(() => b.got().includes('later'), 3000, 'the audio at that upstream');

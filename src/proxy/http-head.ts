@@ -23,6 +23,9 @@ export interface RequestHead {
   raw: Buffer;
 }
 
+/** Does the request's body come in chunks (Transfer-Encoding: chunked)? */
+export const isChunked = (head: RequestHead): boolean => /chunked/i.test(head.headers.get('transfer-encoding') ?? '');
+
 export type HeadResult =
   | { kind: 'more' }
   | { kind: 'head'; head: RequestHead; rest: Buffer }

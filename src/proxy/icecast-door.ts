@@ -24,7 +24,7 @@ import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
 import { CORS_EXPOSE, CORS_ORIGIN, serialize, text, type Answer } from './answers.ts';
 import { admittedAtHead, markAdmitted } from './conn-limits.ts';
-import { HeadParser, type RequestHead } from './http-head.ts';
+import { HeadParser, isChunked, type RequestHead } from './http-head.ts';
 import type { Hubs } from './hubs.ts';
 import type { StreamHead } from './hub.ts';
 import { ICY_METAINT } from './icy.ts';
@@ -237,8 +237,6 @@ const REWRITTEN = new Set(['authorization', 'host', 'transfer-encoding', 'conten
  * chunked body sent on decoded and unframed, which Icecast reads until the
  * connection ends, as it does for ffmpeg's PUT.
  */
-const isChunked = (head: RequestHead): boolean => /chunked/i.test(head.headers.get('transfer-encoding') ?? '');
-
 export function upstreamHead(head: RequestHead, authorization: string, target: Target, again = false): string {
   const chunked = isChunked(head);
   let out = `${head.method} ${head.target} ${head.version}\r\nHost: ${target.host}:${target.port}\r\nAuthorization: ${authorization}\r\n`;

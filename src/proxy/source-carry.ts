@@ -23,7 +23,7 @@
 import type { Socket } from 'node:net';
 import { sameHostPort } from '../shared/host-port.ts';
 import { ChunkedDecoder } from './chunked.ts';
-import type { RequestHead } from './http-head.ts';
+import { isChunked, type RequestHead } from './http-head.ts';
 import { OggHeaderTracker, OggSplitter } from './ogg.ts';
 import { connectTo, type Target } from './source-forward.ts';
 
@@ -114,7 +114,7 @@ export class SourceCarry {
     this.#o = o;
     this.#limits = { ...CARRY_LIMITS, ...o.limits };
     this.#ogg = isOggSource(o.head) ? { split: new OggSplitter(), headers: new OggHeaderTracker() } : null;
-    this.#chunked = /chunked/i.test(o.head.headers.get('transfer-encoding') ?? '') ? new ChunkedDecoder() : null;
+    this.#chunked = isChunked(o.head) ? new ChunkedDecoder() : null;
   }
 
   /** Starts with an upstream already connected to `target`. */
@@ -158,8 +158,7 @@ export class SourceCarry {
       this.#first = false;
       this.#live = true;
       let answer = '';
-      const silent = setTimeout(() => up.destroy(), this.#limits.answerMs);
-      up.once('close', () => clearTimeout(silent));
+      const answered = this.#answerDeadline(up);
       up.on('data', (d: Buffer) => {
         if (this.#accepted !== null) return void this.#o.client.write(d);
         answer += d.toString('latin1');
@@ -170,7 +169,7 @@ export class SourceCarry {
             answer = answer.slice(h.length);
             continue;
           }
-          clearTimeout(silent);
+          answered();
           // A passing refusal (Icecast's configuration a reload behind the cluster's, or a new master's
           // Icecast still holding the mount for a relay of the old one): the program is held, not refused.
           if (status !== 200 && Date.now() < this.#holdUntil && this.#o.holdRefusal?.(status) === true) {
@@ -191,7 +190,7 @@ export class SourceCarry {
       return;
     }
     let answer = '';
-    const timer = setTimeout(() => up.destroy(), this.#limits.answerMs);
+    const answered = this.#answerDeadline(up);
     const onData = (d: Buffer): void => {
       answer += d.toString('latin1');
       if (answer.length > 8192) return void up.destroy();
@@ -201,7 +200,7 @@ export class SourceCarry {
           answer = answer.slice(h.length);
           continue;
         }
-        clearTimeout(timer);
+        answered();
         up.off('data', onData);
         if (status !== 200) return void up.destroy();
         // Anything more an Icecast says to a source is not for it.
@@ -215,7 +214,14 @@ export class SourceCarry {
       }
     };
     up.on('data', onData);
-    up.once('close', () => clearTimeout(timer));
+  }
+
+  /** `up` is closed unless it answers (the returned function says so) within answerMs. */
+  #answerDeadline(up: Socket): () => void {
+    const timer = setTimeout(() => up.destroy(), this.#limits.answerMs);
+    const answered = (): void => clearTimeout(timer);
+    up.once('close', answered);
+    return answered;
   }
 
   /** A new upstream took the source: codec headers, then what was kept, then live. */

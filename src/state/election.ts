@@ -19,12 +19,10 @@ import type { Etcd3, Lease } from 'etcd3';
 import { describe } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
 import { ELECTIONS } from './keys.ts';
-import { holderVerdict } from './presence.ts';
+import { OWN_LEASES, holderVerdict, putOnLease } from './presence.ts';
 
 const log = logger('election');
 
-/** Leases of this campaign that may still hold its key after being lost (the last few). */
-const OWN_LEASES = 4;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A candidate's key in `election`. */
@@ -94,16 +92,12 @@ export class Campaigner {
    * is waited out. Returns false when stopped meanwhile.
    */
   async #claim(id: string): Promise<boolean> {
-    const c = this.#client;
-    const put = (): ReturnType<Etcd3['put']> => c.put(this.#key).value(this.#name).lease(id);
     while (!this.#stopped) {
-      const res = await c.if(this.#key, 'Create', '==', 0).then(put()).else(c.get(this.#key)).commit();
-      if (res.succeeded) return true;
-      const holder = res.responses[0]?.response_range?.kvs[0];
-      if (!holder) continue;
+      const holder = await putOnLease(this.#client, this.#key, this.#name, id, null);
+      if (holder === null) return true;
+      if (holder === 'gone') continue;
       if (holderVerdict(String(holder.lease), new Set(this.#own)) === 'take-over') {
-        const moved = await c.if(this.#key, 'Mod', '==', holder.mod_revision).then(put()).commit();
-        if (moved.succeeded) {
+        if ((await putOnLease(this.#client, this.#key, this.#name, id, holder)) === null) {
           log.info(`kept this node's place in ${this.#election} on a new lease`);
           return true;
         }

@@ -23,8 +23,8 @@ import { parseNodeInfo } from './node-record.ts';
 
 const log = logger('presence');
 
-/** Leases of this process that may still hold the node key after being lost (the last few). */
-const OWN_LEASES = 4;
+/** Leases of this process that may still hold a key of its after being lost (the last few). */
+export const OWN_LEASES = 4;
 /** Beyond the holder's remaining TTL, how long a key may outlive a lease that is not kept alive. */
 const EXPIRY_SLACK_MS = 2000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -45,6 +45,19 @@ export function describeHolder(kv: IKeyValue, name: string): string {
  */
 export function holderVerdict(holderLease: string, ownLeases: ReadonlySet<string>): 'take-over' | 'wait' {
   return holderLease === '0' || ownLeases.has(holderLease) ? 'take-over' : 'wait';
+}
+
+/**
+ * One transaction: puts `key` = `value` on lease `id` if the key is absent
+ * (holder null) or still exactly `holder` (same modification; a key moved
+ * so keeps its creation revision). Returns null when written, else the
+ * key's current holder, or 'gone' when it vanished between.
+ */
+export async function putOnLease(client: Etcd3, key: string, value: string, id: string, holder: IKeyValue | null): Promise<IKeyValue | 'gone' | null> {
+  const cond = holder === null ? client.if(key, 'Create', '==', 0) : client.if(key, 'Mod', '==', holder.mod_revision);
+  const res = await cond.then(client.put(key).value(value).lease(id)).else(client.get(key)).commit();
+  if (res.succeeded) return null;
+  return res.responses[0]?.response_range?.kvs[0] ?? 'gone';
 }
 
 export class Presence {
@@ -177,17 +190,8 @@ export class Presence {
     return false;
   }
 
-  /**
-   * One transaction: puts the node key on lease `id` if it is absent (holder
-   * null) or still exactly `holder` (same modification). Returns null when
-   * written, else the key's current holder, or 'gone' when it vanished between.
-   */
-  async #putIf(id: string, holder: IKeyValue | null): Promise<IKeyValue | 'gone' | null> {
-    const key = nodeKey(this.#info.name);
-    const cond = holder === null ? this.#client.if(key, 'Create', '==', 0) : this.#client.if(key, 'Mod', '==', holder.mod_revision);
-    const res = await cond.then(this.#client.put(key).value(JSON.stringify(this.#info)).lease(id)).else(this.#client.get(key)).commit();
-    if (res.succeeded) return null;
-    return res.responses[0]?.response_range?.kvs[0] ?? 'gone';
+  #putIf(id: string, holder: IKeyValue | null): Promise<IKeyValue | 'gone' | null> {
+    return putOnLease(this.#client, nodeKey(this.#info.name), JSON.stringify(this.#info), id, holder);
   }
 
   #onLost(lease: Lease, err: Error): void {
