@@ -21,6 +21,8 @@ class FakeIcecast {
   readonly name: string;
   readonly serial: number;
   has = true;
+  /** Answers 200 and never sends a byte, like an Icecast whose relay is stuck holding the mount. */
+  silent = false;
   notFound = 0;
   readonly streams = new Set<ServerResponse>();
   readonly #server: Server;
@@ -37,6 +39,7 @@ class FakeIcecast {
         return;
       }
       res.writeHead(200, { 'Content-Type': 'application/ogg' });
+      if (this.silent) return void res.flushHeaders();
       res.write(oggPage({ bos: true, granule: 0n, serial, fill: serial, body: 30 }));
       res.write(oggPage({ granule: 0n, serial, fill: serial, body: 300 }));
       this.streams.add(res);
@@ -169,6 +172,18 @@ describe('hub: listeners through a failover', () => {
     const held = ear.closedAt - lost;
     assert.ok(held >= 1400 && held < 3000, `held ${held} ms`);
     assert.equal(hub.closed, true);
+  });
+
+  it('leaves an upstream that answers 200 but sends nothing for the next one', async () => {
+    const [stuck, stuckUp] = await icecast('stuck', 1);
+    const [, otherUp] = await icecast('other', 2);
+    stuck.silent = true;
+    const hub = hubOf({ targets: () => [stuckUp, otherUp], pendingMs: 20_000 });
+    const ear = new Ear();
+    hub.add(ear);
+    await waitFor(() => ear.bytes > 3000, 15_000, 'the stream from the other upstream');
+    assert.equal(hub.upstreamName, 'other');
+    assert.ok(ear.pages().pages.every((p) => p.serial === 2));
   });
 
   it('moves back to the local Icecast once it has the mount, without closing listeners', async () => {

@@ -389,14 +389,17 @@ export class Hub {
     }
     this.upstreamName = t.name;
     this.#current = t;
-    this.#attempt = 0;
     if (this.#giveUp) {
       clearTimeout(this.#giveUp);
       this.#giveUp = null;
     }
     // A dropped upstream's last buffered bytes are not this stream's.
     res.on('data', (d: Buffer) => {
-      if (this.#req === req) this.#onData(d);
+      if (this.#req !== req) return;
+      // Found once it sends, not when it answers 200: an Icecast whose relay is stuck holds the
+      // mount without a byte, and after its idle timeout the next try must go to another target.
+      this.#attempt = 0;
+      this.#onData(d);
     });
   }
 
