@@ -20,12 +20,14 @@ import { MASTER_ELECTION } from './state/keys.ts';
 import { connectEtcd, loadTls, withDeadline, type Tls } from './state/etcd-client.ts';
 import { diagnoseEtcd } from './state/etcd-diagnose.ts';
 import { etcdAt, memberHealthy, parseEndpoint, reachable, type Endpoint, type ProbeTls } from './state/etcd-probe.ts';
+import { MasterWatch } from './state/master-watch.ts';
 import { Presence } from './state/presence.ts';
 import { SnapshotWriter } from './state/snapshot-writer.ts';
 import { WorkerSupervisor } from './workers/supervisor.ts';
 import { ListenCheck, listening, replaceWorkers } from './workers/listen-check.ts';
 import { IcecastManager, type IcecastDesired } from './icecast/icecast-manager.ts';
 import { Transcoders } from './icecast/transcoders.ts';
+import { icecastRole } from './icecast/icecast-role.ts';
 import { allowedAddresses } from './icecast/allow-list.ts';
 import { SourceKiller } from './icecast/source-kill.ts';
 import { SnapshotReader } from './shared/snapshot-reader.ts';
@@ -63,6 +65,8 @@ export class Daemon {
   model: ClusterModel | null = null;
   presence: Presence | null = null;
   election: Campaigner | null = null;
+  /** Finds a dead master before its lease runs out (master-watch.ts). */
+  masterWatch: MasterWatch | null = null;
   workers: WorkerSupervisor;
   readonly icecast: IcecastManager;
   /** Worker counters (listeners per mount, bytes sent). */
@@ -249,6 +253,20 @@ export class Daemon {
     // Campaign only as the registered holder of this name: a second radiod with the same name never becomes master.
     const election = this.election;
     void this.presence.firstRegistration.then(() => election.start());
+    const presence = this.presence;
+    this.masterWatch = new MasterWatch({
+      client,
+      self: c.nodeName,
+      master: () => {
+        const name = this.#master();
+        const n = name === null || name === c.nodeName ? undefined : model.nodes.get(name);
+        const host = n?.addresses[0];
+        return n && host !== undefined ? { name: n.name, host, httpPort: n.httpPort, icecastPort: n.icecastInternalPort || n.icecastPort } : null;
+      },
+      voters: (master) => [...model.nodes.keys()].filter((n) => n !== master),
+      leaseId: () => presence.leaseId,
+      connected: () => this.#connected() && !this.#outOfService,
+    });
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
     this.#quick = setInterval(() => this.#quickCheck(), QUICK_MS);
     // Throws RADIOAI_ERR_NAME_TAKEN when another live node has this name, which ends radiod (main.ts).
@@ -430,7 +448,8 @@ export class Daemon {
     // Icecast in one role and restart it in the other a moment later.
     if (masterName === null) return null;
     const master = model.nodes.get(masterName);
-    const role = masterName === this.config.nodeName ? 'master' : 'relay';
+    // Out of service this node is nobody's successor: it cannot know the election.
+    const role = icecastRole(this.config.nodeName, masterName, this.#outOfService ? [] : model.masterCandidates());
     if (role === 'relay') this.#retryStalledRelays(masterName);
     return {
       role,
@@ -603,7 +622,7 @@ export class Daemon {
     this.publish();
     await Promise.all([this.workers.stop(4000), this.icecast.stop(), this.transcoders?.stop()]);
     await Promise.race([
-      Promise.all([this.election?.stop(), this.presence?.stop(), this.model?.stop()]),
+      Promise.all([this.masterWatch?.close(), this.election?.stop(), this.presence?.stop(), this.model?.stop()]),
       new Promise((r) => setTimeout(r, 2000)),
     ]);
     this.client?.close();

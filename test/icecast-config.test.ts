@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { renderIcecastConfig, type IcecastConfigInput } from '../src/icecast/icecast-config.ts';
 import type { MountRecord } from '../src/state/mount-record.ts';
 import { mayTranscode } from '../src/icecast/transcoders.ts';
+import { icecastRole } from '../src/icecast/icecast-role.ts';
 
 const mount = (over: Partial<MountRecord>): MountRecord => ({
   path: '/m.ogg', username: 'user', password: 'pass', relay: null, fallback: null, transcode: null, createdAt: '', ...over,
@@ -50,6 +51,28 @@ describe('Icecast configuration', () => {
       }
     });
   }
+
+  it('gives the standby every mount with its login and no relay at all, so that a source is taken the moment it is master', () => {
+    const mounts = [mount({ path: '/a.ogg' }), mount({ path: '/ext.ogg', relay: 'http://station.example:8000/live' })];
+    const standby = render({ role: 'standby', mounts }).xml;
+    assert.deepEqual(texts(standby, 'mount-name'), ['/a.ogg', '/ext.ogg']);
+    assert.deepEqual(texts(standby, 'local-mount'), []);
+    // The master pulls the external station; each relay node pulls both mounts from the master.
+    assert.deepEqual(texts(render({ role: 'master', mounts }).xml, 'local-mount'), ['/ext.ogg']);
+    assert.deepEqual(texts(render({ role: 'relay', mounts }).xml, 'local-mount'), ['/a.ogg', '/ext.ogg']);
+  });
+
+  it('makes the candidate next in line the standby', () => {
+    assert.equal(icecastRole('a', 'a', ['a', 'b', 'c']), 'master');
+    assert.equal(icecastRole('b', 'a', ['a', 'b', 'c']), 'standby');
+    assert.equal(icecastRole('c', 'a', ['a', 'b', 'c']), 'relay');
+    // After the master: the first candidate that is not the master, whichever place it has.
+    assert.equal(icecastRole('a', 'b', ['a', 'b', 'c']), 'standby');
+    // Out of service a node is given no candidates: nobody's standby.
+    assert.equal(icecastRole('a', 'b', []), 'relay');
+    // A node not campaigning (yet) is never the standby.
+    assert.equal(icecastRole('d', 'a', ['a']), 'relay');
+  });
 
   it('writes no relays of a master whose address is hostile', () => {
     const mounts = [mount({ path: '/a.ogg' })];

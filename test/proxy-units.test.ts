@@ -8,7 +8,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { waitFor } from '../harness/net.ts';
-import { Hub, type Client } from '../src/proxy/hub.ts';
+import { Hub, retryDelay, type Client } from '../src/proxy/hub.ts';
 import { chooseNode, headroom } from '../src/proxy/balance.ts';
 import { HeadParser, LIMITS } from '../src/proxy/http-head.ts';
 import { ICY_METAINT, IcyInserter, IcyStripper, icyBlock } from '../src/proxy/icy.ts';
@@ -40,6 +40,14 @@ function splitRandomly(buf: Buffer, random: () => number): Buffer[] {
   return out;
 }
 
+
+describe('hub retries', () => {
+  it('asks every upstream of a round one after the other, then waits 100 ms, then 250 ms per round', () => {
+    assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((a) => retryDelay(a, 3)), [0, 0, 0, 100, 0, 0, 250, 0, 0, 250]);
+    assert.deepEqual([0, 1, 2, 3].map((a) => retryDelay(a, 1)), [0, 100, 250, 250]);
+    assert.deepEqual([0, 1, 2].map((a) => retryDelay(a, 0)), [0, 100, 250]);
+  });
+});
 
 describe('Ogg pages', () => {
   const pages = [

@@ -4,10 +4,13 @@
  * credentials, whatever its role, so that a node elected master takes the
  * sources carried to it at once, on a configuration reload rather than a
  * restart. The roles differ only in their relays: on the master, relay
- * mounts are pulled from their external upstream; on every other node each
+ * mounts are pulled from their external upstream; on the standby (the
+ * node next in line to be master) there are no relays at all, so that
+ * every mount is free for a source the moment it is elected (an Icecast
+ * 2.4 lets go of a relay one to two seconds after the reload that removes
+ * it, and refuses the mount's sources until then); on every other node each
  * mount is a permanent (not on-demand) relay of the master's mount, so a
- * listener on any node gets the stream (a relay whose upstream is gone
- * leaves its mount free for a source). Fallbacks are wired on both.
+ * listener on any node gets the stream. Fallbacks are wired on all three.
  *
  * Every value is checked for its kind first (safe-values.ts) and then
  * escaped by xml.ts. A mount with a value that fails is left out (and said,
@@ -20,6 +23,7 @@ import type { MountRecord } from '../state/mount-record.ts';
 import {
   safeCredential, safeFilePath, safeHost, safeInteger, safeIp, safeMountPath, safePort, safeRelayCredential, safeUrlPath,
 } from './safe-values.ts';
+import type { IcecastRole } from './icecast-role.ts';
 import { el, x } from './xml.ts';
 
 const log = logger('icecast');
@@ -42,7 +46,8 @@ function logOnce(why: string): void {
 }
 
 export interface IcecastConfigInput {
-  role: 'master' | 'relay';
+  /** The standby (the master's successor) relays nothing: its mounts are free for the sources of a failover. */
+  role: IcecastRole;
   bindAddrs: string[];
   port: number;
   hostname: string;
@@ -183,7 +188,7 @@ export function renderIcecastConfig(c: IcecastConfigInput, refused: (why: string
   for (const m of mounts) {
     if (c.role === 'master') {
       if (m.relay !== null) out.push(relay(m.relay.server, m.relay.port, m.relay.mount, m.path, m.relay));
-    } else if (master !== null) {
+    } else if (c.role === 'relay' && master !== null) {
       const retry = c.relayRetry?.get(m.path) ?? 0;
       out.push(relay(master.host, master.port, retry > 0 ? `${m.path}?radioai-retry=${safeInteger(retry, 0, Number.MAX_SAFE_INTEGER, 'relay retry')}` : m.path, m.path));
     }

@@ -6,14 +6,14 @@
  * configuration changes, and scrapes /admin/stats once a second for the
  * node status.
  *
- * A change of role is a reload too, never a restart: a node elected master
- * has the mounts' credentials already (icecast-config.ts) and takes the
- * sources carried to it as soon as its relays of the dead master have let
- * go, which they have by then. Restarting instead cost the new master's
- * Icecast about a second and a half of not listening, during which the
- * sources were refused. A node that steps down drops the sources it still
- * holds, so that its new relays of the new master can take their mounts
- * (the doors carry those sources on to the new master).
+ * A change of role is a reload too, never a restart: the node elected
+ * master is normally the standby, whose Icecast relays nothing and has the
+ * mounts' credentials already (icecast-config.ts), so it takes the sources
+ * carried to it at once. Restarting instead cost the new master's Icecast
+ * about a second and a half of not listening, during which the sources
+ * were refused. A node that steps down drops the sources it still holds,
+ * so that its new relays of the new master can take their mounts (the
+ * doors carry those sources on to the new master).
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -26,6 +26,7 @@ import type { Logger } from '../core/log.ts';
 import type { MountRecord } from '../state/mount-record.ts';
 import { AllowListFile } from './allow-list.ts';
 import { renderIcecastConfig } from './icecast-config.ts';
+import type { IcecastRole } from './icecast-role.ts';
 import { fetchIcecastStats, type IcecastStats } from './icecast-stats.ts';
 import { killSource } from './source-kill.ts';
 
@@ -42,7 +43,7 @@ export interface IcecastOptions {
 export const RELAY_RELEASE_MS = 2500;
 
 export interface IcecastDesired {
-  role: 'master' | 'relay';
+  role: IcecastRole;
   mounts: readonly MountRecord[];
   master: { host: string; port: number } | null;
   relayRetry?: ReadonlyMap<string, number>;
@@ -182,23 +183,24 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
       allowFile: allow !== null ? this.#allow.file : null,
       changeOwner: this.#changeOwner ? { user: this.#changeOwner.name, group: this.#changeOwner.group } : null,
     });
+    const was = this.#role;
+    this.#role = want.role;
+    if (was !== null && was !== want.role && this.child.running) {
+      this.roleChanges++;
+      this.#masterSince = want.role === 'master' ? Date.now() : 0;
+      // The standby's configuration is the master's but for external relays: often nothing to reload.
+      this.child.log.info(`role is now ${want.role}${config === this.#config ? '' : '; configuration reloaded'}`);
+      // A reload leaves connected sources alone: a node that is not master any more has none to keep.
+      if (want.role !== 'master' && was !== 'relay') this.#dropSources();
+    }
     if (config === this.#config && this.child.running) return;
-    const roleChanged = this.#role !== null && this.#role !== want.role;
     this.#write(config);
     this.#config = config;
-    this.#role = want.role;
     if (!this.child.running) {
       this.child.start();
     } else {
       this.reloads++;
       this.child.signal('SIGHUP');
-      if (roleChanged) {
-        this.roleChanges++;
-        this.#masterSince = want.role === 'master' ? Date.now() : 0;
-        this.child.log.info(`role is now ${want.role}; configuration reloaded`);
-        // A reload leaves connected sources alone: the master's are not this node's to keep any more.
-        if (want.role === 'relay') this.#dropSources();
-      }
     }
     this.#scrape ??= setInterval(() => void this.#poll(), 1000);
   }

@@ -95,6 +95,17 @@ interface Listener {
   icy: IcyInserter | null;
 }
 
+/**
+ * The wait before the hub's next attempt at an upstream: none within a
+ * round of the `targets` places, then 100 ms after the first round and
+ * 250 ms after each later one.
+ */
+export function retryDelay(attempt: number, targets: number): number {
+  if (targets > 1 && attempt % targets !== 0) return 0;
+  const round = Math.floor(attempt / Math.max(1, targets));
+  return [0, 100, 250][Math.min(round, 2)]!;
+}
+
 const MP3_SYNC = (b: Buffer, i: number): boolean => b[i] === 0xff && (b[i + 1]! & 0xe0) === 0xe0;
 
 /** Non-Ogg streams are written to listeners in pieces of at least this many bytes... */
@@ -407,10 +418,10 @@ export class Hub {
     if (this.#closed || this.#retry) return;
     // A deleted mount is not coming back: its listeners are let go at once.
     if (!this.#o.exists()) return this.close('the mount is gone');
-    // Short and bounded, so that the stream is back within half a second of an upstream having it
-    // again; an attempt that finds nothing is one small request and a 404.
-    const delays = [0, 100, 250, 500];
-    const delay = delays[Math.min(this.#attempt, delays.length - 1)]!;
+    // Every target of a round is asked at once after the other (an attempt that finds nothing is one
+    // small request and a 404, or a refused connection); the rounds are short and bounded, so that
+    // the stream is back within a quarter of a second of any upstream having it again.
+    const delay = retryDelay(this.#attempt, this.#o.targets().length);
     this.#retry = setTimeout(() => this.#connect(), delay);
     this.#giveUp ??= setTimeout(() => this.close('the stream is gone'), this.#o.giveUpMs);
   }

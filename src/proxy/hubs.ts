@@ -56,7 +56,9 @@ export class Hubs {
     for (const n of snap.nodes) {
       if (n.name === this.#o.nodeName || !ready.has(n.name) || !n.icecastReady) continue;
       const up = nodeIcecast(n);
-      if (up) out.push(up);
+      // The master's first: a relay node's copy goes when the master does.
+      if (up && n.name === snap.master) out.unshift(up);
+      else if (up) out.push(up);
     }
     if (ready.has(this.#o.nodeName)) out.unshift(this.#o.local);
     else out.push(this.#o.local);

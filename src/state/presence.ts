@@ -85,6 +85,11 @@ export class Presence {
     this.firstRegistration = new Promise((r) => (this.#firstRegistration = r));
   }
 
+  /** The lease the node's keys are on, while registered. */
+  get leaseId(): string | null {
+    return this.registered ? (this.#ownLeases[this.#ownLeases.length - 1] ?? null) : null;
+  }
+
   get registered(): boolean {
     return this.#lease !== null && this.#registering === null;
   }
