@@ -20,7 +20,7 @@ import { MASTER_ELECTION } from './state/keys.ts';
 import { connectEtcd, loadTls, withDeadline, type Tls } from './state/etcd-client.ts';
 import { diagnoseEtcd } from './state/etcd-diagnose.ts';
 import { etcdAt, memberHealthy, parseEndpoint, reachable, type Endpoint, type ProbeTls } from './state/etcd-probe.ts';
-import { MasterWatch } from './state/master-watch.ts';
+import { PeerWatch, type PeerAddress } from './state/peer-watch.ts';
 import { Presence } from './state/presence.ts';
 import { SnapshotWriter } from './state/snapshot-writer.ts';
 import { WorkerSupervisor } from './workers/supervisor.ts';
@@ -65,8 +65,8 @@ export class Daemon {
   model: ClusterModel | null = null;
   presence: Presence | null = null;
   election: Campaigner | null = null;
-  /** Finds a dead master before its lease runs out (master-watch.ts). */
-  masterWatch: MasterWatch | null = null;
+  /** Finds a dead node (the master above all) before its leases run out (peer-watch.ts). */
+  peerWatch: PeerWatch | null = null;
   workers: WorkerSupervisor;
   readonly icecast: IcecastManager;
   /** Worker counters (listeners per mount, bytes sent). */
@@ -254,16 +254,18 @@ export class Daemon {
     const election = this.election;
     void this.presence.firstRegistration.then(() => election.start());
     const presence = this.presence;
-    this.masterWatch = new MasterWatch({
+    this.peerWatch = new PeerWatch({
       client,
       self: c.nodeName,
-      master: () => {
-        const name = this.#master();
-        const n = name === null || name === c.nodeName ? undefined : model.nodes.get(name);
-        const host = n?.addresses[0];
-        return n && host !== undefined ? { name: n.name, host, httpPort: n.httpPort, icecastPort: n.icecastInternalPort || n.icecastPort } : null;
+      peers: () => {
+        const out: PeerAddress[] = [];
+        for (const n of model.nodes.values()) {
+          const host = n.addresses[0];
+          if (n.name !== c.nodeName && host !== undefined) out.push({ name: n.name, host, httpPort: n.httpPort, icecastPort: n.icecastInternalPort || n.icecastPort });
+        }
+        return out;
       },
-      voters: (master) => [...model.nodes.keys()].filter((n) => n !== master),
+      voters: (suspect) => [...model.nodes.keys()].filter((n) => n !== suspect),
       leaseId: () => presence.leaseId,
       connected: () => this.#connected() && !this.#outOfService,
     });
@@ -622,7 +624,7 @@ export class Daemon {
     this.publish();
     await Promise.all([this.workers.stop(4000), this.icecast.stop(), this.transcoders?.stop()]);
     await Promise.race([
-      Promise.all([this.masterWatch?.close(), this.election?.stop(), this.presence?.stop(), this.model?.stop()]),
+      Promise.all([this.peerWatch?.close(), this.election?.stop(), this.presence?.stop(), this.model?.stop()]),
       new Promise((r) => setTimeout(r, 2000)),
     ]);
     this.client?.close();
