@@ -51,6 +51,18 @@ export interface SourceOptions {
   format: Format;
   /** A stream title, sent the way the program sends titles (see each function). */
   title?: string;
+  /**
+   * Run the program with this file as its /etc/resolv.conf (a mount
+   * namespace of its own; needs root), so that it looks host names up in the
+   * cluster's DNS as it would on a machine whose resolver points there.
+   */
+  resolvConf?: string;
+}
+
+/** Runs `cmd` in a mount namespace of its own where `resolvConf` is /etc/resolv.conf. */
+function withResolvConf(resolvConf: string | undefined, cmd: string, args: string[]): [string, string[]] {
+  if (resolvConf === undefined) return [cmd, args];
+  return ['unshare', ['--mount', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolvConf, cmd, ...args]];
 }
 
 export type SourceClient = (o: SourceOptions) => Proc;
@@ -253,7 +265,7 @@ ${o.title !== undefined ? 'thread.run(delay=1., every=5., fun () -> s.insert_met
 output.icecast(${enc}, host=getenv("RADIOAI_HOST"), port=${o.port}, user=getenv("RADIOAI_USER"),
   password=getenv("RADIOAI_PASSWORD"), mount=getenv("RADIOAI_MOUNT"), name="radioai test", s)
 `);
-  return run('liquidsoap', [script], {
+  return run(...withResolvConf(o.resolvConf, 'liquidsoap', [script]), {
     RADIOAI_HOST: o.host, RADIOAI_USER: o.user, RADIOAI_PASSWORD: o.password, RADIOAI_MOUNT: o.mount, RADIOAI_TITLE: o.title ?? '',
   });
 }
