@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
@@ -163,10 +163,15 @@ describe('hostile state and hostile neighbours', () => {
   });
 
   it('takes a name over from a radiod that died, once its lease runs out', async (t) => {
-    // A record like the one a killed radiod leaves: on a lease nobody keeps alive.
+    // A record like the one a radiod leaves that died on a machine still answering on its ports
+    // (the other nodes' probes find it alive, so only its lease can end it): on a lease nobody keeps alive.
+    const answering = createServer((s) => s.destroy());
+    await new Promise<void>((r) => answering.listen(0, '127.0.21.9', r));
+    t.after(() => answering.close());
+    const port = (answering.address() as AddressInfo).port;
     const lease = client.lease(3, { autoKeepAlive: false });
     await lease.put(nodeKey('h3')).value(JSON.stringify({
-      name: 'h3', addresses: ['127.0.21.9'], httpPort: 1, dnsPort: 1, icecastPort: 1, icecastInternalPort: 2, proxy: true, maxListeners: 0, bandwidthLimit: 0, version: '', startedAt: '',
+      name: 'h3', addresses: ['127.0.21.9'], httpPort: port, dnsPort: 1, icecastPort: port, icecastInternalPort: port, proxy: true, maxListeners: 0, bandwidthLimit: 0, version: '', startedAt: '',
     }));
     const t0 = Date.now();
     const h3 = await startRadiod({ name: 'h3', host: '127.0.21.3', etcd: etcd.url, leaseTtl: TTL });
