@@ -45,6 +45,8 @@ export interface RadiodOptions {
   ports?: RadiodPorts;
   domain?: string;
   extraArgs?: string[];
+  /** METRICS_ADDR; none unless given (several radiods share a machine here). */
+  metricsAddr?: string;
   env?: NodeJS.ProcessEnv;
   /** Output file; radiod then outlives this process. */
   logFile?: string;
@@ -72,7 +74,7 @@ export async function startRadiod(o: RadiodOptions): Promise<Radiod> {
   const args = [
     '--domain', o.domain ?? 'radio.test', '--name', o.name, '--public-ip', host,
     '--http-port', String(ports.http), '--dns-port', String(ports.dns), '--icecast-port', String(ports.icecast), '--icecast-internal-port', String(ports.icecastInternal),
-    '--workers', String(o.workers ?? 2), '--lease-ttl', String(o.leaseTtl ?? 2), '--statsd', '',
+    '--workers', String(o.workers ?? 2), '--lease-ttl', String(o.leaseTtl ?? 2), '--statsd', '', '--metrics-addr', o.metricsAddr ?? '',
     '--data-dir', dataDir,
     ...(o.etcd !== undefined ? ['--etcd', o.etcd] : ['--embedded-etcd-port', String(await freePortPair())]),
     ...(o.extraArgs ?? []),

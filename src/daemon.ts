@@ -36,6 +36,7 @@ import { batchUnavailable } from './dns/udp-batch.ts';
 import { S, statsBuffer, sumMountListeners, sumStats } from './shared/worker-stats.ts';
 import { summarize, type EncodedLatency } from './shared/latency.ts';
 import { StatsdReporter } from './metrics/statsd-reporter.ts';
+import { PrometheusServer } from './metrics/prometheus.ts';
 
 const log = logger('radiod');
 /** How often node status is written and the snapshot refreshed. */
@@ -105,6 +106,7 @@ export class Daemon {
   #serving = true;
   #workersReplacedAt = 0;
   #metrics: StatsdReporter | null = null;
+  #prometheus: PrometheusServer | null = null;
   /** Each worker's latest latency histograms, merged for /debug/latency. */
   readonly #latency = new Map<number, EncodedLatency>();
   #latencyChanged = false;
@@ -163,19 +165,39 @@ export class Daemon {
         workers: config.workers,
         maxMounts: config.snapshotMounts,
         mounts: () => this.#reader.current().mounts,
-        totals: () => ({
-          workerRestarts: this.workers.restarts,
-          icecastRestarts: this.icecast.child.restarts,
-          liquidsoapRestarts: this.transcoders?.restarts ?? 0,
-          etcdErrors: this.#etcdErrors + (this.presence?.leasesLost ?? 0),
-          masterChanges: this.#masterChanges,
-        }),
+        totals: () => this.#totals(),
+      });
+    }
+    if (config.metricsAddr !== '') {
+      this.#prometheus = new PrometheusServer({
+        node: config.nodeName,
+        version: VERSION,
+        stats: this.stats,
+        workers: config.workers,
+        maxMounts: config.snapshotMounts,
+        mounts: () => this.#reader.current().mounts,
+        role: () => this.icecast.role ?? 'none',
+        etcdConnected: () => this.#connected(),
+        icecastSources: () => (this.#master() === config.nodeName ? this.icecast.stats?.mounts.size ?? 0 : 0),
+        latency: () => this.#latency.values(),
+        totals: () => ({ ...this.#totals(), peersRevoked: this.peerWatch?.revocations ?? 0 }),
       });
     }
     this.icecast.on('stats', () => {
       this.publish();
       void this.#writeStatus();
     });
+  }
+
+  /** Monotonic totals for the metrics. */
+  #totals(): Record<'workerRestarts' | 'icecastRestarts' | 'liquidsoapRestarts' | 'etcdErrors' | 'masterChanges', number> {
+    return {
+      workerRestarts: this.workers.restarts,
+      icecastRestarts: this.icecast.child.restarts,
+      liquidsoapRestarts: this.transcoders?.restarts ?? 0,
+      etcdErrors: this.#etcdErrors + (this.presence?.leasesLost ?? 0),
+      masterChanges: this.#masterChanges,
+    };
   }
 
   nodeInfo(): NodeInfo {
@@ -201,6 +223,16 @@ export class Daemon {
     this.publish();
     await this.icecast.prepare();
     await this.workers.start();
+    if (this.#prometheus) {
+      const addr = c.metricsAddr;
+      const i = addr.lastIndexOf(':');
+      const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
+      // Metrics are not worth a node that does not serve: a taken port is said, and radiod goes on.
+      await this.#prometheus.listen(host, Number(addr.slice(i + 1))).then(
+        (port) => log.info(`Prometheus metrics at http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`),
+        (err: unknown) => log.error(`cannot serve Prometheus metrics on ${addr}: ${describe(err)} (METRICS_ADDR)`),
+      );
+    }
     const noBatch = batchUnavailable();
     log.info(noBatch === null ? 'DNS over UDP in batches (recvmmsg/sendmmsg)' : `DNS over UDP with node:dgram; batched UDP unavailable: ${noBatch}`);
     log.info(loadConnPeek() ? 'front door: short HTTP/1.1 requests to uWebSockets.js, the rest to the Icecast-compatible door'
@@ -628,7 +660,7 @@ export class Daemon {
       new Promise((r) => setTimeout(r, 2000)),
     ]);
     this.client?.close();
-    await Promise.all([this.etcd?.stop(2000), this.#metrics?.close()]);
+    await Promise.all([this.etcd?.stop(2000), this.#metrics?.close(), this.#prometheus?.close()]);
     log.info('stopped');
   }
 }

@@ -32,6 +32,7 @@ describe('configuration', () => {
     assert.equal(c.icecastProxy, true);
     assert.equal(c.leaseTtl, 5);
     assert.equal(c.statsd, 'localhost:8125');
+    assert.equal(c.metricsAddr, '127.0.0.1:9108');
     assert.equal(c.etcdCa, '/etc/radioai/etcd_ca.pem');
   });
 

@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { radioctl, startEtcd, tempDir, type Etcd } from './helpers/processes.ts';
 import { freePort } from '../harness/net.ts';
+import { execFileSync } from 'node:child_process';
+import { columns } from '../src/cli/columns.ts';
+import { ROOT } from './helpers/processes.ts';
 
 describe('radioctl', () => {
   let etcd: Etcd;
@@ -139,6 +142,30 @@ describe('radioctl', () => {
     assert.match(dep.stderr, /is the fallback or source of \/out\.mp3, \/out\.opus/);
     assert.equal((await ctl('delete-mount', '/json.mp3')).code, 0);
     assert.equal((await ctl('show-mount', '/json.mp3')).code, 2);
+  });
+
+  it('prints its tables in aligned columns on a terminal and tab-separated otherwise', () => {
+    assert.deepEqual(columns([['/a.ogg', 'source', '-'], ['/longer.mp3', 'relay', 'http://x/']], false), ['/a.ogg\tsource\t-', '/longer.mp3\trelay\thttp://x/']);
+    assert.deepEqual(columns([['/a.ogg', 'source', '-'], ['/longer.mp3', 'relay', 'http://x/']], true), ['/a.ogg       source  -', '/longer.mp3  relay   http://x/']);
+    // A real terminal: script(1) gives radioctl a pseudo-terminal for its stdout.
+    const out = execFileSync('script', ['-qec', `${join(ROOT, 'bin/radioctl')} --etcd ${etcd.url} list-mounts`, '/dev/null'], { env: { ...process.env, RADIOAI_CONFIG: '/dev/null' }, encoding: 'utf8' });
+    const lines = out.replace(/\r/g, '').trim().split('\n');
+    assert.ok(lines.length >= 2 && lines.every((l) => !l.includes('\t')), `no tabs on a terminal:\n${out}`);
+    const second = lines.map((l) => /^\S+\s+/.exec(l)![0].length);
+    assert.ok(second.every((x) => x === second[0]), `the second column starts at one offset:\n${out}`);
+  });
+
+  it('help lists every command, and help COMMAND tells one, without etcd', async () => {
+    const all = await radioctl('http://127.0.0.1:1', ['help']);
+    assert.equal(all.code, 0);
+    for (const c of ['create-mount', 'create-transcoding-mount', 'edit-mount', 'delete-mount', 'list-mounts', 'show-mount', 'status', 'backup', 'restore', 'help']) assert.match(all.stdout, new RegExp(`^  ${c}\\b`, 'm'));
+    const one = await radioctl('http://127.0.0.1:1', ['help', 'edit-mount']);
+    assert.equal(one.code, 0);
+    assert.match(one.stdout, /^usage: radioctl \[OPTIONS\] edit-mount PATH \[--relay URL \| --no-relay\]/);
+    assert.match(one.stdout, /--new-password prints the new login/);
+    const bad = await radioctl('http://127.0.0.1:1', ['help', 'nope']);
+    assert.equal(bad.code, 1);
+    assert.equal(bad.stderr, 'radioctl: unknown command "nope"; radioctl help lists them\n');
   });
 
   it('backup and restore round-trip every mount; a corrupt file changes nothing', async () => {

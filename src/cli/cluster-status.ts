@@ -3,6 +3,7 @@
  * the README (radioctl) and as a short table for people.
  */
 import { hostPort } from '../shared/host-port.ts';
+import { columns } from './columns.ts';
 import type { ClusterModel } from '../state/cluster-model.ts';
 
 export interface StatusNode {
@@ -78,14 +79,12 @@ export function clusterStatus(model: ClusterModel): ClusterStatus {
   return { master, nodes, mounts };
 }
 
-export function formatStatus(s: ClusterStatus): string {
-  const lines: string[] = [];
-  lines.push(`master: ${s.master ?? '(none)'}`, '', 'NODE\tROLE\tALIVE\tLISTENERS\tBANDWIDTH\tADDRESSES');
-  for (const n of s.nodes) {
-    lines.push([n.name, n.role, n.alive ? 'yes' : 'no', n.listeners, `${Math.round(n.bandwidth / 1000)} kbit/s`, n.addresses.join(',')].join('\t'));
-  }
-  lines.push('', 'MOUNT\tSOURCE\tLISTENERS\tTITLE');
+/** The status for people: tab-separated tables, or aligned ones for a terminal (`aligned`). */
+export function formatStatus(s: ClusterStatus, aligned = false): string {
+  const nodes = [['NODE', 'ROLE', 'ALIVE', 'LISTENERS', 'BANDWIDTH', 'ADDRESSES'],
+    ...s.nodes.map((n) => [n.name, n.role, n.alive ? 'yes' : 'no', n.listeners, `${Math.round(n.bandwidth / 1000)} kbit/s`, n.addresses.join(',')])];
   // A title is the source's text: tabs and line breaks in it would break the columns.
-  for (const m of s.mounts) lines.push([m.path, m.source ? 'connected' : 'none', m.listeners, m.title.replace(/[\t\r\n]+/g, ' ')].join('\t'));
-  return lines.join('\n');
+  const mounts = [['MOUNT', 'SOURCE', 'LISTENERS', 'TITLE'],
+    ...s.mounts.map((m) => [m.path, m.source ? 'connected' : 'none', m.listeners, m.title.replace(/[\t\r\n]+/g, ' ')])];
+  return [`master: ${s.master ?? '(none)'}`, '', ...columns(nodes, aligned), '', ...columns(mounts, aligned)].join('\n');
 }

@@ -12,6 +12,7 @@ const code = await radioctl(process.argv.slice(2), {
   err: (s) => process.stderr.write(`${s}\n`),
   readStdin: () => readFileSync(0, 'utf8'),
   env: process.env,
+  tty: process.stdout.isTTY === true,
 });
 // gRPC keeps its channel open a moment after close(); the command is done, so end now.
 process.exit(code);

@@ -17,6 +17,7 @@ import {
 } from '../state/mount-record.ts';
 import { backup, createMount, deleteMount, getMount, listMounts, restore, updateMount } from '../state/mount-store.ts';
 import { clusterStatus, formatStatus } from './cluster-status.ts';
+import { columns } from './columns.ts';
 
 const ETCD_KEYS = ['etcdServer', 'resolver', 'etcdCa', 'etcdCert', 'etcdKey', 'embeddedEtcdPort', 'etcdAllowPlaintext'] as const;
 const ETCD_SETTINGS = SETTINGS.filter((s) => (ETCD_KEYS as readonly string[]).includes(s.key));
@@ -24,33 +25,49 @@ const ETCD_SETTINGS = SETTINGS.filter((s) => (ETCD_KEYS as readonly string[]).in
 const VALUE_FLAGS = ['--timeout', '--relay', '--fallback', '--source', '--codec', '--bitrate', '--samplerate', '--channels', '--quality'];
 const SWITCHES = ['--json', '--no-relay', '--no-fallback', '--new-password'];
 
-/** Options each command accepts besides the global ones. */
-const COMMANDS: Record<string, { args: string; options: string[] }> = {
-  'create-mount': { args: 'PATH', options: ['--relay', '--fallback'] },
-  'create-transcoding-mount': { args: 'PATH', options: ['--source', '--codec', '--bitrate', '--samplerate', '--channels', '--quality', '--fallback'] },
-  'edit-mount': { args: 'PATH', options: ['--relay', '--no-relay', '--fallback', '--no-fallback', '--new-password'] },
-  'delete-mount': { args: 'PATH', options: [] },
-  'list-mounts': { args: '', options: [] },
-  'show-mount': { args: 'PATH', options: [] },
-  status: { args: '', options: [] },
-  backup: { args: '[FILE]', options: [] },
-  restore: { args: '[FILE]', options: [] },
+/** Each command: its arguments, the options it accepts besides the global ones, and what it does. */
+/** `usage` lines after the first continue the command's arguments: shown indented below them. */
+const COMMANDS: Record<string, { args: string; options: string[]; usage: string; summary: string }> = {
+  'create-mount': {
+    args: 'PATH', options: ['--relay', '--fallback'], usage: 'create-mount PATH [--relay URL] [--fallback PATH]',
+    summary: 'Creates a mount and prints its new source login. --relay pulls it from an external station instead; --fallback moves its listeners to another mount while it has no source.',
+  },
+  'create-transcoding-mount': {
+    args: 'PATH', options: ['--source', '--codec', '--bitrate', '--samplerate', '--channels', '--quality', '--fallback'],
+    usage: 'create-transcoding-mount PATH --source PATH [--codec mp3|vorbis|opus] [--bitrate KBPS]\n[--samplerate HZ] [--channels 1|2] [--quality Q] [--fallback PATH]',
+    summary: 'Creates a mount that one node in the cluster encodes from another mount with liquidsoap.',
+  },
+  'edit-mount': {
+    args: 'PATH', options: ['--relay', '--no-relay', '--fallback', '--no-fallback', '--new-password'],
+    usage: 'edit-mount PATH [--relay URL | --no-relay] [--fallback PATH | --no-fallback] [--new-password]',
+    summary: 'Changes a mount. --new-password prints the new login; the source connected with the old one is dropped.',
+  },
+  'delete-mount': { args: 'PATH', options: [], usage: 'delete-mount PATH', summary: 'Deletes a mount; its source and listeners are let go.' },
+  'list-mounts': { args: '', options: [], usage: 'list-mounts', summary: 'Lists the mounts and what feeds each (a source, a relay, a transcoder).' },
+  'show-mount': { args: 'PATH', options: [], usage: 'show-mount PATH', summary: "Shows a mount's settings and its source login." },
+  status: { args: '', options: [], usage: 'status', summary: 'Shows the nodes (role, health, listeners, bandwidth) and the mounts (source, listeners, title).' },
+  backup: { args: '[FILE]', options: [], usage: 'backup [FILE]', summary: 'Writes every mount, logins included, as JSON to FILE (mode 0600) or stdout.' },
+  restore: { args: '[FILE]', options: [], usage: 'restore [FILE]', summary: 'Creates or replaces the mounts of a backup read from FILE or stdin.' },
+  help: { args: '[COMMAND]', options: [], usage: 'help [COMMAND]', summary: 'Shows how to use radioctl, or one command. Needs no etcd.' },
 };
+
+/** A command's usage after `lead`, its continuation lines lined up under its arguments. */
+function usageLines(lead: string, name: string, usage: string): string {
+  return `${lead}${usage.replace(/\n/g, `\n${' '.repeat(lead.length + name.length + 1)}`)}`;
+}
+
+/** `radioctl help COMMAND`: its usage, what it does, and the global options. */
+export function commandHelp(name: string): string | null {
+  const c = COMMANDS[name];
+  if (!c) return null;
+  return `${usageLines('usage: radioctl [OPTIONS] ', name, c.usage)}\n\n${c.summary}\n\noptions: --etcd URLS, --timeout SECONDS, --json (radioctl help)`;
+}
 
 export const USAGE = `usage: radioctl [--etcd URLS] [--timeout SECONDS] [--json] COMMAND [args]
        radioctl --version
 
 commands:
-  create-mount PATH [--relay URL] [--fallback PATH]
-  create-transcoding-mount PATH --source PATH [--codec mp3|vorbis|opus] [--bitrate KBPS]
-                           [--samplerate HZ] [--channels 1|2] [--quality Q] [--fallback PATH]
-  edit-mount PATH [--relay URL | --no-relay] [--fallback PATH | --no-fallback] [--new-password]
-  delete-mount PATH
-  list-mounts
-  show-mount PATH
-  status
-  backup [FILE]
-  restore [FILE]
+${Object.entries(COMMANDS).map(([name, c]) => usageLines('  ', name, c.usage)).join('\n')}
 
 --etcd defaults to ETCD_SERVER from the environment or /etc/default/radioai (--config FILE),
 else http://127.0.0.1:2379; TLS as radiod (--etcd-ca, --etcd-cert, --etcd-key, --etcd-allow-plaintext).
@@ -62,6 +79,8 @@ export interface Io {
   err: (s: string) => void;
   readStdin: () => string;
   env: NodeJS.ProcessEnv;
+  /** stdout is a terminal: tables in aligned columns rather than tab-separated. */
+  tty?: boolean;
 }
 
 const usageError = (msg: string): never => {
@@ -91,10 +110,10 @@ function showMount(m: MountRecord): string {
   return lines.join('\n');
 }
 
-function describeMount(m: MountRecord): string {
-  if (m.transcode) return `transcode\t${m.transcode.source} -> ${m.transcode.codec} ${m.transcode.bitrate} kbit/s`;
-  if (m.relay) return `relay\t${m.relay}`;
-  return 'source\t-';
+function describeMount(m: MountRecord): [string, string] {
+  if (m.transcode) return ['transcode', `${m.transcode.source} -> ${m.transcode.codec} ${m.transcode.bitrate} kbit/s`];
+  if (m.relay) return ['relay', m.relay];
+  return ['source', '-'];
 }
 
 async function run(command: string, args: ParsedArgs, client: Etcd3, io: Io): Promise<void> {
@@ -152,7 +171,7 @@ async function run(command: string, args: ParsedArgs, client: Etcd3, io: Io): Pr
     case 'list-mounts': {
       const mounts = await listMounts(client);
       if (json) io.out(JSON.stringify(mounts.map(({ password: _p, username: _u, ...rest }) => rest)));
-      else for (const m of mounts) io.out(`${m.path}\t${describeMount(m)}`);
+      else for (const line of columns(mounts.map((m) => [m.path, ...describeMount(m)]), io.tty === true)) io.out(line);
       return;
     }
     case 'show-mount': {
@@ -164,7 +183,7 @@ async function run(command: string, args: ParsedArgs, client: Etcd3, io: Io): Pr
       const model = new ClusterModel(client);
       await model.readOnce();
       const s = clusterStatus(model);
-      io.out(json ? JSON.stringify(s) : formatStatus(s));
+      io.out(json ? JSON.stringify(s) : formatStatus(s, io.tty === true));
       return;
     }
     case 'backup': {
@@ -206,6 +225,17 @@ export async function radioctl(argv: readonly string[], io: Io): Promise<number>
     }
     const [command, ...rest] = args.positional;
     args.positional = rest;
+    if (command === 'help') {
+      if (rest.length > 1) return usageError(`unexpected argument "${rest[1]}"`);
+      if (rest[0] === undefined) {
+        io.out(USAGE);
+        return 0;
+      }
+      const text = commandHelp(rest[0]);
+      if (text === null) return usageError(`unknown command "${rest[0]}"; radioctl help lists them`);
+      io.out(text);
+      return 0;
+    }
     const spec = command !== undefined ? COMMANDS[command] : undefined;
     if (!spec) return usageError(command === undefined ? 'no command given' : `unknown command "${command}"`);
     for (const f of [...args.flags.keys()].filter((k) => k.startsWith('--')).concat([...args.switches])) {

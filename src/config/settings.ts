@@ -30,6 +30,8 @@ export interface Config {
   workers: number;
   /** host:port, or '' to disable. */
   statsd: string;
+  /** Where /metrics is served for Prometheus (host:port), or empty. */
+  metricsAddr: string;
   /** DNS servers (IP or IP:port) that resolve a host-name ETCD_SERVER; empty: the system's resolver. */
   resolver: string[];
   /** Seconds before a silent node is dropped. */
@@ -139,7 +141,8 @@ function bitsPerSecond(raw: string): number {
   return Math.round(Number(m[1]) * scale);
 }
 
-function statsd(raw: string): string {
+/** host:port (a bracketed IPv6 address for a host), or empty for none. */
+function hostPortOrEmpty(raw: string): string {
   const v = raw.trim();
   if (v === '') return '';
   const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d+)$/.exec(v);
@@ -230,7 +233,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'bandwidthLimit', flag: '--bandwidth-limit', env: 'BANDWIDTH_LIMIT', default: '0', parse: bitsPerSecond, help: 'outbound bits per second this node may serve (0: none)' },
   { key: 'maxListeners', flag: '--max-listeners', env: 'MAX_LISTENERS', default: '0', parse: integer(0, 10_000_000), help: 'listeners this node may serve (0: none)' },
   { key: 'workers', flag: '--workers', env: 'WORKERS', default: () => String(availableParallelism()), parse: integer(1, 256), help: 'worker threads', defaultText: 'the number of CPUs' },
-  { key: 'statsd', flag: '--statsd', env: 'STATSD', default: 'localhost:8125', parse: statsd, help: 'statsd host:port; empty disables' },
+  { key: 'statsd', flag: '--statsd', env: 'STATSD', default: 'localhost:8125', parse: hostPortOrEmpty, help: 'statsd host:port; empty disables' },
+  { key: 'metricsAddr', flag: '--metrics-addr', env: 'METRICS_ADDR', default: '127.0.0.1:9108', parse: hostPortOrEmpty, help: 'address:port of the Prometheus /metrics endpoint; empty disables' },
   { key: 'leaseTtl', flag: '--lease-ttl', env: 'LEASE_TTL', default: '5', parse: integer(2, 3600), help: 'seconds before a silent node is dropped' },
   { key: 'dnsTtl', flag: '--dns-ttl', env: 'DNS_TTL', default: '5', parse: integer(1, 86_400), help: 'TTL of node records in DNS answers, seconds' },
   { key: 'dnsMaxRecords', flag: '--dns-max-records', env: 'DNS_MAX_RECORDS', default: '8', parse: integer(1, 64), help: 'A or AAAA records per DNS answer at most' },

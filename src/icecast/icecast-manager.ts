@@ -139,6 +139,11 @@ export class IcecastManager extends EventEmitter<IcecastEvents> {
     this.child.on('exit', () => this.#setStats(null));
   }
 
+  /** The role the running Icecast was last given, or null before its first start. */
+  get role(): IcecastRole | null {
+    return this.#role;
+  }
+
   get ready(): boolean {
     return this.child.running && this.stats !== null;
   }

@@ -47,17 +47,22 @@ export interface LatencySummary {
   max: number;
 }
 
-/** Merges every worker's latest histograms into percentiles per kind. */
-export function summarize(perWorker: Iterable<EncodedLatency>): Record<LatencyKind, LatencySummary> {
-  const merged = new Map<LatencyKind, Histogram>(LATENCY_KINDS.map((k) => [k, histogram()]));
+/** Every worker's latest histograms, merged per kind. */
+export function mergeLatency(perWorker: Iterable<EncodedLatency>): Record<LatencyKind, Histogram> {
+  const merged = Object.fromEntries(LATENCY_KINDS.map((k) => [k, histogram()])) as Record<LatencyKind, Histogram>;
   for (const w of perWorker) {
     for (const k of LATENCY_KINDS) {
       const enc = w[k];
-      if (enc !== undefined) merged.get(k)!.add(decodeFromCompressedBase64(enc));
+      if (enc !== undefined) merged[k].add(decodeFromCompressedBase64(enc));
     }
   }
+  return merged;
+}
+
+/** Merges every worker's latest histograms into percentiles per kind. */
+export function summarize(perWorker: Iterable<EncodedLatency>): Record<LatencyKind, LatencySummary> {
   const out = {} as Record<LatencyKind, LatencySummary>;
-  for (const [k, h] of merged) {
+  for (const [k, h] of Object.entries(mergeLatency(perWorker)) as [LatencyKind, Histogram][]) {
     out[k] = {
       count: h.totalCount,
       p50: h.getValueAtPercentile(50),
