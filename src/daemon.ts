@@ -23,6 +23,7 @@ import { etcdAt, memberHealthy, parseEndpoint, reachable, type Endpoint, type Pr
 import { PeerWatch, type PeerAddress } from './state/peer-watch.ts';
 import { Presence } from './state/presence.ts';
 import { SnapshotWriter } from './state/snapshot-writer.ts';
+import { kickedSeconds } from './state/mount-record.ts';
 import { WorkerSupervisor } from './workers/supervisor.ts';
 import { ListenCheck, listening, replaceWorkers } from './workers/listen-check.ts';
 import { IcecastManager, type IcecastDesired } from './icecast/icecast-manager.ts';
@@ -606,6 +607,7 @@ export class Daemon {
           info: streamInfoOf({ ...(info ?? {}), username: m.username }),
           // Only a salted hash of the login reaches the workers, which check sources with it.
           credential: this.writer.credential(m.username, m.password),
+          kickedAt: kickedSeconds(m),
         });
       }
     }

@@ -223,4 +223,42 @@ describe('source logins checked at the edge', () => {
     console.log(`# edge auth: deleting the mount dropped its source ${deletedMs} ms after radioctl started (it ran ${ran} ms)`);
     assert.ok(deletedMs !== null && deletedMs < ran + 5000, `dropped within 5 s of delete-mount (${deletedMs})`);
   });
+  it('kick-source drops the live source on every node, and its listeners move to the fallback without reconnecting', async (t) => {
+    const fb = await createMount(etcd.url, ['create-mount', '/kick-fb.ogg']);
+    const main = await createMount(etcd.url, ['create-mount', '/kick.ogg', '--fallback', '/kick-fb.ogg']);
+    await waitFor(async () => (await radioctl(etcd.url, ['status'])).stdout.includes('/kick.ogg'), 5000, 'the mounts known');
+    await new Promise((res) => setTimeout(res, 1500)); // the master's Icecast has re-read its configuration
+    source(icecastUrl(fb.username, fb.password, m.host, m.icecastInternalPort, '/kick-fb.ogg'));
+    // ffmpeg never reconnects: once kicked, it is gone for good.
+    const kicked = source(icecastUrl(main.username, main.password, r.host, r.icecastPort, '/kick.ogg'));
+    await hear(m, '/kick-fb.ogg');
+    await hear(r, '/kick.ogg');
+    const l = new Listener(`http://${r.host}:${r.httpPort}/kick.ogg`);
+    listeners.push(l);
+    await waitFor(() => l.bytes > 0, 10_000, 'a listener of /kick.ogg');
+
+    const at = Date.now();
+    const res = await radioctl(etcd.url, ['kick-source', '/kick.ogg']);
+    assert.equal(res.code, 0, res.stderr);
+    const ms = await exitWithin(kicked, 10_000, at);
+    t.diagnostic(`kick-source dropped the source ${ms} ms after radioctl started (it ran ${Date.now() - at} ms at most)`);
+    assert.ok(ms !== null, 'the kicked source program was disconnected');
+    assert.match(`${r.proc.output()}${m.proc.output()}`, /source on \/kick\.ogg dropped: kicked|dropping the source of \/kick\.ogg: kicked/);
+    await waitFor(async () => {
+      const s2 = JSON.parse((await radioctl(etcd.url, ['--json', 'status'])).stdout) as { mounts: { path: string; source: boolean }[] };
+      return s2.mounts.find((x) => x.path === '/kick.ogg')?.source === false;
+    }, 10_000, '/kick.ogg without a source in the status');
+    // The listener stayed and hears the fallback.
+    const before = l.bytes;
+    await new Promise((res) => setTimeout(res, 4000));
+    assert.equal(l.ended, false, 'the listener was disconnected');
+    assert.ok(l.bytes - before > 16_384, `the listener hears the fallback (${l.bytes - before} bytes in 4 s)`);
+
+    // A relay mount has no source to kick; a missing mount is exit 2.
+    await createMount(etcd.url, ['create-mount', '/kick-relay.ogg', '--relay', 'http://127.0.0.1:9/x']);
+    const relay = await radioctl(etcd.url, ['kick-source', '/kick-relay.ogg']);
+    assert.equal(relay.code, 1);
+    assert.match(relay.stderr, /is relayed from http:\/\/127\.0\.0\.1:9\/x: it has no source to kick/);
+    assert.equal((await radioctl(etcd.url, ['kick-source', '/nope.ogg'])).code, 2);
+  });
 });

@@ -31,7 +31,7 @@ describe('dead nodes, found by the other nodes', () => {
 
   before(async () => {
     etcd = await startEtcd();
-    for (const [name, host] of [['a', '127.0.10.1'], ['b', '127.0.10.2'], ['c', '127.0.10.3'], ['d', '127.0.10.4']] as const) {
+    for (const [name, host] of [['a', '127.0.26.1'], ['b', '127.0.26.2'], ['c', '127.0.26.3'], ['d', '127.0.26.4']] as const) {
       const n = await startRadiod({ name, host, etcd: etcd.url, leaseTtl: TTL });
       nodes.push(n);
       await waitFor(async () => (await n.health()).body.icecast === 'ready', 15_000, `${name} ready`);

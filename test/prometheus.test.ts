@@ -54,7 +54,7 @@ describe('Prometheus scraping two nodes', () => {
 
   before(async () => {
     etcd = await startEtcd();
-    for (const [name, host, env] of [['p1', '127.0.22.1', {}], ['p2', '127.0.22.2', { ICECAST_PROXY: 'false' }]] as const) {
+    for (const [name, host, env] of [['p1', '127.0.27.1', {}], ['p2', '127.0.27.2', { ICECAST_PROXY: 'false' }]] as const) {
       const addr = `${host}:${await freePort(host)}`;
       metricsAt.push(addr);
       const n = await startRadiod({ name, host, etcd: etcd.url, leaseTtl: 3, metricsAddr: addr, env });

@@ -186,8 +186,8 @@ function snap(nodes: SnapshotNode[], readyOn: string[], extra: Partial<Snapshot>
     seq: 2, contentVersion: 1, etcdConnected: true, stateLoaded: true, draining: false, outOfService: false, etcdSeenAt: 0, self: 'a', master: 'a', dropped: 0, zoneSerial: 1,
     credentialSalt: '', nodes,
     mounts: [
-      { slot: 0, path: '/live.ogg', relay: false, transcoded: false, fallbackPath: null, sourceConnected: true, listeners: 0, readyOn, info: { ...NO_STREAM_INFO, username: 'src-live' }, credential: '' },
-      { slot: 1, path: '/main.ogg', relay: false, transcoded: false, fallbackPath: '/live.ogg', sourceConnected: false, listeners: 0, readyOn: [], info: NO_STREAM_INFO, credential: '' },
+      { slot: 0, path: '/live.ogg', relay: false, transcoded: false, kickedAt: 0, fallbackPath: null, sourceConnected: true, listeners: 0, readyOn, info: { ...NO_STREAM_INFO, username: 'src-live' }, credential: '' },
+      { slot: 1, path: '/main.ogg', relay: false, transcoded: false, kickedAt: 0, fallbackPath: '/live.ogg', sourceConnected: false, listeners: 0, readyOn: [], info: NO_STREAM_INFO, credential: '' },
     ],
     ...extra,
   };

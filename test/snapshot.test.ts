@@ -24,7 +24,7 @@ function input(i: number): SnapshotInput {
     path: `/m${i}/${'x'.repeat(j * 7)}${j}`, relay: false, transcoded: false, fallbackPath: null,
     sourceConnected: true, listeners: i, readyOn: nodes.filter((_, k) => k % 2 === 0).map((n) => n.name),
     info: { ...NO_STREAM_INFO, username: `src-${i}-${j}`, title: `Tïtle ${'é'.repeat(j)} "quoted"`, bitrate: 128 * j, streamStart: j % 2 ? '2026-11-21T20:00:00+0000' : '' },
-    credential: createHash('sha256').update(`${i}/${j}`).digest('hex'),
+    credential: createHash('sha256').update(`${i}/${j}`).digest('hex'), kickedAt: j === 0 ? 0 : 1_795_000_000 + j,
   }));
   return { etcdConnected: true, stateLoaded: true, draining: false, outOfService: false, etcdSeenAt: i, self: nodes[0]!.name, master: nodes.at(-1)!.name, zoneSerial: i, nodes, mounts };
 }

@@ -11,7 +11,7 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { waitFor } from '../harness/net.ts';
 import { admitSource, stillAdmitted } from '../src/proxy/source-admission.ts';
-import { SourceGate } from '../src/proxy/source-gate.ts';
+import { SourceGate, kickedSince } from '../src/proxy/source-gate.ts';
 import { IcecastDoor } from '../src/proxy/icecast-door.ts';
 import type { Hubs } from '../src/proxy/hubs.ts';
 import { ListenRouter } from '../src/proxy/listen-route.ts';
@@ -40,7 +40,7 @@ function cluster(logins: Record<string, [string, string]>, master: string | null
         etcdHealthy: true, proxy: true, listeners: 0, bandwidthKbps: 0, maxListeners: 0, bandwidthLimitKbps: 0,
       }],
       mounts: Object.entries(l).map(([path, [user, pw]]) => ({
-        path, relay: false, transcoded: false, fallbackPath: null, sourceConnected: false, listeners: 0, readyOn: [],
+        path, relay: false, transcoded: false, kickedAt: 0, fallbackPath: null, sourceConnected: false, listeners: 0, readyOn: [],
         info: { ...NO_STREAM_INFO, username: user }, credential: pw === '' ? '' : writer.credential(user, pw),
       })),
     };
@@ -340,6 +340,21 @@ describe('sources the master\'s Icecast must drop', () => {
     const before = map(rec('/a', 'u', 'p'), rec('/b', 'u', 'p'), rec('/c', 'u', 'p'), rec('/d', 'u', 'p'), rec('/r', 'u', 'p', 'http://x/y'));
     const after = map(rec('/a', 'u', 'p'), rec('/b', 'u', 'q'), rec('/c', 'v', 'p'), rec('/e', 'u', 'p'));
     assert.deepEqual(credentialChanges(before, after), [{ path: '/b', why: 'changed' }, { path: '/c', why: 'changed' }, { path: '/d', why: 'deleted' }]);
+  });
+
+  it('are those of mounts kicked since, once per kick', () => {
+    const kicked = (at: string | null): MountRecord => ({ ...rec('/k', 'u', 'p'), ...(at === null ? {} : { kickedAt: at }) });
+    assert.deepEqual(credentialChanges(map(kicked(null)), map(kicked('2026-11-22T08:00:00.000Z'))), [{ path: '/k', why: 'kicked' }]);
+    assert.deepEqual(credentialChanges(map(kicked('2026-11-22T08:00:00.000Z')), map(kicked('2026-11-22T08:05:00.000Z'))), [{ path: '/k', why: 'kicked' }]);
+    assert.deepEqual(credentialChanges(map(kicked('2026-11-22T08:00:00.000Z')), map(kicked('2026-11-22T08:00:00.000Z'))), []);
+  });
+
+  it('at the door: a carried source that began before the kick\'s second ends goes, a later one stays', () => {
+    const kick = 1_795_000_000;
+    assert.equal(kickedSince(0, 5), false);
+    assert.equal(kickedSince(kick, kick * 1000 - 60_000), true);
+    assert.equal(kickedSince(kick, kick * 1000 + 999), true);
+    assert.equal(kickedSince(kick, kick * 1000 + 1000), false);
   });
 
   it('judges a source older than the change by the start Icecast reports, to the second', () => {

@@ -43,6 +43,10 @@ const COMMANDS: Record<string, { args: string; options: string[]; usage: string;
     summary: 'Changes a mount. --new-password prints the new login; the source connected with the old one is dropped.',
   },
   'delete-mount': { args: 'PATH', options: [], usage: 'delete-mount PATH', summary: 'Deletes a mount; its source and listeners are let go.' },
+  'kick-source': {
+    args: 'PATH', options: [], usage: 'kick-source PATH',
+    summary: "Drops the mount's live source on every node; its listeners move to the fallback where one is set. A source program that reconnects by itself is taken again.",
+  },
   'list-mounts': { args: '', options: [], usage: 'list-mounts', summary: 'Lists the mounts and what feeds each (a source, a relay, a transcoder).' },
   'show-mount': { args: 'PATH', options: [], usage: 'show-mount PATH', summary: "Shows a mount's settings and its source login." },
   status: { args: '', options: [], usage: 'status', summary: 'Shows the nodes (role, health, listeners, bandwidth) and the mounts (source, listeners, title).' },
@@ -168,6 +172,15 @@ async function run(command: string, args: ParsedArgs, client: Etcd3, io: Io): Pr
     case 'delete-mount':
       await deleteMount(client, path());
       return;
+    case 'kick-source': {
+      const p = path();
+      const m = await updateMount(client, p, (old) => {
+        if (old.relay !== null) throw new RadioError('RADIOAI_ERR_USAGE', `${p} is relayed from ${old.relay}: it has no source to kick`);
+        return { ...old, kickedAt: new Date().toISOString() };
+      });
+      if (json) io.out(JSON.stringify({ path: m.path, kickedAt: m.kickedAt }));
+      return;
+    }
     case 'list-mounts': {
       const mounts = await listMounts(client);
       if (json) io.out(JSON.stringify(mounts.map(({ password: _p, username: _u, ...rest }) => rest)));

@@ -1,6 +1,7 @@
 /**
  * A mount whose password (or user name) changes, or that is deleted, must
- * lose the source that logged in with the old credentials: Icecast checks a
+ * lose the source that logged in with the old credentials, and a kicked
+ * mount (`radioctl kick-source`) the source it had: Icecast checks a
  * source's login only when it connects, and a configuration reload leaves
  * connected sources alone. The front door drops the sources it carries
  * itself (proxy/source-gate.ts); this covers every other path to the
@@ -34,20 +35,23 @@ const KILL_TIMEOUT_MS = 2000;
  */
 export const KILL_PAUSE_MS = 2500;
 
-type Login = Pick<MountRecord, 'path' | 'username' | 'password' | 'relay'>;
+type Login = Pick<MountRecord, 'path' | 'username' | 'password' | 'relay' | 'kickedAt'>;
+type Why = 'deleted' | 'changed' | 'kicked';
+const REASONS: Record<Why, string> = { deleted: 'the mount was deleted', changed: 'its credentials changed', kicked: 'kicked (radioctl kick-source)' };
 
 /**
- * Mounts whose source must go: present before and deleted since, or with
- * another user name or password now. Relay mounts are left out: nothing
- * logs in to them, Icecast pulls them itself.
+ * Mounts whose source must go: present before and deleted since, with
+ * another user name or password now, or kicked since. Relay mounts are left
+ * out: nothing logs in to them, Icecast pulls them itself.
  */
-export function credentialChanges(before: ReadonlyMap<string, Login>, after: ReadonlyMap<string, Login>): { path: string; why: 'deleted' | 'changed' }[] {
-  const out: { path: string; why: 'deleted' | 'changed' }[] = [];
+export function credentialChanges(before: ReadonlyMap<string, Login>, after: ReadonlyMap<string, Login>): { path: string; why: Why }[] {
+  const out: { path: string; why: Why }[] = [];
   for (const [path, b] of before) {
     if (b.relay !== null) continue;
     const a = after.get(path);
     if (!a) out.push({ path, why: 'deleted' });
     else if (a.username !== b.username || a.password !== b.password) out.push({ path, why: 'changed' });
+    else if ((a.kickedAt ?? null) !== (b.kickedAt ?? null)) out.push({ path, why: 'kicked' });
   }
   return out;
 }
@@ -75,7 +79,7 @@ export class SourceKiller {
   readonly #o: SourceKillerOptions;
   #known: Map<string, Login> | null = null;
   /** Mount -> when its credentials changed, and why. */
-  readonly #pending = new Map<string, { at: number; why: 'deleted' | 'changed' }>();
+  readonly #pending = new Map<string, { at: number; why: Why }>();
   /** Mount -> when it was last asked to drop its source. */
   readonly #killedAt = new Map<string, number>();
   /** Kills asked of Icecast, for tests and the log. */
@@ -88,7 +92,7 @@ export class SourceKiller {
   /** Notes the mounts as they are now; the first call only learns them. */
   sync(mounts: Iterable<MountRecord>, now = Date.now()): void {
     const next = new Map<string, Login>();
-    for (const m of mounts) next.set(m.path, { path: m.path, username: m.username, password: m.password, relay: m.relay });
+    for (const m of mounts) next.set(m.path, { path: m.path, username: m.username, password: m.password, relay: m.relay, kickedAt: m.kickedAt ?? null });
     if (this.#known) for (const c of credentialChanges(this.#known, next)) this.#pending.set(c.path, { at: now, why: c.why });
     this.#known = next;
   }
@@ -105,7 +109,7 @@ export class SourceKiller {
       if (!live || !predates(live.info.streamStart, p.at) || now - (this.#killedAt.get(path) ?? 0) < KILL_PAUSE_MS) continue;
       this.#killedAt.set(path, now);
       this.kills++;
-      log.info(`dropping the source of ${path}: ${p.why === 'deleted' ? 'the mount was deleted' : 'its credentials changed'}`);
+      log.info(`dropping the source of ${path}: ${REASONS[p.why]}`);
       (this.#o.kill ?? ((m) => this.#kill(m)))(path).catch((err: unknown) => {
         log.warn(`could not drop the source of ${path}: ${err instanceof Error ? err.message : String(err)}`);
       });

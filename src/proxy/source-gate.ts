@@ -6,9 +6,10 @@
  * address per lockout.
  *
  * It also watches the sources it carries: when the snapshot changes and a
- * carried source's mount is gone or its credentials are no longer the ones
+ * carried source's mount is gone, its credentials are no longer the ones
  * it logged in with (`radioctl edit-mount --new-password`, `delete-mount`),
- * the source is dropped, both sides closed, within a check period.
+ * or it was kicked after the source connected (`radioctl kick-source`), the
+ * source is dropped, both sides closed, within a check period.
  */
 import { logger } from '../core/log.ts';
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
@@ -29,7 +30,19 @@ export const DEFAULT_GUARD_LIMITS: GuardLimits = { failures: 10, lockoutSeconds:
 interface Carried {
   mount: string;
   credential: string;
+  /** When the door took it (Unix ms). */
+  since: number;
   drop: () => void;
+}
+
+/**
+ * Whether a source the door took at `since` (Unix ms) predates a kick at
+ * `kickedAt` (Unix seconds, 0 for none). The kick is known to the second:
+ * a source that reconnected within that same second goes too, and simply
+ * reconnects again.
+ */
+export function kickedSince(kickedAt: number, since: number): boolean {
+  return kickedAt > 0 && since < (kickedAt + 1) * 1000;
 }
 
 export interface GateOptions {
@@ -99,7 +112,7 @@ export class SourceGate {
 
   /** Watches a carried source; `drop` closes it. Returns what to call when it ends on its own. */
   carry(mount: string, credential: string, drop: () => void): () => void {
-    const c: Carried = { mount, credential, drop };
+    const c: Carried = { mount, credential, since: Date.now(), drop };
     this.#carried.add(c);
     return () => this.#carried.delete(c);
   }
@@ -111,9 +124,11 @@ export class SourceGate {
     this.#seenSeq = seq;
     const snap = this.#o.reader.current();
     for (const c of this.#carried) {
-      if (stillAdmitted(snap, c.mount, c.credential)) continue;
+      const kicked = kickedSince(snap.mounts.find((m) => m.path === c.mount)?.kickedAt ?? 0, c.since);
+      if (!kicked && stillAdmitted(snap, c.mount, c.credential)) continue;
       this.#carried.delete(c);
-      log.info(`source on ${c.mount} dropped: ${snap.mounts.some((m) => m.path === c.mount) ? 'its credentials changed' : 'the mount was deleted'}`);
+      const why = kicked ? 'kicked (radioctl kick-source)' : snap.mounts.some((m) => m.path === c.mount) ? 'its credentials changed' : 'the mount was deleted';
+      log.info(`source on ${c.mount} dropped: ${why}`);
       c.drop();
     }
   }

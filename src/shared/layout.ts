@@ -111,7 +111,8 @@ export const M = {
   FALLBACK_SLOT: 5,
   /** Listeners across the cluster, from node status. */
   LISTENERS: 6,
-  RESERVED: 7,
+  /** Unix seconds of the last `radioctl kick-source`; sources carried since before it are dropped. 0: never. */
+  KICKED_AT: 7,
   /** JSON of the mount's StreamInfo (snapshot.ts): what players are shown, never a password. */
   INFO_OFF: 8,
   INFO_LEN: 9,

@@ -158,6 +158,7 @@ export class SnapshotReader {
         fallbackPath: null,
         sourceConnected: (mf & MF_SOURCE_CONNECTED) !== 0,
         listeners: w[b + M.LISTENERS]!,
+        kickedAt: w[b + M.KICKED_AT]!,
         readyOn,
         info: this.#info(w[b + M.INFO_OFF]!, w[b + M.INFO_LEN]!),
         credential: this.#credential(b),

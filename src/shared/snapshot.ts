@@ -70,6 +70,8 @@ export interface SnapshotMount {
   info: StreamInfo;
   /** Hex SHA-256 of the snapshot's salt, the source user name and password (credential.ts); '' when unknown. */
   credential: string;
+  /** Unix seconds of the last `radioctl kick-source` (0: never): sources carried since before it are dropped. */
+  kickedAt: number;
 }
 
 export interface Snapshot {

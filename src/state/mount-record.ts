@@ -31,6 +31,11 @@ export interface MountRecord {
   fallback: string | null;
   transcode: Transcode | null;
   createdAt: string;
+  /**
+   * When `radioctl kick-source` last asked for the mount's live source to be
+   * dropped (ISO time); sources connected before it are let go. Absent: never.
+   */
+  kickedAt?: string | null;
 }
 
 const invalid = (msg: string): never => {
@@ -102,7 +107,7 @@ export function checkTranscode(t: Partial<Transcode> & { source: string }, path:
 export function parseMountRecord(value: unknown): MountRecord {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return invalid('a mount must be a JSON object');
   const v = value as Record<string, unknown>;
-  const known = new Set(['path', 'username', 'password', 'relay', 'fallback', 'transcode', 'createdAt']);
+  const known = new Set(['path', 'username', 'password', 'relay', 'fallback', 'transcode', 'createdAt', 'kickedAt']);
   for (const k of Object.keys(v)) if (!known.has(k)) invalid(`unknown field "${k}"`);
   if (typeof v.path !== 'string') return invalid('"path" must be a string');
   const path = checkMountPath(v.path);
@@ -126,6 +131,8 @@ export function parseMountRecord(value: unknown): MountRecord {
   }
   if (relay !== null && transcode !== null) invalid(`${path}: a mount is either relayed or transcoded, not both`);
   const createdAt = typeof v.createdAt === 'string' ? v.createdAt : new Date(0).toISOString();
+  const kickedAt = v.kickedAt ?? null;
+  if (kickedAt !== null && (typeof kickedAt !== 'string' || !Number.isFinite(Date.parse(kickedAt)))) invalid(`${path}: "kickedAt" must be an ISO time or null`);
   return {
     path,
     username: v.username as string,
@@ -134,5 +141,12 @@ export function parseMountRecord(value: unknown): MountRecord {
     fallback: fallback as string | null,
     transcode,
     createdAt,
+    ...(kickedAt !== null ? { kickedAt: kickedAt as string } : {}),
   };
+}
+
+/** When the mount's source was last kicked, in Unix seconds; 0 for never. */
+export function kickedSeconds(m: Pick<MountRecord, 'kickedAt'>): number {
+  const t = m.kickedAt ? Date.parse(m.kickedAt) : NaN;
+  return Number.isFinite(t) ? Math.floor(t / 1000) : 0;
 }

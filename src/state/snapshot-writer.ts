@@ -221,6 +221,7 @@ export class SnapshotWriter {
       w[b + M.FLAGS] = mf;
       w[b + M.FALLBACK_SLOT] = fallback ?? -1;
       w[b + M.LISTENERS] = mount.listeners;
+      w[b + M.KICKED_AT] = mount.kickedAt;
       w[b + M.INFO_OFF] = infoOff;
       w[b + M.INFO_LEN] = infoLen;
       // Zeros (no credential) unless a whole hash is given.
