@@ -77,6 +77,13 @@ install -m 0644 packaging/sysctl/60-radioai.conf "$stage/usr/lib/sysctl.d/"
 $node packaging/default-file.ts > "$stage/etc/default/radioai"
 chmod 0644 "$stage/etc/default/radioai"
 install -m 0644 README.md TUNING.md ARCHITECTURE.md "$stage/usr/share/doc/radioai/"
+# Manual pages and bash completion, made from the programs' own tables (packaging/manual.ts).
+mkdir -p "$stage/usr/share/man/man8" "$stage/usr/share/bash-completion/completions"
+for page in radiod radioctl; do
+  $node packaging/manual.ts "$page" | gzip -9n > "$stage/usr/share/man/man8/$page.8.gz"
+done
+$node packaging/manual.ts completion > "$stage/usr/share/bash-completion/completions/radioctl"
+chmod 0644 "$stage/usr/share/man/man8/"*.gz "$stage/usr/share/bash-completion/completions/radioctl"
 printf 'radioai\nLicense: MIT\nBundles Node.js %s (MIT and others, https://nodejs.org/) and its npm dependencies under their own licenses.\n' "$($node --version)" > "$stage/usr/share/doc/radioai/copyright"
 
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)

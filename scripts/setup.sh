@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(etcd-server etcd-client icecast2 liquidsoap ffmpeg dnsutils procps iproute2 curl python3 openssl systemd adduser g++ make)
 # The Icecast clients the tests run against both public ports (test/helpers/clients.ts):
-# source programs, players, a recorder and a headless browser; and a Prometheus server that scrapes /metrics.
-PACKAGES+=(ezstream ices2 mpv vlc-bin vlc-plugin-base mplayer mpg123 vorbis-tools streamripper chromium-headless-shell prometheus)
+# source programs, players, a recorder and a headless browser; a Prometheus server that scrapes /metrics;
+# groff and bash for the manual pages and the completion the package installs.
+PACKAGES+=(ezstream ices2 mpv vlc-bin vlc-plugin-base mplayer mpg123 vorbis-tools streamripper chromium-headless-shell prometheus groff-base)
 # Node-API headers for native/udp-batch; Debian's libnode-dev has them when Node's own package does not.
 [ -f /usr/include/node/node_api.h ] || PACKAGES+=(libnode-dev)
 

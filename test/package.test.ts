@@ -129,6 +129,7 @@ describe('Debian package', { skip: root ? false : 'installing a package needs ro
     // Enabled: radiod.path watches the settings file from boot on.
     for (const u of ['radiod.path', 'radiod.service']) assert.ok(existsSync(`/etc/systemd/system/multi-user.target.wants/${u}`), `${u} enabled`);
     assert.equal(statSync('/var/lib/radioai').uid, Number((await sh('id', ['-u', 'radioai'])).stdout.trim()));
+    for (const f of ['/usr/share/man/man8/radiod.8.gz', '/usr/share/man/man8/radioctl.8.gz', '/usr/share/bash-completion/completions/radioctl']) assert.ok(existsSync(f), `${f} installed`);
   });
 
   it('has units that systemd-analyze verify accepts without a warning', async () => {

@@ -22,12 +22,25 @@ import { columns } from './columns.ts';
 const ETCD_KEYS = ['etcdServer', 'resolver', 'etcdCa', 'etcdCert', 'etcdKey', 'embeddedEtcdPort', 'etcdAllowPlaintext'] as const;
 const ETCD_SETTINGS = SETTINGS.filter((s) => (ETCD_KEYS as readonly string[]).includes(s.key));
 
+/** The options every command takes, for help, the manual page and shell completion. */
+export const GLOBAL_OPTIONS: readonly { flag: string; arg: string; help: string }[] = [
+  { flag: '--etcd', arg: 'URLS', help: 'etcd client URLs, comma-separated (default: ETCD_SERVER from the environment or /etc/default/radioai, else http://127.0.0.1:2379)' },
+  { flag: '--timeout', arg: 'SECONDS', help: 'give up on etcd after this long (default 5); exit 3' },
+  { flag: '--json', arg: '', help: 'print JSON instead of text' },
+  { flag: '--etcd-ca', arg: 'FILE', help: "CA certificate of etcd's TLS server, as radiod's ETCD_CA" },
+  { flag: '--etcd-cert', arg: 'FILE', help: 'client certificate for etcd, as ETCD_CERT' },
+  { flag: '--etcd-key', arg: 'FILE', help: 'its private key, as ETCD_KEY' },
+  { flag: '--etcd-allow-plaintext', arg: '', help: 'speak plain text to a host-name ETCD_SERVER, as ETCD_ALLOW_PLAINTEXT' },
+  { flag: '--config', arg: 'FILE', help: 'read settings from FILE instead of /etc/default/radioai' },
+  { flag: '--version', arg: '', help: 'print the version and exit' },
+];
+
 const VALUE_FLAGS = ['--timeout', '--relay', '--fallback', '--source', '--codec', '--bitrate', '--samplerate', '--channels', '--quality'];
 const SWITCHES = ['--json', '--no-relay', '--no-fallback', '--new-password'];
 
 /** Each command: its arguments, the options it accepts besides the global ones, and what it does. */
 /** `usage` lines after the first continue the command's arguments: shown indented below them. */
-const COMMANDS: Record<string, { args: string; options: string[]; usage: string; summary: string }> = {
+export const COMMANDS: Record<string, { args: string; options: string[]; usage: string; summary: string }> = {
   'create-mount': {
     args: 'PATH', options: ['--relay', '--fallback'], usage: 'create-mount PATH [--relay URL] [--fallback PATH]',
     summary: 'Creates a mount and prints its new source login. --relay pulls it from an external station instead; --fallback moves its listeners to another mount while it has no source.',
