@@ -74,6 +74,8 @@ done
 
 install -m 0644 packaging/systemd/radiod.service packaging/systemd/radiod.path "$stage/lib/systemd/system/"
 install -m 0644 packaging/sysctl/60-radioai.conf "$stage/usr/lib/sysctl.d/"
+mkdir -p "$stage/etc/logrotate.d"
+install -m 0644 packaging/logrotate/radioai "$stage/etc/logrotate.d/radioai"
 $node packaging/default-file.ts > "$stage/etc/default/radioai"
 chmod 0644 "$stage/etc/default/radioai"
 install -m 0644 README.md TUNING.md ARCHITECTURE.md "$stage/usr/share/doc/radioai/"
@@ -89,7 +91,7 @@ printf 'radioai\nLicense: MIT\nBundles Node.js %s (MIT and others, https://nodej
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$size/" packaging/debian/control.in > "$stage/DEBIAN/control"
 install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$stage/DEBIAN/"
-echo /etc/default/radioai > "$stage/DEBIAN/conffiles"
+printf '/etc/default/radioai\n/etc/logrotate.d/radioai\n' > "$stage/DEBIAN/conffiles"
 
 find "$stage" -type d -exec chmod 0755 {} +
 dpkg-deb --root-owner-group -Zxz -z6 --build "$stage" "$deb" >/dev/null

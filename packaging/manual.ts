@@ -39,12 +39,13 @@ export function radiodPage(): string {
   }
   out.push(
     '.SH SIGNALS',
-    roff('SIGTERM or SIGINT stops the node: the workers close their listen sockets, listeners are let go, the node leaves etcd at once. SIGHUP, SIGUSR1, SIGUSR2 and SIGPIPE are logged and ignored.'),
+    roff('SIGTERM or SIGINT stops the node: the workers close their listen sockets, listeners are let go, the node leaves etcd at once. SIGHUP opens the listener log (ACCESS_LOG) again, as logrotate expects, and stops nothing. SIGUSR1, SIGUSR2 and SIGPIPE are logged and ignored.'),
     '.SH EXIT STATUS',
-    roff('0 after a clean stop; 1 for an invalid setting or a node name taken by another live node; 3 when etcd could not be reached at start.'),
+    roff('0 after a clean stop; 2 for an invalid or missing setting (one line naming it); 1 for any other failure to start, such as a node name held by another live node.'),
     '.SH FILES',
     '.TP', '.I /etc/default/radioai', roff('the settings; radiod.path starts radiod once it names a DOMAIN.'),
     '.TP', '.I /var/lib/radioai', roff('DATA_DIR: the embedded etcd member, the Icecast configuration, liquidsoap scripts.'),
+    '.TP', '.I /var/lib/radioai/access.log', roff('the listener log (ACCESS_LOG), rotated weekly by /etc/logrotate.d/radioai.'),
     '.SH SEE ALSO',
     '.BR radioctl (8),',
     '.BR icecast2 (1),',

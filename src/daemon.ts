@@ -38,6 +38,7 @@ import { S, statsBuffer, sumMountListeners, sumStats } from './shared/worker-sta
 import { summarize, type EncodedLatency } from './shared/latency.ts';
 import { StatsdReporter } from './metrics/statsd-reporter.ts';
 import { PrometheusServer } from './metrics/prometheus.ts';
+import { AccessLog } from './metrics/access-log.ts';
 
 const log = logger('radiod');
 /** How often node status is written and the snapshot refreshed. */
@@ -108,6 +109,7 @@ export class Daemon {
   #workersReplacedAt = 0;
   #metrics: StatsdReporter | null = null;
   #prometheus: PrometheusServer | null = null;
+  #access: AccessLog | null = null;
   /** Each worker's latest latency histograms, merged for /debug/latency. */
   readonly #latency = new Map<number, EncodedLatency>();
   #latencyChanged = false;
@@ -144,7 +146,13 @@ export class Daemon {
       faults: process.env.RADIOAI_FAULTS === '1',
       sourceAuth: { failures: config.sourceAuthFailures, lockoutSeconds: config.sourceAuthLockout },
       frontLimits: { maxConnections: config.maxConnections, clientRate: config.clientConnRate, clientPending: config.clientPending, workers: config.workers },
+      accessLog: { enabled: config.accessLog !== '', trustedProxies: config.trustedProxies },
     });
+    if (config.accessLog !== '') {
+      const access = new AccessLog(config.accessLog, config.nodeName);
+      this.#access = access;
+      this.workers.on('access', (entries, dropped) => access.write(entries, dropped));
+    }
     this.#reader = new SnapshotReader(this.writer.sab);
     this.#listenCheck = new ListenCheck(config.bindAddrs[0]!, config.httpPort);
     this.icecast = new IcecastManager({
@@ -649,6 +657,14 @@ export class Daemon {
     }
   }
 
+  /** SIGHUP: what other daemons do on it that applies here (the listener log is opened again). */
+  reload(): void {
+    if (this.#access) {
+      this.#access.reopen();
+      log.info(`SIGHUP: listener log ${this.config.accessLog} opened again`);
+    } else log.info('SIGHUP: nothing to reload (no listener log); radiod stops on SIGTERM or SIGINT');
+  }
+
   /** Graceful stop: drain, close the workers' sockets, leave etcd, stop children. */
   async stop(): Promise<void> {
     log.info('stopping');
@@ -662,7 +678,7 @@ export class Daemon {
       new Promise((r) => setTimeout(r, 2000)),
     ]);
     this.client?.close();
-    await Promise.all([this.etcd?.stop(2000), this.#metrics?.close(), this.#prometheus?.close()]);
+    await Promise.all([this.etcd?.stop(2000), this.#metrics?.close(), this.#prometheus?.close(), this.#access?.close()]);
     log.info('stopped');
   }
 }

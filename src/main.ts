@@ -60,7 +60,9 @@ async function main(argv: string[]): Promise<number> {
   }
   // Node's default for these is to end the process: an operator's habitual `kill -HUP`, or a
   // stray signal, would drop every listener. Only SIGTERM and SIGINT stop radiod.
-  for (const sig of ['SIGHUP', 'SIGUSR1', ...(faults ? [] : ['SIGUSR2']), 'SIGPIPE'] as const) {
+  // SIGHUP, as for other daemons: logs opened again (logrotate), never a stop.
+  process.on('SIGHUP', () => daemon.reload());
+  for (const sig of ['SIGUSR1', ...(faults ? [] : ['SIGUSR2']), 'SIGPIPE'] as const) {
     process.on(sig, () => log.info(`${sig} ignored: radiod stops on SIGTERM or SIGINT`));
   }
   try {

@@ -79,6 +79,7 @@ class Ear implements Client {
 
   begin(): Sink {
     const sink: Sink & { closed: boolean } = {
+      bytes: 0,
       onDrain: null,
       onClose: null,
       closed: false,

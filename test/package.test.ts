@@ -129,7 +129,8 @@ describe('Debian package', { skip: root ? false : 'installing a package needs ro
     // Enabled: radiod.path watches the settings file from boot on.
     for (const u of ['radiod.path', 'radiod.service']) assert.ok(existsSync(`/etc/systemd/system/multi-user.target.wants/${u}`), `${u} enabled`);
     assert.equal(statSync('/var/lib/radioai').uid, Number((await sh('id', ['-u', 'radioai'])).stdout.trim()));
-    for (const f of ['/usr/share/man/man8/radiod.8.gz', '/usr/share/man/man8/radioctl.8.gz', '/usr/share/bash-completion/completions/radioctl']) assert.ok(existsSync(f), `${f} installed`);
+    for (const f of ['/usr/share/man/man8/radiod.8.gz', '/usr/share/man/man8/radioctl.8.gz', '/usr/share/bash-completion/completions/radioctl', '/etc/logrotate.d/radioai']) assert.ok(existsSync(f), `${f} installed`);
+    assert.match(readFileSync('/var/lib/dpkg/info/radioai.conffiles', 'utf8'), /^\/etc\/logrotate\.d\/radioai$/m);
   });
 
   it('has units that systemd-analyze verify accepts without a warning', async () => {

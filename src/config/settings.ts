@@ -32,6 +32,10 @@ export interface Config {
   statsd: string;
   /** Where /metrics is served for Prometheus (host:port), or empty. */
   metricsAddr: string;
+  /** The listener log's file, `-` for stderr, or empty for none. */
+  accessLog: string;
+  /** Proxies whose X-Forwarded-For is believed (addresses and CIDR prefixes). */
+  trustedProxies: string[];
   /** DNS servers (IP or IP:port) that resolve a host-name ETCD_SERVER; empty: the system's resolver. */
   resolver: string[];
   /** Seconds before a silent node is dropped. */
@@ -201,6 +205,25 @@ function resolverList(raw: string): string[] {
   return out;
 }
 
+/** The listener log: an absolute path, `-` for stderr, or empty for none. */
+function logFile(raw: string): string {
+  const v = raw.trim();
+  if (v === '' || v === '-') return v;
+  return path(v);
+}
+
+/** Addresses and CIDR prefixes (IPv4 or IPv6), comma-separated; empty for none. */
+function prefixList(raw: string): string[] {
+  const out = list(raw);
+  for (const item of out) {
+    const [addr, bits, extra] = item.split('/');
+    const v = isIP(addr ?? '');
+    if (v === 0 || extra !== undefined) fail(`"${item}" is not an address or a prefix such as 10.0.0.0/8`);
+    if (bits !== undefined && (!/^\d+$/.test(bits) || Number(bits) > (v === 4 ? 32 : 128))) fail(`"${item}": the prefix length must be 0-${v === 4 ? 32 : 128}`);
+  }
+  return out;
+}
+
 function path(raw: string): string {
   const v = raw.trim();
   if (!v.startsWith('/')) fail(`expected an absolute path, got "${raw}"`);
@@ -234,6 +257,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'maxListeners', flag: '--max-listeners', env: 'MAX_LISTENERS', default: '0', parse: integer(0, 10_000_000), help: 'listeners this node may serve (0: none)' },
   { key: 'workers', flag: '--workers', env: 'WORKERS', default: () => String(availableParallelism()), parse: integer(1, 256), help: 'worker threads', defaultText: 'the number of CPUs' },
   { key: 'statsd', flag: '--statsd', env: 'STATSD', default: 'localhost:8125', parse: hostPortOrEmpty, help: 'statsd host:port; empty disables' },
+  { key: 'accessLog', flag: '--access-log', env: 'ACCESS_LOG', default: (c) => `${c.dataDir ?? '/var/lib/radioai'}/access.log`, defaultText: 'DATA_DIR/access.log', parse: logFile, help: 'the listener log (one line per finished listener request, combined format); - for stderr; empty disables; reopened on SIGHUP' },
+  { key: 'trustedProxies', flag: '--trusted-proxies', env: 'TRUSTED_PROXIES', default: '', parse: prefixList, help: "comma-separated addresses and prefixes of reverse proxies whose X-Forwarded-For names the listener's address in the listener log" },
   { key: 'metricsAddr', flag: '--metrics-addr', env: 'METRICS_ADDR', default: '127.0.0.1:9108', parse: hostPortOrEmpty, help: 'address:port of the Prometheus /metrics endpoint; empty disables' },
   { key: 'leaseTtl', flag: '--lease-ttl', env: 'LEASE_TTL', default: '5', parse: integer(2, 3600), help: 'seconds before a silent node is dropped' },
   { key: 'dnsTtl', flag: '--dns-ttl', env: 'DNS_TTL', default: '5', parse: integer(1, 86_400), help: 'TTL of node records in DNS answers, seconds' },

@@ -9,6 +9,7 @@
  */
 import { App, type HttpRequest, type HttpResponse } from 'uWebSockets.js';
 import type { LatencyRecorder } from '../shared/latency.ts';
+import type { Finished, ListenerLog } from './access-record.ts';
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
 import { CORS_EXPOSE, CORS_ORIGIN, statusText, text, type Answer } from './answers.ts';
@@ -26,6 +27,8 @@ export interface FrontOptions {
   router: ListenRouter;
   stats: WorkerStats;
   latency?: LatencyRecorder;
+  /** The listener log (access-record.ts); none when absent. */
+  listenerLog?: ListenerLog;
 }
 
 /** Inside a uWS handler the response is corked already: write it out directly. */
@@ -38,6 +41,17 @@ function write(res: HttpResponse, a: Answer, head: boolean, close = false): void
 
 const NOTHING = (): void => undefined;
 
+/** What the listener log needs of a uWS request, read inside its handler; status and bytes come later. */
+function finishedOf(res: HttpResponse, req: HttpRequest, method: string, path: string): Omit<Finished, 'status'> {
+  const q = req.getQuery();
+  const header = (name: string): string | undefined => req.getHeader(name) || undefined;
+  return {
+    peer: Buffer.from(res.getRemoteAddressAsText()).toString(), forwarded: header('x-forwarded-for'),
+    request: `${method} ${q ? `${path}?${q}` : path} HTTP/1.1`, bytes: 0,
+    referer: header('referer'), userAgent: header('user-agent'), since: Date.now(),
+  };
+}
+
 export function createFront(o: FrontOptions): AdoptingApp {
   const handle = (method: 'GET' | 'HEAD' | 'OPTIONS') => (res: HttpResponse, req: HttpRequest): void => {
     // uWS ends the whole process when a handler returns without answering and without an
@@ -49,8 +63,11 @@ export function createFront(o: FrontOptions): AdoptingApp {
     if (page) return write(res, page, method === 'HEAD');
     const t0 = performance.now();
     const d = o.router.route(o.reader.current(), path);
+    // The request as the listener log tells it, read now: uWS's request is gone once the handler returns.
+    const finished = o.listenerLog?.enabled === true ? finishedOf(res, req, method, path) : null;
     if (d.kind === 'redirect') {
       o.stats.add(S.REDIRECTS, 1);
+      if (finished) o.listenerLog!.note({ ...finished, status: 302 });
       const q = req.getQuery();
       const location = q ? `${d.location}?${q}` : d.location;
       // The hot path of redirect mode: no header loop, no closure.
@@ -59,18 +76,25 @@ export function createFront(o: FrontOptions): AdoptingApp {
       o.latency?.record('redirect_us', (performance.now() - t0) * 1000);
       return;
     }
-    if (d.kind === 'error') return write(res, text(d.status, d.text, [CORS_ORIGIN]), method === 'HEAD');
+    if (d.kind === 'error') {
+      if (finished) o.listenerLog!.note({ ...finished, status: d.status });
+      return write(res, text(d.status, d.text, [CORS_ORIGIN]), method === 'HEAD');
+    }
     // A stream asked for on a connection kept alive from an earlier short request: the front door
     // gave the connection to uWS before this request came. Only HTTP/1.1 clients that keep
     // connections alive (browsers, HTTP libraries) get here, and they read chunked encoding, which
     // uWS uses for a body of unknown length; a player's own stream connection goes to the door.
-    stream(res, req, path, method === 'HEAD');
+    stream(res, req, path, method === 'HEAD', finished);
   };
-  const stream = (res: HttpResponse, req: HttpRequest, path: string, head: boolean): void => {
+  const stream = (res: HttpResponse, req: HttpRequest, path: string, head: boolean, finished: Omit<Finished, 'status'> | null): void => {
     const icy = req.getHeader('icy-metadata') === '1';
     const ctx: { aborted: boolean; sink: UwsSink | null } = { aborted: false, sink: null };
+    const note = (status: number, bytes: number): void => {
+      if (finished) o.listenerLog!.note({ ...finished, status, bytes });
+    };
     res.onAborted(() => {
       ctx.aborted = true;
+      if (ctx.sink) note(200, ctx.sink.bytes);
       ctx.sink?.gone();
     });
     o.hubs.listen(path, {
@@ -86,6 +110,7 @@ export function createFront(o: FrontOptions): AdoptingApp {
         });
         if (head) {
           ctx.aborted = true;
+          note(200, 0);
           return null;
         }
         ctx.sink = new UwsSink(res);
@@ -94,6 +119,7 @@ export function createFront(o: FrontOptions): AdoptingApp {
       fail: (status, body) => {
         if (ctx.aborted) return;
         ctx.aborted = true;
+        note(status, 0);
         res.cork(() => write(res, text(status, body, [CORS_ORIGIN]), head));
       },
     });

@@ -20,6 +20,7 @@
  */
 import type { Socket } from 'node:net';
 import { logger } from '../core/log.ts';
+import type { ListenerLog } from './access-record.ts';
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
 import { CORS_EXPOSE, CORS_ORIGIN, serialize, text, type Answer } from './answers.ts';
@@ -56,6 +57,8 @@ export interface DoorOptions {
   stats: WorkerStats;
   /** Wrong source logins allowed per address and the lockout after them (source-guard.ts); defaults when absent. */
   sourceAuth?: GuardLimits;
+  /** The listener log (access-record.ts); none when absent. */
+  listenerLog?: ListenerLog;
 }
 
 /** Headers Icecast puts on every stream it sends a listener. */
@@ -147,10 +150,19 @@ export class IcecastDoor {
   }
 
   #listener(sock: Socket, head: RequestHead, port: DoorPort): void {
+    const since = Date.now();
+    const note = (status: number, bytes: number): void => this.#o.listenerLog?.note({
+      peer: sock.remoteAddress ?? '', forwarded: head.headers.get('x-forwarded-for'), request: `${head.method} ${head.target} ${head.version}`,
+      status, bytes, referer: head.headers.get('referer'), userAgent: head.headers.get('user-agent'), since,
+    });
     const d = port.router.route(this.#o.reader.current(), head.path);
-    if (d.kind === 'error') return reply(sock, head, text(d.status, d.text, [CORS_ORIGIN]));
+    if (d.kind === 'error') {
+      note(d.status, 0);
+      return reply(sock, head, text(d.status, d.text, [CORS_ORIGIN]));
+    }
     if (d.kind === 'redirect') {
       this.#o.stats.add(S.REDIRECTS, 1);
+      note(302, 0);
       // The query goes along: some players and stream links carry tokens in it.
       const location = d.location + head.target.slice(head.path.length);
       return reply(sock, head, text(302, `${location}\n`, [['Location', location], CORS_ORIGIN]));
@@ -164,13 +176,19 @@ export class IcecastDoor {
       begin: (h) => {
         if (sock.destroyed) return null;
         if (onlyHead) {
+          note(200, 0);
           sock.end(streamHead(h, icy));
           return null;
         }
         sock.write(streamHead(h, icy));
-        return new SocketSink(sock);
+        const sink = new SocketSink(sock);
+        sock.once('close', () => note(200, sink.bytes));
+        return sink;
       },
-      fail: (status, body) => reply(sock, head, text(status, body, [CORS_ORIGIN])),
+      fail: (status, body) => {
+        note(status, 0);
+        reply(sock, head, text(status, body, [CORS_ORIGIN]));
+      },
     });
   }
 

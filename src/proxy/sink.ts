@@ -16,11 +16,14 @@ export interface Sink {
   /** Set by the hub: called once when the client goes away. */
   onClose: (() => void) | null;
   readonly closed: boolean;
+  /** Bytes handed to the connection so far (the listener log's). */
+  readonly bytes: number;
 }
 
 export class UwsSink implements Sink {
   readonly #res: HttpResponse;
   closed = false;
+  bytes = 0;
   onDrain: (() => void) | null = null;
   onClose: (() => void) | null = null;
 
@@ -44,6 +47,7 @@ export class UwsSink implements Sink {
 
   write(chunk: Buffer): boolean {
     if (this.closed) return true;
+    this.bytes += chunk.length;
     let ok = true;
     // Writes from the hub run outside uWS's handler: they must be corked (uWS otherwise sends each write as its own segment, or aborts).
     this.#res.cork(() => {
@@ -61,6 +65,7 @@ export class UwsSink implements Sink {
 export class SocketSink implements Sink {
   readonly #socket: Socket;
   closed = false;
+  bytes = 0;
   onDrain: (() => void) | null = null;
   onClose: (() => void) | null = null;
 
@@ -78,6 +83,7 @@ export class SocketSink implements Sink {
 
   write(chunk: Buffer): boolean {
     if (this.closed) return true;
+    this.bytes += chunk.length;
     return this.#socket.write(chunk);
   }
 

@@ -33,7 +33,31 @@ export type FromWorker =
   /** An uncaught error: the worker closes every socket and ends; the supervisor restarts it. */
   | { type: 'FATAL'; id: number; message: string }
   /** The worker's latency histograms, encoded (latency.ts), when they changed. */
-  | { type: 'LATENCY'; id: number; histograms: EncodedLatency };
+  | { type: 'LATENCY'; id: number; histograms: EncodedLatency }
+  /** Finished listener requests for the listener log, once a second; `dropped` past the batch's bound. */
+  | { type: 'ACCESS'; id: number; entries: AccessEntry[]; dropped: number };
+
+/** What the listener log says of one listener request; `at` is when it ended (Unix ms). */
+export interface AccessEntry {
+  at: number;
+  address: string;
+  request: string;
+  status: number;
+  bytes: number;
+  referer: string;
+  userAgent: string;
+  seconds: number;
+}
+
+const ACCESS_STRINGS = ['address', 'request', 'referer', 'userAgent'] as const;
+const ACCESS_NUMBERS = ['at', 'status', 'bytes', 'seconds'] as const;
+
+function accessEntry(v: unknown): AccessEntry | null {
+  if (!isObj(v)) return null;
+  for (const k of ACCESS_STRINGS) if (typeof v[k] !== 'string') return null;
+  for (const k of ACCESS_NUMBERS) if (typeof v[k] !== 'number' || !Number.isFinite(v[k])) return null;
+  return v as unknown as AccessEntry;
+}
 
 /** Data a worker starts with (workerData). */
 export interface WorkerInit {
@@ -64,6 +88,8 @@ export interface WorkerInit {
   sourceAuth: { failures: number; lockoutSeconds: number };
   /** Connection limits on the public ports for the whole node (proxy/conn-limits.ts); each worker takes its share. */
   frontLimits: { maxConnections: number; clientRate: number; clientPending: number; workers: number };
+  /** The listener log: whether it is written (ACCESS_LOG), and the proxies whose X-Forwarded-For is believed (TRUSTED_PROXIES). */
+  accessLog: { enabled: boolean; trustedProxies: string[] };
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
@@ -101,6 +127,16 @@ export function parseFromWorker(v: unknown): FromWorker | null {
     case 'LATENCY': {
       const histograms = encodedLatency(v.histograms);
       return histograms ? { type: 'LATENCY', id: v.id, histograms } : null;
+    }
+    case 'ACCESS': {
+      if (!Array.isArray(v.entries) || typeof v.dropped !== 'number') return null;
+      const entries: AccessEntry[] = [];
+      for (const e of v.entries) {
+        const ok = accessEntry(e);
+        if (ok === null) return null;
+        entries.push(ok);
+      }
+      return { type: 'ACCESS', id: v.id, entries, dropped: v.dropped };
     }
     default:
       return null;

@@ -17,7 +17,7 @@ import type { EncodedLatency } from '../shared/latency.ts';
 import { Worker } from 'node:worker_threads';
 import { RadioError } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
-import { parseFromWorker, type ToWorker, type WorkerInit } from '../shared/messages.ts';
+import { parseFromWorker, type AccessEntry, type ToWorker, type WorkerInit } from '../shared/messages.ts';
 import { S, workerStat } from '../shared/worker-stats.ts';
 
 const log = logger('workers');
@@ -45,6 +45,7 @@ export const WATCHDOG = {
 export interface SupervisorEvents {
   restart: [id: number];
   latency: [id: number, histograms: EncodedLatency];
+  access: [entries: AccessEntry[], dropped: number];
 }
 
 interface Slot {
@@ -151,6 +152,8 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
         onStarted = undefined;
       } else if (msg.type === 'LATENCY') {
         this.emit('latency', id, msg.histograms);
+      } else if (msg.type === 'ACCESS') {
+        this.emit('access', msg.entries, msg.dropped);
       } else if (msg.type === 'FATAL') {
         log.error(`worker ${id} failed: ${msg.message}`);
         slot.ready = false;

@@ -9,6 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createFront } from '../proxy/http-front.ts';
+import { AccessBatch, ListenerLog, trustedProxies } from '../proxy/access-record.ts';
 import { Hubs } from '../proxy/hubs.ts';
 import { DnsServer } from '../dns/server.ts';
 import { FrontDoor } from '../proxy/front-door.ts';
@@ -65,11 +66,14 @@ function doorPort(kind: 'http' | 'icecast', port: number): DoorPort {
   };
 }
 const ports = { http: doorPort('http', init.httpPort), icecast: doorPort('icecast', init.icecastPort) };
+/** Finished listener requests, handed to the main thread's listener log once a second. */
+const accessBatch = new AccessBatch(init.accessLog.enabled, (entries, dropped) => send({ type: 'ACCESS', id: init.id, entries, dropped }));
+const listenerLog = new ListenerLog(accessBatch, trustedProxies(init.accessLog.trustedProxies));
 const apps = {
-  http: createFront({ reader, hubs, stats, latency, ...ports.http }),
-  icecast: createFront({ reader, hubs, stats, latency, ...ports.icecast }),
+  http: createFront({ reader, hubs, stats, latency, listenerLog, ...ports.http }),
+  icecast: createFront({ reader, hubs, stats, latency, listenerLog, ...ports.icecast }),
 };
-const door = new IcecastDoor({ reader, hubs, stats, sourceAuth: init.sourceAuth });
+const door = new IcecastDoor({ reader, hubs, stats, sourceAuth: init.sourceAuth, listenerLog });
 const front = new FrontDoor({ reader, door, limits: init.frontLimits });
 const dns = new DnsServer({
   reader,
@@ -116,6 +120,8 @@ function close(force: boolean): void {
   if (force) closeApps();
   else setTimeout(closeApps, 1000).unref();
   port.off('message', onMessage);
+  // What the listener log has so far; sessions whose sockets close after this are not in it.
+  accessBatch.close();
   send({ type: 'CLOSED', id: init.id });
   port.close();
 }

@@ -1,0 +1,146 @@
+/**
+ * The listener log, the worker's half: one entry per finished listener
+ * request (a stream that ended, or the redirect or refusal it got), kept in
+ * a batch and handed to the main thread once a second, which formats and
+ * writes the lines (metrics/access-log.ts). Nothing is formatted or written
+ * here, so a listener leaving costs an array push.
+ *
+ * The client's address is the socket's, or the last address in
+ * X-Forwarded-For that is not a trusted proxy when the socket's own
+ * address is one (TRUSTED_PROXIES): a client can put anything in the header,
+ * so it is believed only as far back as the chain of trusted proxies goes.
+ */
+import { BlockList, isIP } from 'node:net';
+import type { AccessEntry } from '../shared/messages.ts';
+
+/** Entries waiting for the next hand-over; past this many, new ones are counted and dropped. */
+export const MAX_PENDING = 20_000;
+export const FLUSH_MS = 1000;
+
+/** Parses TRUSTED_PROXIES entries (addresses and CIDR prefixes, IPv4 or IPv6) into a lookup. */
+export function trustedProxies(list: readonly string[]): BlockList {
+  const b = new BlockList();
+  for (const item of list) {
+    const [addr, bits] = item.split('/') as [string, string | undefined];
+    const family = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) b.addAddress(addr, family);
+    else b.addSubnet(addr, Number(bits), family);
+  }
+  return b;
+}
+
+/** An IPv4 address as IPv4 however the socket spells it (`::ffff:1.2.3.4`, or uWS's `0000:...:ffff:0102:0304`). */
+export function plain(a: string): string {
+  const long = /^(?:0000:){5}ffff:([0-9a-f]{4}):([0-9a-f]{4})$/i.exec(a);
+  if (long) {
+    const [hi, lo] = [parseInt(long[1]!, 16), parseInt(long[2]!, 16)];
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  return a.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+}
+
+function trusted(list: BlockList, a: string): boolean {
+  const v = isIP(a);
+  return v !== 0 && list.check(a, v === 6 ? 'ipv6' : 'ipv4');
+}
+
+/**
+ * The address a listener is logged under: `peer` (the socket's), unless it
+ * is a trusted proxy and `forwarded` (X-Forwarded-For) names others, then
+ * the nearest one that is not a trusted proxy.
+ */
+export function clientAddress(peer: string, forwarded: string | undefined, list: BlockList): string {
+  let client = plain(peer);
+  if (forwarded === undefined || !trusted(list, client)) return client;
+  const hops = forwarded.split(',').map((h) => plain(h.trim())).filter((h) => h !== '');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const h = hops[i]!;
+    if (isIP(h) === 0) break;
+    client = h;
+    if (!trusted(list, h)) break;
+  }
+  return client;
+}
+
+export class AccessBatch {
+  #pending: AccessEntry[] = [];
+  readonly #send: (entries: AccessEntry[], dropped: number) => void;
+  readonly #timer: NodeJS.Timeout;
+  #dropped = 0;
+  /** Whether anyone wants the entries (ACCESS_LOG not empty). */
+  readonly enabled: boolean;
+
+  constructor(enabled: boolean, send: (entries: AccessEntry[], dropped: number) => void) {
+    this.enabled = enabled;
+    this.#send = send;
+    this.#timer = setInterval(() => this.flush(), FLUSH_MS);
+    this.#timer.unref();
+  }
+
+  push(e: AccessEntry): void {
+    if (!this.enabled) return;
+    if (this.#pending.length >= MAX_PENDING) {
+      this.#dropped++;
+      return;
+    }
+    this.#pending.push(e);
+  }
+
+  flush(): void {
+    if (this.#pending.length === 0 && this.#dropped === 0) return;
+    const entries = this.#pending;
+    const dropped = this.#dropped;
+    this.#pending = [];
+    this.#dropped = 0;
+    this.#send(entries, dropped);
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.flush();
+  }
+}
+
+/** Longest text kept of a client's request line, referer or user agent: a batch stays small whatever clients send. */
+const MAX_TEXT = 512;
+const cut = (s: string | undefined): string => (s === undefined ? '' : s.length > MAX_TEXT ? s.slice(0, MAX_TEXT) : s);
+
+/** A finished listener request as a door knows it. */
+export interface Finished {
+  /** The socket's peer address. */
+  peer: string;
+  /** X-Forwarded-For, if sent. */
+  forwarded?: string | undefined;
+  /** `GET /live.ogg HTTP/1.1` */
+  request: string;
+  status: number;
+  bytes: number;
+  referer?: string | undefined;
+  userAgent?: string | undefined;
+  /** When the request came (Unix ms). */
+  since: number;
+}
+
+/** What the doors call when a listener request ends. */
+export class ListenerLog {
+  readonly #batch: AccessBatch;
+  readonly #trusted: BlockList;
+
+  constructor(batch: AccessBatch, trusted: BlockList) {
+    this.#batch = batch;
+    this.#trusted = trusted;
+  }
+
+  get enabled(): boolean {
+    return this.#batch.enabled;
+  }
+
+  note(f: Finished): void {
+    if (!this.#batch.enabled) return;
+    const at = Date.now();
+    this.#batch.push({
+      at, address: clientAddress(f.peer, f.forwarded, this.#trusted), request: cut(f.request), status: f.status, bytes: f.bytes,
+      referer: cut(f.referer), userAgent: cut(f.userAgent), seconds: Math.max(0, (at - f.since) / 1000),
+    });
+  }
+}

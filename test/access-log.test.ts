@@ -1,0 +1,115 @@
+/**
+ * The listener log: the line format on its own, then a real radiod (real
+ * etcd, Icecast, an ffmpeg source) with listeners of known user agents that
+ * connect from chosen loopback addresses and leave; their lines must say
+ * how long they stayed and what they got, believe X-Forwarded-For only from
+ * a trusted proxy, and go to a new file after SIGHUP.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { get } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { waitFor } from '../harness/net.ts';
+import { accessLine, quoted } from '../src/metrics/access-log.ts';
+import { clientAddress, plain, trustedProxies } from '../src/proxy/access-record.ts';
+import { createMount, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
+import { ffmpegSource, icecastUrl } from './helpers/stream.ts';
+
+describe('listener log lines', () => {
+  it('are combined-format lines with the node and the seconds, and what a client sent cannot forge one', () => {
+    const line = accessLine({ at: Date.UTC(2026, 10, 22, 8, 1, 2), address: '203.0.113.7', request: 'GET /live.ogg HTTP/1.1', status: 200, bytes: 1843200, referer: '', userAgent: 'VLC/3.0.18 LibVLC/3.0.18', seconds: 114.6 }, 'node1');
+    assert.equal(line, '203.0.113.7 node1 - [22/Nov/2026:08:01:02 +0000] "GET /live.ogg HTTP/1.1" 200 1843200 "-" "VLC/3.0.18 LibVLC/3.0.18" 115\n');
+    assert.equal(quoted('a"b\\c\r\n1.2.3.4 - - [x] "GET /'), '"a\\"b\\\\c\\x0d\\x0a1.2.3.4 - - [x] \\"GET /"');
+  });
+
+  it('believe X-Forwarded-For only from trusted proxies, back to the first address that is not one', () => {
+    const t = trustedProxies(['10.0.0.0/8', '192.0.2.1', '2001:db8::/32']);
+    assert.equal(clientAddress('198.51.100.9', '203.0.113.7', t), '198.51.100.9');
+    assert.equal(clientAddress('10.1.2.3', '203.0.113.7', t), '203.0.113.7');
+    assert.equal(clientAddress('::ffff:10.1.2.3', '6.6.6.6, 203.0.113.7, 192.0.2.1', t), '203.0.113.7');
+    assert.equal(clientAddress('2001:db8::5', 'not-an-address', t), '2001:db8::5');
+    assert.equal(clientAddress('10.1.2.3', undefined, t), '10.1.2.3');
+    assert.equal(plain('0000:0000:0000:0000:0000:ffff:7f00:0001'), '127.0.0.1');
+  });
+});
+
+describe('the listener log of a node', () => {
+  let etcd: Etcd;
+  let node: Radiod;
+  let source: Proc;
+  let file = '';
+  const HOST = '127.0.28.1';
+  const PROXY = '127.0.28.9';
+
+  before(async () => {
+    etcd = await startEtcd();
+    const dir = tempDir('access');
+    file = join(dir, 'access.log');
+    node = await startRadiod({ name: 'al', host: HOST, etcd: etcd.url, leaseTtl: 3, env: { ACCESS_LOG: file, TRUSTED_PROXIES: `${PROXY},10.0.0.0/8` } });
+    await waitFor(async () => (await node.health()).body.icecast === 'ready', 15_000, 'Icecast ready');
+    const m = await createMount(etcd.url, ['create-mount', '/live.ogg']);
+    await new Promise((r) => setTimeout(r, 1500));
+    source = ffmpegSource(icecastUrl(m.username, m.password, HOST, node.icecastPort, '/live.ogg'));
+  });
+  after(async () => {
+    await source?.kill('SIGKILL');
+    await node?.stop();
+    await etcd?.stop();
+  });
+
+  /** A listener from `from` that stays `ms` and then leaves; resolves with the bytes it read. */
+  const listen = (port: number, from: string, ms: number, headers: Record<string, string>): Promise<{ status: number; bytes: number }> =>
+    new Promise((resolve, reject) => {
+      const req = get({ host: HOST, port, path: '/live.ogg', localAddress: from, agent: false, headers }, (res) => {
+        let bytes = 0;
+        res.on('data', (d: Buffer) => (bytes += d.length));
+        if (res.statusCode !== 200) return res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
+        setTimeout(() => {
+          req.destroy();
+          resolve({ status: 200, bytes });
+        }, ms);
+      });
+      req.on('error', reject);
+    });
+  const lines = (): string[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l !== '') : []);
+
+  it('writes a line per listener with its address, user agent, seconds and bytes; X-Forwarded-For only from the trusted proxy', async (t) => {
+    await waitFor(async () => (await listen(node.icecastPort, '127.0.28.5', 500, {})).bytes > 0, 20_000, 'the stream live', 200);
+    const a = await listen(node.httpPort, '127.0.28.5', 3000, { 'User-Agent': 'TestPlayer/1.0', Referer: 'https://station.example/player' });
+    const b = await listen(node.icecastPort, '127.0.28.6', 2000, { 'User-Agent': 'OtherPlayer/2.0 (spoof)', 'X-Forwarded-For': '198.51.100.1' });
+    const c = await listen(node.icecastPort, PROXY, 1000, { 'User-Agent': 'BehindProxy/1', 'X-Forwarded-For': '203.0.113.7' });
+    for (const x of [a, b, c]) assert.equal(x.status, 200);
+    const find = (ua: string): Promise<string> => waitFor(() => lines().find((l) => l.includes(`"${ua}"`)) ?? null, 5000, `the line of ${ua}`, 100);
+    const la = await find('TestPlayer/1.0');
+    const lb = await find('OtherPlayer/2.0 (spoof)');
+    const lc = await find('BehindProxy/1');
+    t.diagnostic(la);
+    t.diagnostic(lb);
+    t.diagnostic(lc);
+    const FORMAT = /^(\S+) al - \[\d\d\/\w{3}\/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET \/live\.ogg HTTP\/1\.[01]" (\d{3}) (\d+) "([^"]*)" "([^"]*)" (\d+)$/;
+    const [, addrA, statusA, bytesA, refA, , secA] = FORMAT.exec(la)!;
+    assert.equal(addrA, '127.0.28.5');
+    assert.equal(statusA, '200');
+    assert.equal(refA, 'https://station.example/player');
+    assert.ok(Math.abs(Number(secA) - 3) <= 1, `about 3 s connected, logged ${secA}`);
+    // What the server wrote: what the client read, and what was still on its way when it left.
+    assert.ok(Number(bytesA) >= a.bytes && Number(bytesA) - a.bytes < 256 * 1024, `bytes ${bytesA} for ${a.bytes} read`);
+    const [, addrB, , , , , secB] = FORMAT.exec(lb)!;
+    assert.equal(addrB, '127.0.28.6', 'X-Forwarded-For from an untrusted peer is not believed');
+    assert.ok(Math.abs(Number(secB) - 2) <= 1, `about 2 s connected, logged ${secB}`);
+    assert.equal(FORMAT.exec(lc)![1], '203.0.113.7', 'X-Forwarded-For from the trusted proxy names the listener');
+  });
+
+  it('goes on in a new file after SIGHUP, as after logrotate moved the old one', async () => {
+    const moved = `${file}.1`;
+    renameSync(file, moved);
+    const before = readFileSync(moved, 'utf8');
+    process.kill(node.proc.pid, 'SIGHUP');
+    await waitFor(() => node.proc.output().includes('SIGHUP: listener log'), 5000, 'radiod to reopen its log');
+    await listen(node.icecastPort, '127.0.28.7', 1000, { 'User-Agent': 'AfterRotate/1' });
+    await waitFor(() => lines().some((l) => l.includes('"AfterRotate/1"')), 5000, 'the line in the new file', 100);
+    assert.equal(readFileSync(moved, 'utf8'), before, 'nothing more in the moved file');
+    assert.equal((await node.health()).status, 200, 'radiod serves on after SIGHUP');
+  });
+});
