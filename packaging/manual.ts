@@ -13,7 +13,10 @@ import { VERSION } from '../src/core/version.ts';
 
 /** Text for roff: backslashes and hyphens escaped, no line starting with a control character. */
 export function roff(text: string): string {
-  return text.replace(/\\/g, '\\e').replace(/-/g, '\\-').split('\n').map((l) => (/^[.']/.test(l) ? `\\&${l}` : l)).join('\n');
+  return text.replace(/\\/g, '\\e').replace(/-/g, '\\-')
+    // groff reads its input as Latin-1: anything beyond ASCII goes in as a named Unicode character.
+    .replace(/[^ -~\n\t]/gu, (c) => `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}]`)
+    .split('\n').map((l) => (/^[.']/.test(l) ? `\\&${l}` : l)).join('\n');
 }
 
 const head = (name: string, what: string): string[] => [
@@ -117,15 +120,16 @@ _radioctl() {
   case $cmd in
 ${perCommand}
   esac
+  if [ "$cmd" = help ]; then
+    COMPREPLY=($(compgen -W "${Object.keys(COMMANDS).join(' ')}" -- "$cur"))
+    return 0
+  fi
   case $cur in
     -*) COMPREPLY=($(compgen -W "$opts --json --timeout --etcd" -- "$cur")) ;;
     /*|'')
       case $cmd in
-        ${takesPath}|help) ;;
-        *) return 0 ;;
-      esac
-      if [ "$cmd" = help ]; then COMPREPLY=($(compgen -W "${Object.keys(COMMANDS).join(' ')}" -- "$cur")); return 0; fi
-      COMPREPLY=($(compgen -W "$(radioctl --timeout 2 list-mounts 2>/dev/null | cut -f1)" -- "$cur")) ;;
+        ${takesPath}) COMPREPLY=($(compgen -W "$(radioctl --timeout 2 list-mounts 2>/dev/null | cut -f1)" -- "$cur")) ;;
+      esac ;;
   esac
   return 0
 }

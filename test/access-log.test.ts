@@ -59,15 +59,19 @@ describe('the listener log of a node', () => {
   });
 
   /** A listener from `from` that stays `ms` and then leaves; resolves with the bytes it read. */
-  const listen = (port: number, from: string, ms: number, headers: Record<string, string>): Promise<{ status: number; bytes: number }> =>
+  const listen = (port: number, from: string, ms: number, headers: Record<string, string>): Promise<{ status: number; bytes: number; body: string }> =>
     new Promise((resolve, reject) => {
       const req = get({ host: HOST, port, path: '/live.ogg', localAddress: from, agent: false, headers }, (res) => {
         let bytes = 0;
-        res.on('data', (d: Buffer) => (bytes += d.length));
-        if (res.statusCode !== 200) return res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          bytes += d.length;
+          if (res.statusCode !== 200) body += d.toString();
+        });
+        if (res.statusCode !== 200) return res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, body }));
         setTimeout(() => {
           req.destroy();
-          resolve({ status: 200, bytes });
+          resolve({ status: 200, bytes, body });
         }, ms);
       });
       req.on('error', reject);
@@ -75,11 +79,14 @@ describe('the listener log of a node', () => {
   const lines = (): string[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l !== '') : []);
 
   it('writes a line per listener with its address, user agent, seconds and bytes; X-Forwarded-For only from the trusted proxy', async (t) => {
-    await waitFor(async () => (await listen(node.icecastPort, '127.0.28.5', 500, {})).bytes > 0, 20_000, 'the stream live', 200);
+    await waitFor(async () => {
+      const probe = await listen(node.icecastPort, '127.0.28.5', 500, {});
+      return probe.status === 200 && probe.bytes > 0;
+    }, 20_000, 'the stream live', 200);
     const a = await listen(node.httpPort, '127.0.28.5', 3000, { 'User-Agent': 'TestPlayer/1.0', Referer: 'https://station.example/player' });
     const b = await listen(node.icecastPort, '127.0.28.6', 2000, { 'User-Agent': 'OtherPlayer/2.0 (spoof)', 'X-Forwarded-For': '198.51.100.1' });
     const c = await listen(node.icecastPort, PROXY, 1000, { 'User-Agent': 'BehindProxy/1', 'X-Forwarded-For': '203.0.113.7' });
-    for (const x of [a, b, c]) assert.equal(x.status, 200);
+    for (const x of [a, b, c]) assert.equal(x.status, 200, `${x.status} ${x.body}\n${lines().join('\n')}`);
     const find = (ua: string): Promise<string> => waitFor(() => lines().find((l) => l.includes(`"${ua}"`)) ?? null, 5000, `the line of ${ua}`, 100);
     const la = await find('TestPlayer/1.0');
     const lb = await find('OtherPlayer/2.0 (spoof)');

@@ -16,9 +16,10 @@ import { ROOT, createMount, startEtcd, tempDir, type Etcd } from './helpers/proc
 
 /** groff's plain-text rendering of a page, and its warnings. */
 function render(page: string): { text: string; warnings: string } {
-  const r = spawnSync('groff', ['-man', '-Tutf8', '-ww', '-P', '-cbou'], { input: page, encoding: 'utf8', env: { ...process.env, MANWIDTH: '200' } });
+  // No hyphenation, one long line per paragraph: words are found whole.
+  const r = spawnSync('groff', ['-man', '-Tutf8', '-ww', '-rHY=0', '-rLL=300n', '-P', '-cbou'], { input: page, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  return { text: r.stdout, warnings: r.stderr };
+  return { text: r.stdout.replace(/\s+/g, ' '), warnings: r.stderr };
 }
 
 describe('manual pages', () => {

@@ -88,6 +88,7 @@ describe('Prometheus scraping two nodes', () => {
   it("finds the listeners on each node and the redirects they caused, and promtool finds nothing wrong with the text", async (t) => {
     const [p1, p2] = nodes as [Radiod, Radiod];
     const creds = await createMount(etcd.url, ['create-mount', '/live.ogg']);
+    await new Promise((r) => setTimeout(r, 1500)); // the master's Icecast has the new mount's login
     procs.push(ffmpegSource(icecastUrl(creds.username, creds.password, p1.host, p1.icecastPort, '/live.ogg')));
     // Three listeners on p1's HTTP port, two on p2's Icecast-compatible port (which streams).
     const at = (n: Radiod, port: number): Listener => {
@@ -95,17 +96,30 @@ describe('Prometheus scraping two nodes', () => {
       listeners.push(l);
       return l;
     };
-    await waitFor(async () => (await httpGet(`http://${p1.host}:${p1.httpPort}/live.ogg.m3u`)).status === 200, 15_000, 'the mount live');
+    await waitFor(async () => {
+      const probe = at(p1, p1.httpPort);
+      await new Promise((r) => setTimeout(r, 1000));
+      probe.close();
+      return probe.status === 200 && probe.bytes > 0;
+    }, 20_000, 'the mount live', 100);
     const ls = [at(p1, p1.httpPort), at(p1, p1.httpPort), at(p1, p1.httpPort), at(p2, p2.icecastPort), at(p2, p2.icecastPort)];
-    await waitFor(() => ls.every((l) => l.bytes > 0), 20_000, 'every listener streaming', 100);
+    await waitFor(() => ls.every((l) => l.status === 200 && l.bytes > 0), 20_000, 'every listener streaming', 100);
     // p2 redirects listeners on its HTTP port (ICECAST_PROXY false): four redirects.
-    for (let i = 0; i < 4; i++) assert.equal((await httpGet(`http://${p2.host}:${p2.httpPort}/live.ogg`)).status, 302);
+    for (let i = 0; i < 4; i++) {
+      const r = await httpGet(`http://${p2.host}:${p2.httpPort}/live.ogg`);
+      assert.equal(r.status, 302, `${r.body}\n${p2.proc.output().slice(-3000)}`);
+    }
 
+    let seen = '';
     const found = await waitFor(async () => {
       const l = await query('radioai_listeners{mount="/live.ogg"}');
       const r = await query('radioai_redirects_total');
+      seen = `listeners ${JSON.stringify([...l])}, redirects ${JSON.stringify([...r])}`;
       return l.get(metricsAt[0]!) === 3 && l.get(metricsAt[1]!) === 2 && r.get(metricsAt[1]!) === 4 && r.get(metricsAt[0]!) === 0 ? { l, r } : null;
-    }, 20_000, 'Prometheus to have 3 and 2 listeners and 4 redirects', 250);
+    }, 20_000, 'Prometheus to have 3 and 2 listeners and 4 redirects', 250).catch(async (err: Error) => {
+      const text = (await httpGet(`http://${metricsAt[0]}/metrics`)).body.split('\n').filter((l) => /^radioai_(listeners|sent|sources)/.test(l)).join('\n');
+      throw new Error(`${err.message}; last seen: ${seen}\n${text}\nlisteners: ${ls.map((l) => `${l.status} ${l.bytes} ${l.ended}`).join(', ')}`);
+    });
     t.diagnostic(`listeners by instance: ${JSON.stringify([...found.l])}; redirects: ${JSON.stringify([...found.r])}`);
     const bytes = await query('radioai_sent_bytes_total');
     assert.ok((bytes.get(metricsAt[0]!) ?? 0) > 0, 'bytes sent on p1');
