@@ -244,10 +244,6 @@ describe('source logins checked at the edge', () => {
     t.diagnostic(`kick-source dropped the source ${ms} ms after radioctl started (it ran ${Date.now() - at} ms at most)`);
     assert.ok(ms !== null, 'the kicked source program was disconnected');
     assert.match(`${r.proc.output()}${m.proc.output()}`, /source on \/kick\.ogg dropped: kicked|dropping the source of \/kick\.ogg: kicked/);
-    await waitFor(async () => {
-      const s2 = JSON.parse((await radioctl(etcd.url, ['--json', 'status'])).stdout) as { mounts: { path: string; source: boolean }[] };
-      return s2.mounts.find((x) => x.path === '/kick.ogg')?.source === false;
-    }, 10_000, '/kick.ogg without a source in the status');
     // The listener stayed and hears the fallback.
     const before = l.bytes;
     await new Promise((res) => setTimeout(res, 4000));

@@ -111,6 +111,12 @@ export class SourceKiller {
       this.kills++;
       log.info(`dropping the source of ${path}: ${REASONS[p.why]}`);
       (this.#o.kill ?? ((m) => this.#kill(m)))(path).catch((err: unknown) => {
+        // 400: Icecast has no source there any more (a door dropped it first); the mount may still be
+        // listed while its listeners play the fallback. Nothing is left to drop.
+        if (err instanceof Error && err.message === 'Icecast answered 400') {
+          this.#pending.delete(path);
+          return;
+        }
         log.warn(`could not drop the source of ${path}: ${err instanceof Error ? err.message : String(err)}`);
       });
     }
