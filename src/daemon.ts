@@ -21,6 +21,7 @@ import { connectEtcd, loadTls, withDeadline, type Tls } from './state/etcd-clien
 import { diagnoseEtcd } from './state/etcd-diagnose.ts';
 import { etcdAt, memberHealthy, parseEndpoint, reachable, type Endpoint, type ProbeTls } from './state/etcd-probe.ts';
 import { PeerWatch, type PeerAddress } from './state/peer-watch.ts';
+import { ListenerQueries } from './state/listener-query.ts';
 import { Presence } from './state/presence.ts';
 import { SnapshotWriter } from './state/snapshot-writer.ts';
 import { kickedSeconds } from './state/mount-record.ts';
@@ -68,6 +69,8 @@ export class Daemon {
   model: ClusterModel | null = null;
   presence: Presence | null = null;
   election: Campaigner | null = null;
+  /** Answers `radioctl listeners` (listener-query.ts). */
+  listenerQueries: ListenerQueries | null = null;
   /** Finds a dead node (the master above all) before its leases run out (peer-watch.ts). */
   peerWatch: PeerWatch | null = null;
   workers: WorkerSupervisor;
@@ -288,6 +291,17 @@ export class Daemon {
       this.publish();
     });
     model.start().catch((err: unknown) => log.warn(`cluster state not read yet, serving nothing until it is: ${describe(err)}`));
+
+    // radioctl listeners asks through etcd; the workers say who listens.
+    const queries = new ListenerQueries(client, c.nodeName, (path) => this.workers.sessions(path));
+    this.listenerQueries = queries;
+    const watchQueries = (): void => {
+      queries.start().catch((err: unknown) => {
+        log.debug(`radioctl listeners not answered yet: ${describe(err)}`);
+        if (!this.#draining) setTimeout(watchQueries, 5000).unref();
+      });
+    };
+    watchQueries();
 
     this.presence = new Presence(client, this.nodeInfo(), c.leaseTtl);
     this.election = new Campaigner(client, MASTER_ELECTION, c.nodeName, c.leaseTtl);
@@ -674,7 +688,7 @@ export class Daemon {
     this.publish();
     await Promise.all([this.workers.stop(4000), this.icecast.stop(), this.transcoders?.stop()]);
     await Promise.race([
-      Promise.all([this.peerWatch?.close(), this.election?.stop(), this.presence?.stop(), this.model?.stop()]),
+      Promise.all([this.peerWatch?.close(), this.listenerQueries?.stop(), this.election?.stop(), this.presence?.stop(), this.model?.stop()]),
       new Promise((r) => setTimeout(r, 2000)),
     ]);
     this.client?.close();

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, waitFor } from '../harness/net.ts';
 import { RunningTotals, exposition } from '../src/metrics/prometheus.ts';
-import { createMount, httpGet, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
+import { createMount, httpGet, radioctl, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
 import { Listener, ffmpegSource, icecastUrl } from './helpers/stream.ts';
 
 describe('the Prometheus exposition format', () => {
@@ -85,7 +85,7 @@ describe('Prometheus scraping two nodes', () => {
     return new Map(body.data.result.map((r) => [r.metric.instance ?? '', Number(r.value[1])]));
   };
 
-  it("finds the listeners on each node and the redirects they caused, and promtool finds nothing wrong with the text", async (t) => {
+  it("finds the listeners on each node and the redirects they caused, promtool finds nothing wrong with the text, and radioctl listeners tells the same listeners", async (t) => {
     const [p1, p2] = nodes as [Radiod, Radiod];
     const creds = await createMount(etcd.url, ['create-mount', '/live.ogg']);
     await new Promise((r) => setTimeout(r, 1500)); // the master's Icecast has the new mount's login
@@ -136,5 +136,14 @@ describe('Prometheus scraping two nodes', () => {
       assert.match(text, /^radioai_redirect_seconds_count \d+$/m);
     }
     assert.equal((await httpGet(`http://${metricsAt[0]}/other`)).status, 404);
+
+    // The same listeners as radioctl listeners tells them, asked through etcd.
+    const table = await radioctl(etcd.url, ['listeners', '/live.ogg']);
+    assert.equal(table.code, 0, table.stderr);
+    assert.equal(table.stdout, 'NODE\tLISTENERS\np1\t3\np2\t2\ntotal\t5\n');
+    const each = JSON.parse((await radioctl(etcd.url, ['--json', 'listeners', '/live.ogg'])).stdout) as { node: string; address: string; userAgent: string; seconds: number }[];
+    assert.deepEqual(each.map((x) => x.node).sort(), ['p1', 'p1', 'p1', 'p2', 'p2']);
+    assert.ok(each.every((x) => x.address.startsWith('127.') && typeof x.userAgent === 'string' && x.seconds >= 1 && x.seconds < 120), JSON.stringify(each));
+    assert.equal((await radioctl(etcd.url, ['listeners', '/nope.ogg'])).code, 2);
   });
 });

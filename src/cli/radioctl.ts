@@ -3,6 +3,7 @@
  * Exit codes (README, radioctl): 0 done; 1 bad usage or invalid input; 2 no such
  * mount; 3 etcd not reachable within --timeout.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Etcd3 } from 'etcd3';
 import { gatherRaw, parseArgs, type ParsedArgs } from '../config/load-config.ts';
@@ -10,6 +11,7 @@ import { SETTINGS, parseSetting, type Config } from '../config/settings.ts';
 import { RadioError, describe } from '../core/errors.ts';
 import { VERSION } from '../core/version.ts';
 import { ClusterModel } from '../state/cluster-model.ts';
+import { ANSWERS, ANSWER_TTL, QUERIES, type ListenersAnswer } from '../state/listener-query.ts';
 import { connectEtcd, loadTls, withDeadline, type Tls } from '../state/etcd-client.ts';
 import { diagnoseEtcd } from '../state/etcd-diagnose.ts';
 import {
@@ -59,6 +61,10 @@ export const COMMANDS: Record<string, { args: string; options: string[]; usage: 
   'kick-source': {
     args: 'PATH', options: [], usage: 'kick-source PATH',
     summary: "Drops the mount's live source on every node; its listeners move to the fallback where one is set. A source program that reconnects by itself is taken again.",
+  },
+  listeners: {
+    args: 'PATH', options: [], usage: 'listeners PATH',
+    summary: "Counts the mount's listeners on each node; with --json, each listener's node, address, user agent and seconds connected. The nodes answer through etcd within a couple of seconds.",
   },
   'list-mounts': { args: '', options: [], usage: 'list-mounts', summary: 'Lists the mounts and what feeds each (a source, a relay, a transcoder).' },
   'show-mount': { args: 'PATH', options: [], usage: 'show-mount PATH', summary: "Shows a mount's settings and its source login." },
@@ -200,6 +206,19 @@ async function run(command: string, args: ParsedArgs, client: Etcd3, io: Io): Pr
       else for (const line of columns(mounts.map((m) => [m.path, ...describeMount(m)]), io.tty === true)) io.out(line);
       return;
     }
+    case 'listeners': {
+      const p = (await getMount(client, path())).path;
+      const answers = await askListeners(client, p);
+      if (json) {
+        const out = answers.flatMap((a) => a.sessions.map((x) => ({ node: a.node, address: x.address, userAgent: x.userAgent, seconds: Math.max(0, Math.round((a.at - x.since) / 1000)) })));
+        io.out(JSON.stringify(out));
+      } else {
+        const rows = answers.map((a) => [a.node, a.sessions.length + a.more]);
+        const total = rows.reduce((n, r) => n + Number(r[1]), 0);
+        for (const line of columns([['NODE', 'LISTENERS'], ...rows, ['total', total]], io.tty === true)) io.out(line);
+      }
+      return;
+    }
     case 'show-mount': {
       const m = await getMount(client, path());
       io.out(json ? JSON.stringify(m) : showMount(m));
@@ -231,6 +250,35 @@ async function run(command: string, args: ParsedArgs, client: Etcd3, io: Io): Pr
     }
   }
 }
+
+/**
+ * Puts the question for `path` on a lease of radioctl's own and waits until
+ * every node alive then has answered, or ASK_MS; the answers, by node.
+ */
+async function askListeners(client: Etcd3, path: string): Promise<ListenersAnswer[]> {
+  const model = new ClusterModel(client);
+  await model.readOnce();
+  const nodes = new Set(model.nodes.keys());
+  const id = randomBytes(9).toString('base64url');
+  const lease = client.lease(ANSWER_TTL, { autoKeepAlive: false });
+  await lease.put(`${QUERIES}${id}`).value(JSON.stringify({ path }));
+  const deadline = Date.now() + ASK_MS;
+  let answers: ListenersAnswer[] = [];
+  try {
+    for (;;) {
+      const kvs = await client.getAll().prefix(`${ANSWERS}${id}/`).strings();
+      answers = Object.values(kvs).map((v) => JSON.parse(v) as ListenersAnswer).filter((a) => typeof a.node === 'string' && Array.isArray(a.sessions));
+      if ([...nodes].every((n) => answers.some((a) => a.node === n)) || Date.now() >= deadline) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await lease.revoke().catch(() => undefined);
+  }
+  return answers.sort((a, b) => a.node.localeCompare(b.node));
+}
+
+/** How long radioctl listeners waits for every node's answer. */
+const ASK_MS = 3000;
 
 /** Runs radioctl with `argv`; returns the exit code. */
 export async function radioctl(argv: readonly string[], io: Io): Promise<number> {

@@ -135,6 +135,11 @@ export class ListenerLog {
     return this.#batch.enabled;
   }
 
+  /** The address a listener is shown and logged under (clientAddress with TRUSTED_PROXIES). */
+  address(peer: string, forwarded: string | undefined): string {
+    return clientAddress(peer, forwarded, this.#trusted);
+  }
+
   note(f: Finished): void {
     if (!this.#batch.enabled) return;
     const at = Date.now();

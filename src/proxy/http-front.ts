@@ -97,8 +97,11 @@ export function createFront(o: FrontOptions): AdoptingApp {
       if (ctx.sink) note(200, ctx.sink.bytes);
       ctx.sink?.gone();
     });
+    const peer = Buffer.from(res.getRemoteAddressAsText()).toString();
+    const who = { address: o.listenerLog?.address(peer, req.getHeader('x-forwarded-for') || undefined) ?? peer, userAgent: req.getHeader('user-agent'), since: Date.now() };
     o.hubs.listen(path, {
       icy,
+      who,
       begin: (h) => {
         if (ctx.aborted) return null;
         res.cork(() => {

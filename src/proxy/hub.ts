@@ -49,6 +49,16 @@ export interface Client {
   begin(head: StreamHead): Sink | null;
   /** The hub could not get the stream: answer with an error. */
   fail(status: number, text: string): void;
+  /** Who is listening, for `radioctl listeners`. */
+  who?: Session;
+}
+
+/** A listener as `radioctl listeners` shows it. */
+export interface Session {
+  address: string;
+  userAgent: string;
+  /** When it connected (Unix ms). */
+  since: number;
 }
 
 export interface HubOptions {
@@ -89,6 +99,7 @@ interface Chunk {
 
 interface Listener {
   sink: Sink;
+  who: Session | null;
   /** Absolute offset of the next byte this listener needs. */
   pos: number;
   blocked: boolean;
@@ -177,6 +188,13 @@ export class Hub {
     return this.#listeners.size;
   }
 
+  /** Who is listening now. */
+  sessions(): Session[] {
+    const out: Session[] = [];
+    for (const l of this.#listeners) if (l.who) out.push(l.who);
+    return out;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
@@ -202,7 +220,7 @@ export class Hub {
   #start(client: Client): void {
     const sink = client.begin(this.#head!);
     if (!sink) return;
-    const l: Listener = { sink, pos: this.#burstStart(), blocked: false, icy: client.icy && this.#head!.icyCapable ? new IcyInserter() : null };
+    const l: Listener = { sink, who: client.who ?? null, pos: this.#burstStart(), blocked: false, icy: client.icy && this.#head!.icyCapable ? new IcyInserter() : null };
     this.#listeners.add(l);
     sink.onClose = () => this.#remove(l);
     sink.onDrain = () => this.#flush(l);

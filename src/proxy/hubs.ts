@@ -14,7 +14,7 @@ import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import type { LatencyRecorder } from '../shared/latency.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
 import { sameHostPort } from '../shared/host-port.ts';
-import { Hub, type Client, type Upstream } from './hub.ts';
+import { Hub, type Client, type Session, type Upstream } from './hub.ts';
 import { masterIcecast, nodeIcecast } from './source-forward.ts';
 
 export interface HubsOptions {
@@ -110,6 +110,13 @@ export class Hubs {
       this.#hubs.set(path, hub);
     }
     hub.add(client);
+  }
+
+  /** Who listens to `path` in this worker (every mount when null). */
+  sessions(path: string | null): (Session & { path: string })[] {
+    const out: (Session & { path: string })[] = [];
+    for (const [p, hub] of this.#hubs) if (path === null || p === path) for (const s of hub.sessions()) out.push({ ...s, path: p });
+    return out;
   }
 
   /** Writes counts to the shared stats row. */

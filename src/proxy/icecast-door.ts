@@ -171,8 +171,10 @@ export class IcecastDoor {
     const onlyHead = head.method === 'HEAD';
     sock.resume();
     sock.on('data', () => undefined); // listeners have nothing more to say
+    const who = { address: this.#o.listenerLog?.address(sock.remoteAddress ?? '', head.headers.get('x-forwarded-for')) ?? sock.remoteAddress ?? '', userAgent: head.headers.get('user-agent') ?? '', since };
     this.#o.hubs.listen(head.path, {
       icy,
+      who,
       begin: (h) => {
         if (sock.destroyed) return null;
         if (onlyHead) {

@@ -11,7 +11,9 @@ export type ToWorker =
   /** The merged latency percentiles, JSON, for GET /debug/latency. */
   | { type: 'LATENCY_SUMMARY'; json: string }
   /** Fault injection for tests (only sent when RADIOAI_FAULTS=1): throw from the event loop. */
-  | { type: 'CRASH'; kind: FaultKind };
+  | { type: 'CRASH'; kind: FaultKind }
+  /** Who listens to `path` (every mount when null), for `radioctl listeners`; answered with SESSIONS and the same `req`. */
+  | { type: 'SESSIONS'; req: number; path: string | null };
 
 /**
  * The ways a worker can fail, injected in tests (RADIOAI_FAULTS=1) by the
@@ -35,7 +37,22 @@ export type FromWorker =
   /** The worker's latency histograms, encoded (latency.ts), when they changed. */
   | { type: 'LATENCY'; id: number; histograms: EncodedLatency }
   /** Finished listener requests for the listener log, once a second; `dropped` past the batch's bound. */
-  | { type: 'ACCESS'; id: number; entries: AccessEntry[]; dropped: number };
+  | { type: 'ACCESS'; id: number; entries: AccessEntry[]; dropped: number }
+  /** The answer to SESSIONS `req`: this worker's listeners. */
+  | { type: 'SESSIONS'; id: number; req: number; sessions: ListenerSession[] };
+
+/** A listener connected now, as `radioctl listeners` shows it; `since` is Unix ms. */
+export interface ListenerSession {
+  path: string;
+  address: string;
+  userAgent: string;
+  since: number;
+}
+
+function listenerSession(v: unknown): ListenerSession | null {
+  if (!isObj(v) || typeof v.path !== 'string' || typeof v.address !== 'string' || typeof v.userAgent !== 'string' || typeof v.since !== 'number') return null;
+  return { path: v.path, address: v.address, userAgent: v.userAgent, since: v.since };
+}
 
 /** What the listener log says of one listener request; `at` is when it ended (Unix ms). */
 export interface AccessEntry {
@@ -110,6 +127,7 @@ export function parseToWorker(v: unknown): ToWorker | null {
   if (v.type === 'SHUTDOWN') return { type: v.type };
   if (v.type === 'CRASH') return isFaultKind(v.kind) ? { type: 'CRASH', kind: v.kind } : null;
   if (v.type === 'LATENCY_SUMMARY' && typeof v.json === 'string') return { type: 'LATENCY_SUMMARY', json: v.json };
+  if (v.type === 'SESSIONS' && typeof v.req === 'number' && (v.path === null || typeof v.path === 'string')) return { type: 'SESSIONS', req: v.req, path: v.path };
   return null;
 }
 
@@ -137,6 +155,16 @@ export function parseFromWorker(v: unknown): FromWorker | null {
         entries.push(ok);
       }
       return { type: 'ACCESS', id: v.id, entries, dropped: v.dropped };
+    }
+    case 'SESSIONS': {
+      if (typeof v.req !== 'number' || !Array.isArray(v.sessions)) return null;
+      const sessions: ListenerSession[] = [];
+      for (const x of v.sessions) {
+        const ok = listenerSession(x);
+        if (ok === null) return null;
+        sessions.push(ok);
+      }
+      return { type: 'SESSIONS', id: v.id, req: v.req, sessions };
     }
     default:
       return null;

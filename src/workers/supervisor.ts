@@ -17,7 +17,7 @@ import type { EncodedLatency } from '../shared/latency.ts';
 import { Worker } from 'node:worker_threads';
 import { RadioError } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
-import { parseFromWorker, type AccessEntry, type ToWorker, type WorkerInit } from '../shared/messages.ts';
+import { parseFromWorker, type AccessEntry, type ListenerSession, type ToWorker, type WorkerInit } from '../shared/messages.ts';
 import { S, workerStat } from '../shared/worker-stats.ts';
 
 const log = logger('workers');
@@ -66,6 +66,8 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
   #stopping = false;
   readonly #watchdog: NodeJS.Timeout;
   restarts = 0;
+  #sessionReq = 0;
+  readonly #sessionWaits = new Map<number, (sessions: ListenerSession[]) => void>();
   /** Workers replaced because their heartbeat stopped. */
   stalls = 0;
 
@@ -154,6 +156,8 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
         this.emit('latency', id, msg.histograms);
       } else if (msg.type === 'ACCESS') {
         this.emit('access', msg.entries, msg.dropped);
+      } else if (msg.type === 'SESSIONS') {
+        this.#sessionWaits.get(msg.req)?.(msg.sessions);
       } else if (msg.type === 'FATAL') {
         log.error(`worker ${id} failed: ${msg.message}`);
         slot.ready = false;
@@ -186,6 +190,32 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
         onStarted(new RadioError('RADIOAI_ERR_WORKER_EXIT', `worker ${id} exited with code ${code} while starting`));
         onStarted = undefined;
       }
+    });
+  }
+
+  /**
+   * Who listens now, from every ready worker (`radioctl listeners`): what
+   * the workers answer within `timeoutMs`; a worker that does not answer
+   * in time is left out.
+   */
+  sessions(path: string | null, timeoutMs = 500): Promise<ListenerSession[]> {
+    const req = ++this.#sessionReq;
+    const ready = this.#slots.filter((s) => s.ready && s.worker);
+    return new Promise((resolve) => {
+      const got: ListenerSession[] = [];
+      let left = ready.length;
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#sessionWaits.delete(req);
+        resolve(got);
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#sessionWaits.set(req, (sessions) => {
+        got.push(...sessions);
+        if (--left <= 0) done();
+      });
+      if (left === 0) return done();
+      for (const s of ready) s.worker!.postMessage({ type: 'SESSIONS', req, path } satisfies ToWorker);
     });
   }
 

@@ -141,5 +141,6 @@ function onMessage(raw: unknown): void {
   if (msg.type === 'SHUTDOWN') close(false);
   else if (msg.type === 'LATENCY_SUMMARY') latencyJson = msg.json;
   else if (msg.type === 'CRASH') setImmediate(() => injectFault(msg.kind, closeListeners));
+  else if (msg.type === 'SESSIONS') send({ type: 'SESSIONS', id: init.id, req: msg.req, sessions: hubs.sessions(msg.path) });
 }
 port.on('message', onMessage);
