@@ -8,6 +8,9 @@
  *   /radioai/v1/status/<name>                         node status (JSON), on the node's lease
  *   /radioai/v1/election/master/<node name>            master election (election.ts), on the candidate's lease
  *   /radioai/v1/election/transcode/<mount>/<node name> who runs a transcoding mount's liquidsoap
+ *   /radioai/v1/suspect/<node>/<prober>                a node found dead by another (peer-watch.ts), on the prober's lease
+ *   /radioai/v1/query/listeners/<id>                   radioctl listeners' question, on radioctl's lease (listener-query.ts)
+ *   /radioai/v1/answer/listeners/<id>/<node>           a node's answer, on a lease of 10 s
  */
 
 export const PREFIX = '/radioai/v1/';
