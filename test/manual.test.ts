@@ -72,7 +72,8 @@ describe('bash completion for radioctl', () => {
 
   it('completes commands, their options, option values and mount paths', () => {
     assert.deepEqual(complete('kick'), ['kick-source']);
-    assert.deepEqual(complete('--json', 'li'), ['list-mounts']);
+    assert.deepEqual(complete('--json', 'li'), ['list-mounts', 'listeners']);
+    assert.deepEqual(complete('listeners', '/l'), ['/live.ogg']);
     assert.deepEqual(complete('--etcd', 'http://x:2379', 'st'), ['status']);
     assert.deepEqual(complete('edit-mount', '/live.ogg', '--n'), ['--new-password', '--no-fallback', '--no-relay']);
     assert.deepEqual(complete('create-transcoding-mount', '/x.mp3', '--codec', ''), ['mp3', 'opus', 'vorbis']);
