@@ -244,6 +244,11 @@ describe('source logins checked at the edge', () => {
     t.diagnostic(`kick-source dropped the source ${ms} ms after radioctl started (it ran ${Date.now() - at} ms at most)`);
     assert.ok(ms !== null, 'the kicked source program was disconnected');
     assert.match(`${r.proc.output()}${m.proc.output()}`, /source on \/kick\.ogg dropped: kicked|dropping the source of \/kick\.ogg: kicked/);
+    // Off air in the status too, though Icecast still lists the mount for its listener on the fallback.
+    await waitFor(async () => {
+      const st = JSON.parse((await radioctl(etcd.url, ['--json', 'status'])).stdout) as { mounts: { path: string; source: boolean }[] };
+      return st.mounts.find((x) => x.path === '/kick.ogg')?.source === false;
+    }, 10_000, '/kick.ogg without a source in radioctl status');
     // The listener stayed and hears the fallback.
     const before = l.bytes;
     await new Promise((res) => setTimeout(res, 4000));

@@ -12,6 +12,7 @@ import { renderIcecastConfig, type IcecastConfigInput } from '../src/icecast/ice
 import type { MountRecord } from '../src/state/mount-record.ts';
 import { mayTranscode } from '../src/icecast/transcoders.ts';
 import { icecastRole } from '../src/icecast/icecast-role.ts';
+import { parseIcecastStats } from '../src/icecast/icecast-stats.ts';
 
 const mount = (over: Partial<MountRecord>): MountRecord => ({
   path: '/m.ogg', username: 'user', password: 'pass', relay: null, fallback: null, transcode: null, createdAt: '', ...over,
@@ -60,6 +61,18 @@ describe('Icecast configuration', () => {
     // The master pulls the external station; each relay node pulls both mounts from the master.
     assert.deepEqual(texts(render({ role: 'master', mounts }).xml, 'local-mount'), ['/ext.ogg']);
     assert.deepEqual(texts(render({ role: 'relay', mounts }).xml, 'local-mount'), ['/a.ogg', '/ext.ogg']);
+  });
+
+  it("reads as live only the mounts with a source, not one whose listeners play its fallback", () => {
+    // Icecast 2.4's /admin/stats just after /main.ogg's source left, its listener moved to /fb.ogg.
+    const xml = `<icestats><listeners>1</listeners>
+<source mount="/fb.ogg"><listeners>1</listeners><server_type>application/ogg</server_type><source_ip>127.0.0.1</source_ip><stream_start>Sun, 22 Nov 2026 09:05:11 +0000</stream_start><stream_start_iso8601>2026-11-22T09:05:11+0000</stream_start_iso8601><total_bytes_read>81920</total_bytes_read><total_bytes_sent>40960</total_bytes_sent></source>
+<source mount="/main.ogg"><listeners>0</listeners><listenurl>http://127.0.0.1:18123/main.ogg</listenurl><max_listeners>unlimited</max_listeners></source>
+</icestats>`;
+    const stats = parseIcecastStats(xml);
+    assert.deepEqual([...stats.mounts.keys()], ['/fb.ogg']);
+    assert.equal(stats.mounts.get('/fb.ogg')!.bytesRead, 81920);
+    assert.equal(stats.listeners, 1);
   });
 
   it('makes the candidate next in line the standby', () => {

@@ -1,7 +1,9 @@
 /**
  * Reads the local Icecast's `/admin/stats` (XML, basic auth) into per-mount
- * figures. Icecast lists only mounts that are live (a source or a relay is
- * connected), which is exactly what "ready" means.
+ * figures: the mounts that are live (a source or a relay is connected),
+ * which is exactly what "ready" means. Icecast 2.4 also lists a mount whose
+ * source has left while its listeners play the fallback, with nothing but
+ * listener counts in it; a live mount has a `stream_start`.
  */
 import { hostPort } from '../shared/host-port.ts';
 import type { StreamInfo } from '../shared/snapshot.ts';
@@ -39,6 +41,7 @@ export function parseIcecastStats(xml: string): IcecastStats {
     const block = m[2]!;
     const listeners = Number(field(block, 'listeners') ?? 0);
     total += listeners;
+    if (field(block, 'stream_start') === null) continue;
     mounts.set(unescape(m[1]!), {
       listeners,
       bytesRead: Number(field(block, 'total_bytes_read') ?? 0),
