@@ -33,6 +33,7 @@ import { icecastRole } from './icecast/icecast-role.ts';
 import { allowedAddresses } from './icecast/allow-list.ts';
 import { SourceKiller } from './icecast/source-kill.ts';
 import { SnapshotReader } from './shared/snapshot-reader.ts';
+import { nodeIcecast } from './shared/host-port.ts';
 import { zoneKey } from './dns/zone.ts';
 import { batchUnavailable } from './dns/udp-batch.ts';
 import { S, statsBuffer, sumMountListeners, sumStats } from './shared/worker-stats.ts';
@@ -315,8 +316,8 @@ export class Daemon {
       peers: () => {
         const out: PeerAddress[] = [];
         for (const n of model.nodes.values()) {
-          const host = n.addresses[0];
-          if (n.name !== c.nodeName && host !== undefined) out.push({ name: n.name, host, httpPort: n.httpPort, icecastPort: n.icecastInternalPort || n.icecastPort });
+          const icecast = n.name === c.nodeName ? null : nodeIcecast(n);
+          if (icecast) out.push({ name: n.name, host: icecast.host, httpPort: n.httpPort, icecastPort: icecast.port });
         }
         return out;
       },
@@ -511,7 +512,7 @@ export class Daemon {
     return {
       role,
       mounts: [...model.mounts.values()].sort((a, b) => a.path.localeCompare(b.path)),
-      master: master && master.addresses[0] !== undefined ? { host: master.addresses[0], port: master.icecastInternalPort || master.icecastPort } : null,
+      master: master ? nodeIcecast(master) : null,
       relayRetry: this.#relayRetry,
       // Only the cluster's nodes (and ICECAST_ALLOW) reach this node's Icecast; listeners come through the door.
       allow: this.config.icecastAllow === null ? null : allowedAddresses(model.nodes.values(), [...this.config.publicIps, ...this.config.bindAddrs], this.config.icecastAllow),

@@ -24,6 +24,7 @@ import { logger, type Logger } from '../core/log.ts';
 import type { ClusterModel } from '../state/cluster-model.ts';
 import { Campaigner } from '../state/election.ts';
 import { transcodeElection } from '../state/keys.ts';
+import { nodeIcecast } from '../shared/host-port.ts';
 import { renderTranscodeScript } from './liquidsoap-script.ts';
 
 const log = logger('transcoders');
@@ -105,7 +106,7 @@ export class Transcoders {
     }
     const masterName = model.master();
     const master = masterName !== null ? model.nodes.get(masterName) : undefined;
-    const icecast = master?.addresses[0] !== undefined ? { host: master.addresses[0], port: master.icecastInternalPort || master.icecastPort } : null;
+    const icecast = master ? nodeIcecast(master) : null;
     const keep = new Set<string>();
     for (const m of wanted) {
       if (!this.#campaigns.has(m.path)) {

@@ -107,10 +107,8 @@ const cut = (s: string | undefined): string => (s === undefined ? '' : s.length 
 
 /** A finished listener request as a door knows it. */
 export interface Finished {
-  /** The socket's peer address. */
-  peer: string;
-  /** X-Forwarded-For, if sent. */
-  forwarded?: string | undefined;
+  /** The listener's address, as `address()` gives it. */
+  address: string;
   /** `GET /live.ogg HTTP/1.1` */
   request: string;
   status: number;
@@ -144,7 +142,7 @@ export class ListenerLog {
     if (!this.#batch.enabled) return;
     const at = Date.now();
     this.#batch.push({
-      at, address: clientAddress(f.peer, f.forwarded, this.#trusted), request: cut(f.request), status: f.status, bytes: f.bytes,
+      at, address: f.address, request: cut(f.request), status: f.status, bytes: f.bytes,
       referer: cut(f.referer), userAgent: cut(f.userAgent), seconds: Math.max(0, (at - f.since) / 1000),
     });
   }

@@ -42,11 +42,11 @@ function write(res: HttpResponse, a: Answer, head: boolean, close = false): void
 const NOTHING = (): void => undefined;
 
 /** What the listener log needs of a uWS request, read inside its handler; status and bytes come later. */
-function finishedOf(res: HttpResponse, req: HttpRequest, method: string, path: string): Omit<Finished, 'status'> {
+function finishedOf(res: HttpResponse, req: HttpRequest, method: string, path: string, listenerLog: ListenerLog): Omit<Finished, 'status'> {
   const q = req.getQuery();
   const header = (name: string): string | undefined => req.getHeader(name) || undefined;
   return {
-    peer: Buffer.from(res.getRemoteAddressAsText()).toString(), forwarded: header('x-forwarded-for'),
+    address: listenerLog.address(Buffer.from(res.getRemoteAddressAsText()).toString(), header('x-forwarded-for')),
     request: `${method} ${q ? `${path}?${q}` : path} HTTP/1.1`, bytes: 0,
     referer: header('referer'), userAgent: header('user-agent'), since: Date.now(),
   };
@@ -64,7 +64,7 @@ export function createFront(o: FrontOptions): AdoptingApp {
     const t0 = performance.now();
     const d = o.router.route(o.reader.current(), path);
     // The request as the listener log tells it, read now: uWS's request is gone once the handler returns.
-    const finished = o.listenerLog?.enabled === true ? finishedOf(res, req, method, path) : null;
+    const finished = o.listenerLog?.enabled === true ? finishedOf(res, req, method, path, o.listenerLog) : null;
     if (d.kind === 'redirect') {
       o.stats.add(S.REDIRECTS, 1);
       if (finished) o.listenerLog!.note({ ...finished, status: 302 });
@@ -97,8 +97,11 @@ export function createFront(o: FrontOptions): AdoptingApp {
       if (ctx.sink) note(200, ctx.sink.bytes);
       ctx.sink?.gone();
     });
-    const peer = Buffer.from(res.getRemoteAddressAsText()).toString();
-    const who = { address: o.listenerLog?.address(peer, req.getHeader('x-forwarded-for') || undefined) ?? peer, userAgent: req.getHeader('user-agent'), since: Date.now() };
+    // Who listens, for radioctl listeners: read once, with the listener log's when it has it.
+    const peer = finished ? '' : Buffer.from(res.getRemoteAddressAsText()).toString();
+    const who = finished
+      ? { address: finished.address, userAgent: finished.userAgent ?? '', since: finished.since }
+      : { address: o.listenerLog?.address(peer, req.getHeader('x-forwarded-for') || undefined) ?? peer, userAgent: req.getHeader('user-agent'), since: Date.now() };
     o.hubs.listen(path, {
       icy,
       who,

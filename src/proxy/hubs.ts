@@ -13,9 +13,9 @@
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import type { LatencyRecorder } from '../shared/latency.ts';
 import { S, type WorkerStats } from '../shared/worker-stats.ts';
-import { sameHostPort } from '../shared/host-port.ts';
+import { nodeIcecast, sameHostPort } from '../shared/host-port.ts';
 import { Hub, type Client, type Session, type Upstream } from './hub.ts';
-import { masterIcecast, nodeIcecast } from './source-forward.ts';
+import { masterIcecast } from './source-forward.ts';
 
 export interface HubsOptions {
   reader: SnapshotReader;

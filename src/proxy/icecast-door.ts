@@ -151,8 +151,11 @@ export class IcecastDoor {
 
   #listener(sock: Socket, head: RequestHead, port: DoorPort): void {
     const since = Date.now();
+    const peer = sock.remoteAddress ?? '';
+    // One address for the listener log and radioctl listeners, X-Forwarded-For believed as TRUSTED_PROXIES says.
+    const address = this.#o.listenerLog?.address(peer, head.headers.get('x-forwarded-for')) ?? peer;
     const note = (status: number, bytes: number): void => this.#o.listenerLog?.note({
-      peer: sock.remoteAddress ?? '', forwarded: head.headers.get('x-forwarded-for'), request: `${head.method} ${head.target} ${head.version}`,
+      address, request: `${head.method} ${head.target} ${head.version}`,
       status, bytes, referer: head.headers.get('referer'), userAgent: head.headers.get('user-agent'), since,
     });
     const d = port.router.route(this.#o.reader.current(), head.path);
@@ -171,7 +174,7 @@ export class IcecastDoor {
     const onlyHead = head.method === 'HEAD';
     sock.resume();
     sock.on('data', () => undefined); // listeners have nothing more to say
-    const who = { address: this.#o.listenerLog?.address(sock.remoteAddress ?? '', head.headers.get('x-forwarded-for')) ?? sock.remoteAddress ?? '', userAgent: head.headers.get('user-agent') ?? '', since };
+    const who = { address, userAgent: head.headers.get('user-agent') ?? '', since };
     this.#o.hubs.listen(head.path, {
       icy,
       who,

@@ -8,7 +8,8 @@
  * (seconds, in most programs). Past HOLD_MS it gets a clear 503.
  */
 import { connect, type Socket } from 'node:net';
-import type { Snapshot, SnapshotNode } from '../shared/snapshot.ts';
+import { nodeIcecast } from '../shared/host-port.ts';
+import type { Snapshot } from '../shared/snapshot.ts';
 
 export interface Target {
   host: string;
@@ -16,11 +17,6 @@ export interface Target {
   name: string;
 }
 
-/** Where other nodes reach `n`'s Icecast (its internal port when it has one), or null without an address. */
-export function nodeIcecast(n: SnapshotNode): Target | null {
-  const host = n.addresses[0];
-  return host === undefined ? null : { name: n.name, host, port: n.icecastInternalPort || n.icecastPort };
-}
 
 export function masterIcecast(snap: Snapshot): Target | null {
   const m = snap.nodes.find((n) => n.name === snap.master);

@@ -15,3 +15,9 @@ export function sameHostPort(a: { host: string; port: number }, b: { host: strin
 export function hostPort(host: string, port: number): string {
   return `${urlHost(host)}:${port}`;
 }
+
+/** Where other nodes reach a node's Icecast: its internal port when it has one; null without an address. */
+export function nodeIcecast(n: { name: string; addresses: readonly string[]; icecastInternalPort: number; icecastPort: number }): { name: string; host: string; port: number } | null {
+  const host = n.addresses[0];
+  return host === undefined ? null : { name: n.name, host, port: n.icecastInternalPort || n.icecastPort };
+}
