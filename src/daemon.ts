@@ -151,6 +151,7 @@ export class Daemon {
       sourceAuth: { failures: config.sourceAuthFailures, lockoutSeconds: config.sourceAuthLockout },
       frontLimits: { maxConnections: config.maxConnections, clientRate: config.clientConnRate, clientPending: config.clientPending, workers: config.workers },
       accessLog: { enabled: config.accessLog !== '', trustedProxies: config.trustedProxies },
+      logFormat: config.logFormat,
     });
     if (config.accessLog !== '') {
       const access = new AccessLog(config.accessLog, config.nodeName);

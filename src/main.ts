@@ -8,7 +8,7 @@ import { quietIpServerNameWarning } from './core/warnings.ts';
 import { existsSync } from 'node:fs';
 import { RadioError, describe, hasCode } from './core/errors.ts';
 import { plaintextRefusal } from './state/etcd-client.ts';
-import { logger } from './core/log.ts';
+import { logger, setLogFormat } from './core/log.ts';
 import { Daemon } from './daemon.ts';
 
 const log = logger('radiod');
@@ -31,6 +31,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`radiod: ${describe(err)}\n`);
     return hasCode(err, 'RADIOAI_ERR_CONFIG') || hasCode(err, 'RADIOAI_ERR_USAGE') ? 2 : 1;
   }
+  setLogFormat(config.logFormat);
   const daemon = new Daemon(config);
   let stopping: Promise<number> | null = null;
   const stop = (sig: string): Promise<number> => {

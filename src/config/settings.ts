@@ -36,6 +36,8 @@ export interface Config {
   accessLog: string;
   /** Proxies whose X-Forwarded-For is believed (addresses and CIDR prefixes). */
   trustedProxies: string[];
+  /** radiod's own log lines: `text` or `json`. */
+  logFormat: 'text' | 'json';
   /** DNS servers (IP or IP:port) that resolve a host-name ETCD_SERVER; empty: the system's resolver. */
   resolver: string[];
   /** Seconds before a silent node is dropped. */
@@ -212,6 +214,12 @@ function logFile(raw: string): string {
   return path(v);
 }
 
+function logFormat(raw: string): 'text' | 'json' {
+  const v = raw.trim().toLowerCase();
+  if (v !== 'text' && v !== 'json') fail(`expected text or json, got "${raw}"`);
+  return v as 'text' | 'json';
+}
+
 /** Addresses and CIDR prefixes (IPv4 or IPv6), comma-separated; empty for none. */
 function prefixList(raw: string): string[] {
   const out = list(raw);
@@ -259,6 +267,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'statsd', flag: '--statsd', env: 'STATSD', default: 'localhost:8125', parse: hostPortOrEmpty, help: 'statsd host:port; empty disables' },
   { key: 'accessLog', flag: '--access-log', env: 'ACCESS_LOG', default: (c) => `${c.dataDir ?? '/var/lib/radioai'}/access.log`, defaultText: 'DATA_DIR/access.log', parse: logFile, help: 'the listener log (one line per finished listener request, combined format); - for stderr; empty disables; reopened on SIGHUP' },
   { key: 'trustedProxies', flag: '--trusted-proxies', env: 'TRUSTED_PROXIES', default: '', parse: prefixList, help: "comma-separated addresses and prefixes of reverse proxies whose X-Forwarded-For names the listener's address in the listener log" },
+  { key: 'logFormat', flag: '--log-format', env: 'LOG_FORMAT', default: 'text', parse: logFormat, help: "radiod's log lines on stderr: text (LEVEL component: message) or json (one object a line); under systemd both carry the syslog priority" },
   { key: 'metricsAddr', flag: '--metrics-addr', env: 'METRICS_ADDR', default: '127.0.0.1:9108', parse: hostPortOrEmpty, help: 'address:port of the Prometheus /metrics endpoint; empty disables' },
   { key: 'leaseTtl', flag: '--lease-ttl', env: 'LEASE_TTL', default: '5', parse: integer(2, 3600), help: 'seconds before a silent node is dropped' },
   { key: 'dnsTtl', flag: '--dns-ttl', env: 'DNS_TTL', default: '5', parse: integer(1, 86_400), help: 'TTL of node records in DNS answers, seconds' },

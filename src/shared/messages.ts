@@ -107,6 +107,8 @@ export interface WorkerInit {
   frontLimits: { maxConnections: number; clientRate: number; clientPending: number; workers: number };
   /** The listener log: whether it is written (ACCESS_LOG), and the proxies whose X-Forwarded-For is believed (TRUSTED_PROXIES). */
   accessLog: { enabled: boolean; trustedProxies: string[] };
+  /** LOG_FORMAT, for the lines the worker logs itself. */
+  logFormat: 'text' | 'json';
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;

@@ -22,8 +22,10 @@ import { S, WorkerStats } from '../shared/worker-stats.ts';
 import { guardThreadTeardown } from '../proxy/conn-peek.ts';
 import { injectFault } from './faults.ts';
 import { LatencyRecorder } from '../shared/latency.ts';
+import { setLogFormat } from '../core/log.ts';
 
 const init = workerData as WorkerInit;
+setLogFormat(init.logFormat);
 const port = parentPort!;
 // Before any uWS socket exists: lets the supervisor end this thread at any moment without aborting the process.
 guardThreadTeardown();
