@@ -11,6 +11,7 @@ import type { SupervisedChild } from './control/child-process.ts';
 import { embeddedEtcd } from './control/embedded-etcd.ts';
 import { RadioError, describe, hasCode } from './core/errors.ts';
 import { logger } from './core/log.ts';
+import { TlsFiles } from './config/tls-files.ts';
 import { VERSION } from './core/version.ts';
 import { streamInfoOf, type SnapshotInput } from './shared/snapshot.ts';
 import { connPeekUnavailable, loadConnPeek } from './proxy/conn-peek.ts';
@@ -120,6 +121,8 @@ export class Daemon {
   #etcdErrors = 0;
   #masterChanges = 0;
   #lastMaster: string | null = null;
+  /** The HTTPS certificate and key, watched for changes. */
+  readonly #tls: TlsFiles;
 
   constructor(config: Config) {
     this.config = config;
@@ -151,8 +154,12 @@ export class Daemon {
       sourceAuth: { failures: config.sourceAuthFailures, lockoutSeconds: config.sourceAuthLockout },
       frontLimits: { maxConnections: config.maxConnections, clientRate: config.clientConnRate, clientPending: config.clientPending, workers: config.workers },
       accessLog: { enabled: config.accessLog !== '', trustedProxies: config.trustedProxies },
+      https: { port: config.httpsPort, cert: null, key: null },
       logFormat: config.logFormat,
     });
+    this.#tls = new TlsFiles(config.tlsCert, config.tlsKey);
+    // Before the workers start, this fills in the certificate they start with; after, it reaches the running ones.
+    this.#tls.on('change', (m) => this.workers.setTls(m.cert, m.key));
     if (config.accessLog !== '') {
       const access = new AccessLog(config.accessLog, config.nodeName);
       this.#access = access;
@@ -236,6 +243,7 @@ export class Daemon {
     log.info(`starting node ${c.nodeName} of ${c.domain} (${c.workers} workers, http ${c.bindAddrs.join(',')}:${c.httpPort})`);
     this.publish();
     await this.icecast.prepare();
+    this.#tls.start();
     await this.workers.start();
     if (this.#prometheus) {
       const addr = c.metricsAddr;
@@ -584,6 +592,7 @@ export class Daemon {
       icecastReady: this.icecast.ready,
       etcdMember: this.#connected() && (this.etcd ? this.etcd.running : this.#localMember),
       serving: this.#serving,
+      httpsPort: this.#tls.current ? c.httpsPort : 0,
       mounts,
       updatedAt: new Date().toISOString(),
     };
@@ -613,6 +622,7 @@ export class Daemon {
           dnsPort: n.dnsPort,
           icecastPort: n.icecastPort,
           icecastInternalPort: n.icecastInternalPort,
+          httpsPort: s?.httpsPort ?? 0,
           alive: n.name === this.config.nodeName ? !this.#outOfService && this.#serving : s?.serving !== false,
           icecastReady: s?.icecastReady ?? false,
           etcdHealthy: s?.etcdMember ?? false,
@@ -678,13 +688,16 @@ export class Daemon {
     if (this.#access) {
       this.#access.reopen();
       log.info(`SIGHUP: listener log ${this.config.accessLog} opened again`);
-    } else log.info('SIGHUP: nothing to reload (no listener log); radiod stops on SIGTERM or SIGINT');
+    } else log.info('SIGHUP: no listener log to open again');
+    const tls = this.#tls.reload('SIGHUP');
+    if (tls === 'same') log.info('SIGHUP: the certificate has not changed');
   }
 
   /** Graceful stop: drain, close the workers' sockets, leave etcd, stop children. */
   async stop(): Promise<void> {
     log.info('stopping');
     this.#draining = true;
+    this.#tls.stop();
     if (this.#tick) clearInterval(this.#tick);
     if (this.#quick) clearInterval(this.#quick);
     this.publish();

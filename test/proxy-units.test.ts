@@ -176,7 +176,7 @@ describe('request heads', () => {
 
 function node(name: string, over: Partial<SnapshotNode> = {}): SnapshotNode {
   return {
-    slot: 0, name, addresses: [`10.0.0.${name.length}`], httpPort: 80, dnsPort: 53, icecastPort: 8000, icecastInternalPort: 8001,
+    slot: 0, name, addresses: [`10.0.0.${name.length}`], httpPort: 80, dnsPort: 53, icecastPort: 8000, icecastInternalPort: 8001, httpsPort: 0,
     alive: true, master: false, icecastReady: true, etcdHealthy: true, proxy: true, listeners: 0, bandwidthKbps: 0, maxListeners: 0, bandwidthLimitKbps: 0, ...over,
   };
 }
@@ -259,6 +259,18 @@ describe('listener routing', () => {
   it('sends a listener of a full node to another node\'s same port', () => {
     assert.deepEqual(routeListener(s, '/live.ogg', http), { kind: 'redirect', location: 'http://[2001:db8::2]:8080/live.ogg' });
     assert.deepEqual(routeListener(s, '/live.ogg', { ...http, port: 'icecast' }), { kind: 'redirect', location: 'http://[2001:db8::2]:8010/live.ogg' });
+  });
+  it('sends an HTTPS listener only to a node that speaks HTTPS, by name, and streams HTTPS even in redirect mode', () => {
+    const https = { ...http, port: 'https', domain: 'radio.test' } as const;
+    assert.equal((routeListener(s, '/live.ogg', https) as { status: number }).status, 503, 'bb has no certificate');
+    const tls = snap([node('a', { maxListeners: 1, listeners: 1, httpsPort: 443 }), node('bb', { httpsPort: 8443 }), node('c', { httpsPort: 0 })], ['a', 'bb', 'c']);
+    for (let i = 0; i < 20; i++) {
+      assert.deepEqual(routeListener(tls, '/live.ogg', { ...https, random: () => i / 20 }), { kind: 'redirect', location: 'https://bb.radio.test:8443/live.ogg' });
+    }
+    const self = snap([node('a', { httpsPort: 443 })], ['a']);
+    assert.deepEqual(routeListener(self, '/live.ogg', { ...https, proxy: false }), { kind: 'serve' });
+    const dflt = snap([node('a', { maxListeners: 1, listeners: 1 }), node('bb', { httpsPort: 443 })], ['a', 'bb']);
+    assert.deepEqual(routeListener(dflt, '/live.ogg', https), { kind: 'redirect', location: 'https://bb.radio.test/live.ogg' });
   });
   it('serves a mount live only on another node (its hub pulls it from there)', () => {
     const elsewhere = snap([node('a'), node('bb')], ['bb']);

@@ -16,7 +16,7 @@ function input(i: number): SnapshotInput {
   const nodes = Array.from({ length: 1 + (i % 7) }, (_, j) => ({
     name: `n${i}-${j}`,
     addresses: [`10.${i % 250}.${j}.1`, `::${j}`],
-    httpPort: 1000 + j, dnsPort: 53, icecastPort: 8000, icecastInternalPort: 8001,
+    httpPort: 1000 + j, dnsPort: 53, icecastPort: 8000, icecastInternalPort: 8001, httpsPort: j % 2 ? 0 : 443 + j,
     alive: true, icecastReady: j % 2 === 0, etcdHealthy: true, proxy: true,
     listeners: i, bandwidthKbps: 1, maxListeners: 0, bandwidthLimitKbps: 0,
   }));

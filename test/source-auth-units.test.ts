@@ -36,7 +36,7 @@ function cluster(logins: Record<string, [string, string]>, master: string | null
     const input: SnapshotInput = {
       etcdConnected: true, stateLoaded: true, draining: false, outOfService: false, etcdSeenAt: 0, self: 'a', master, zoneSerial: 1,
       nodes: [{
-        name: 'a', addresses: [icecast.host], httpPort: 80, dnsPort: 53, icecastPort: 8000, icecastInternalPort: icecast.port, alive: true, icecastReady: true,
+        name: 'a', addresses: [icecast.host], httpPort: 80, dnsPort: 53, icecastPort: 8000, icecastInternalPort: icecast.port, httpsPort: 0, alive: true, icecastReady: true,
         etcdHealthy: true, proxy: true, listeners: 0, bandwidthKbps: 0, maxListeners: 0, bandwidthLimitKbps: 0,
       }],
       mounts: Object.entries(l).map(([path, [user, pw]]) => ({

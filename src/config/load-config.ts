@@ -4,6 +4,7 @@
  * value becomes one RadioError line that names the setting and where it came
  * from; unknown flags and unknown file keys are refused.
  */
+import { existsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { promisify } from 'node:util';
@@ -160,7 +161,9 @@ export async function loadConfig(argv: readonly string[], opts: LoadOptions = {}
     (config as Record<string, unknown>)[s.key] = parseSetting(s, given.raw, given.origin);
   }
   const c = config as Config;
-  const ports = [['HTTP_PORT', c.httpPort], ['DNS_PORT', c.dnsPort], ['ICECAST_PORT', c.icecastPort], ['ICECAST_INTERNAL_PORT', c.icecastInternalPort]] as const;
+  const ports: [string, number][] = [['HTTP_PORT', c.httpPort], ['DNS_PORT', c.dnsPort], ['ICECAST_PORT', c.icecastPort], ['ICECAST_INTERNAL_PORT', c.icecastInternalPort]];
+  // HTTPS_PORT's default, 443, is only taken when there is a certificate: a node behind a TLS proxy may well listen on 443 itself.
+  if (existsSync(c.tlsCert) && existsSync(c.tlsKey)) ports.push(['HTTPS_PORT', c.httpsPort]);
   for (let i = 0; i < ports.length; i++) {
     for (let j = i + 1; j < ports.length; j++) {
       if (ports[i]![1] === ports[j]![1]) {

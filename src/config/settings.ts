@@ -15,6 +15,12 @@ export interface Config {
   httpPort: number;
   dnsPort: number;
   icecastPort: number;
+  /** Listeners, playlists and the status page over TLS, while TLS_CERT and TLS_KEY exist. */
+  httpsPort: number;
+  /** PEM certificate chain (certbot's fullchain.pem). */
+  tlsCert: string;
+  /** PEM private key (certbot's privkey.pem). */
+  tlsKey: string;
   etcdServer: string;
   etcdCa: string;
   etcdCert: string;
@@ -252,6 +258,9 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'httpPort', flag: '--http-port', env: 'HTTP_PORT', default: '80', parse: port, help: 'redirector / proxy port' },
   { key: 'dnsPort', flag: '--dns-port', env: 'DNS_PORT', default: '53', parse: port, help: 'DNS port (UDP and TCP)' },
   { key: 'icecastPort', flag: '--icecast-port', env: 'ICECAST_PORT', default: '8000', parse: port, help: 'Icecast-compatible port' },
+  { key: 'httpsPort', flag: '--https-port', env: 'HTTPS_PORT', default: '443', parse: port, help: 'HTTPS port for listeners, playlists and the status page; served while TLS_CERT and TLS_KEY exist' },
+  { key: 'tlsCert', flag: '--tls-cert', env: 'TLS_CERT', default: '/etc/radioai/tls/fullchain.pem', parse: path, help: 'PEM certificate chain for HTTPS_PORT (such as certbot\'s fullchain.pem); read again on SIGHUP and when it changes' },
+  { key: 'tlsKey', flag: '--tls-key', env: 'TLS_KEY', default: '/etc/radioai/tls/privkey.pem', parse: path, help: 'PEM private key for HTTPS_PORT (such as certbot\'s privkey.pem), readable by the radioai user' },
   { key: 'etcdServer', flag: '--etcd', env: 'ETCD_SERVER', default: '', parse: etcdServer, help: 'etcd client URLs, or a host name; empty starts an embedded etcd', defaultText: 'empty: an embedded etcd on 127.0.0.1' },
   { key: 'resolver', flag: '--resolver', env: 'RESOLVER', default: '', parse: resolverList, help: "DNS servers (IP or IP:port) that look up a host-name ETCD_SERVER; empty: the system's", defaultText: "empty: the system's resolver" },
   { key: 'etcdCa', flag: '--etcd-ca', env: 'ETCD_CA', default: '/etc/radioai/etcd_ca.pem', parse: path, help: 'CA certificate for etcd (used when present)' },

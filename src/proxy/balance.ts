@@ -35,11 +35,13 @@ export interface Choice {
 /**
  * Chooses the node for a listener of `mount`. `selfLoad` is this node's own
  * up-to-date count (the snapshot's lags by up to a second); `random` is
- * injectable for tests. Returns null when no node can serve.
+ * injectable for tests; `eligible` narrows the other nodes (those that
+ * speak HTTPS, for a listener that came by HTTPS). Returns null when no node
+ * can serve.
  */
-export function chooseNode(snap: Snapshot, mount: SnapshotMount, selfName: string, random: () => number = Math.random): Choice | null {
+export function chooseNode(snap: Snapshot, mount: SnapshotMount, selfName: string, random: () => number = Math.random, eligible?: (n: SnapshotNode) => boolean): Choice | null {
   if (!servable(snap, mount)) return null;
-  let candidates = snap.nodes.filter((n) => n.alive);
+  let candidates = snap.nodes.filter((n) => n.alive && (eligible === undefined || n.name === selfName || eligible(n)));
   // Out of service this node sends listeners elsewhere, but when it knows of
   // nobody else who can take them it serves them rather than refuse them.
   if (candidates.length === 0 && snap.outOfService) candidates = snap.nodes.filter((n) => n.name === selfName);

@@ -24,8 +24,14 @@
  * DOOR_LIMITS.headerTimeoutMs of accept, however it trickles in and
  * whoever reads it; a connection that has not become a stream or a source
  * PENDING_MS after accept is closed.
+ *
+ * HTTPS_PORT (listenTls) has the same limits and hands every connection to
+ * the door once TLS is set up: uWS cannot adopt a connection whose bytes
+ * node:tls decrypts. Its TLS context can be replaced at any time
+ * (setSecureContext); connections keep the one they started with.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import { classify, headState } from './classify.ts';
@@ -91,6 +97,8 @@ export class FrontDoor {
   readonly #clients: ClientTable;
   readonly #cap: number;
   #refusing = 0;
+  /** Per HTTPS port, the TLS context new connections get. */
+  readonly #tls = new Map<number, { context: SecureContext }>();
   /** Connections refused at accept, by reason. */
   readonly refused: Record<Refusal, number> = { busy: 0, rate: 0, pending: 0 };
 
@@ -117,6 +125,50 @@ export class FrontDoor {
         resolve();
       });
     }))).then(() => undefined);
+  }
+
+  /**
+   * Serves HTTPS on `port` with the certificate and key given (PEM); a
+   * second call for the same port only replaces them, for new connections.
+   */
+  listenTls(addrs: string[], port: number, door: DoorPort, pem: { cert: string; key: string }): Promise<void> {
+    const context = createSecureContext(pem);
+    const existing = this.#tls.get(port);
+    if (existing) {
+      existing.context = context;
+      return Promise.resolve();
+    }
+    const state = { context };
+    this.#tls.set(port, state);
+    const count: PortCount = { open: 0, cap: this.#cap };
+    return Promise.all(addrs.map((host) => new Promise<void>((resolve, reject) => {
+      const server = createServer({ noDelay: true }, (sock) => {
+        sock.on('error', () => undefined);
+        // Wrapped at once, before the first byte is read: node:tls reads the handshake from the
+        // socket's handle, and from here the TLS socket is the one that closes and is closed.
+        const secure = new TLSSocket(sock, { isServer: true, secureContext: state.context });
+        const opened = this.#open(secure, count, false);
+        if (!opened) return;
+        onAdmitted(secure, opened.admit);
+        // The handshake counts against the head's deadline: the door's timer runs from here.
+        this.#o.door.accept(secure, door, opened.headDeadline);
+      });
+      server.once('error', (err) => {
+        this.#tls.delete(port);
+        reject(err);
+      });
+      server.listen({ host, port, reusePort: true, backlog: 4096 }, () => {
+        server.removeAllListeners('error');
+        server.on('error', () => undefined);
+        this.#servers.push(server);
+        resolve();
+      });
+    }))).then(() => undefined);
+  }
+
+  /** Whether HTTPS is served on `port` here. */
+  servesTls(port: number): boolean {
+    return this.#tls.has(port);
   }
 
   /** Stops accepting; connections already handed on are their owners' to close. */
@@ -146,13 +198,27 @@ export class FrontDoor {
     sock.end(BUSY_ANSWER);
   }
 
-  #accept(sock: Socket, door: DoorPort, app: AdoptingApp, count: PortCount): void {
+  /**
+   * The limits at accept: null when the connection is refused (it gets a
+   * 503, or on HTTPS_PORT, where a plain answer means nothing, is closed);
+   * otherwise `admit`, to call when it becomes a stream or a source, and
+   * the deadline for its request head.
+   */
+  #open(sock: Socket, count: PortCount, plain = true): { admit: () => void; headDeadline: number } | null {
     sock.on('error', () => undefined);
+    const refuse = (why: Refusal): null => {
+      if (plain) this.#refuse(sock, why);
+      else {
+        this.refused[why]++;
+        sock.destroy();
+      }
+      return null;
+    };
     const client = this.#clients.open(sock.remoteAddress ?? '', Date.now());
-    if (typeof client === 'string') return this.#refuse(sock, client);
+    if (typeof client === 'string') return refuse(client);
     if (count.open >= count.cap) {
       this.#clients.settle(client);
-      return this.#refuse(sock, 'busy');
+      return refuse('busy');
     }
     count.open++;
     // The request head must be whole this long after accept, whoever reads it.
@@ -165,11 +231,18 @@ export class FrontDoor {
       this.#clients.settle(client);
     };
     const pending = setTimeout(() => sock.destroy(), PENDING_MS);
-    onAdmitted(sock, admit);
     sock.once('close', () => {
       count.open--;
       admit();
     });
+    return { admit, headDeadline };
+  }
+
+  #accept(sock: Socket, door: DoorPort, app: AdoptingApp, count: PortCount): void {
+    const opened = this.#open(sock, count);
+    if (!opened) return;
+    const { admit, headDeadline } = opened;
+    onAdmitted(sock, admit);
     const peek = this.#peek;
     const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (!peek || fd === undefined || fd < 0) return this.#o.door.accept(sock, door, headDeadline);

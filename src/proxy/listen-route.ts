@@ -11,11 +11,17 @@
  * so a client that can reach only port 80 stays on port 80. In redirect
  * mode HTTP_PORT sends every listener to the chosen node's ICECAST_PORT,
  * which serves it.
+ *
+ * HTTPS_PORT always streams, in either mode, and a full node sends a
+ * listener only to another node that speaks HTTPS, by its name
+ * (`https://NODE.DOMAIN`): the certificate names the domain's hosts, not
+ * their addresses, and a page served over HTTPS may not play from http://.
  */
 import { hostPort } from '../shared/host-port.ts';
 import { isMountPath } from '../shared/mount-path.ts';
 import type { Snapshot } from '../shared/snapshot.ts';
 import { chooseNode, headroom, servable } from './balance.ts';
+import { origin } from './playlist.ts';
 
 export type ListenDecision =
   | { kind: 'serve' }
@@ -27,14 +33,16 @@ export interface ListenContext {
   /** ICECAST_PROXY: stream from this node rather than redirect. */
   proxy: boolean;
   /** The public port the request came in on. */
-  port: 'http' | 'icecast';
+  port: 'http' | 'icecast' | 'https';
+  /** DOMAIN, which names the nodes an HTTPS listener is sent to. */
+  domain?: string;
   random?: () => number;
 }
 
 export function routeListener(snap: Snapshot, path: string, ctx: ListenContext): ListenDecision {
   const mount = isMountPath(path) ? snap.mounts.find((m) => m.path === path) : undefined;
   if (!mount) return { kind: 'error', status: 404, text: 'no such mount\n' };
-  const streams = ctx.proxy || ctx.port === 'icecast';
+  const streams = ctx.proxy || ctx.port !== 'http';
   const self = snap.nodes.find((n) => n.name === ctx.nodeName);
   // Between its start and its registration a node is not in its own snapshot yet, so it has
   // no load figures of its own: it serves (it has no listeners yet) rather than redirect.
@@ -45,9 +53,11 @@ export function routeListener(snap: Snapshot, path: string, ctx: ListenContext):
     if (streams && self && self.alive && headroom(self) > 0) return { kind: 'serve' };
     return { kind: 'error', status: 503, text: 'this mount has no source right now; try again later\n' };
   }
-  const choice = chooseNode(snap, mount, ctx.nodeName, ctx.random);
+  const https = ctx.port === 'https';
+  const choice = chooseNode(snap, mount, ctx.nodeName, ctx.random, https ? (n) => n.httpsPort > 0 : undefined);
   if (!choice) return { kind: 'error', status: 503, text: 'no node can take another listener right now; try again later\n' };
   if (streams && choice.self) return { kind: 'serve' };
+  if (https) return { kind: 'redirect', location: `${origin('https', `${choice.node.name}.${ctx.domain ?? ''}`, choice.node.httpsPort)}${path}` };
   const addr = choice.node.addresses[0];
   if (addr === undefined) return { kind: 'error', status: 503, text: 'no node can take another listener right now\n' };
   const port = ctx.port === 'http' && ctx.proxy ? choice.node.httpPort : choice.node.icecastPort;

@@ -9,7 +9,7 @@
 import type { SnapshotReader } from '../shared/snapshot-reader.ts';
 import { health } from '../workers/health.ts';
 import { CORS_ORIGIN, preflight, text, type Answer } from './answers.ts';
-import { PLAYLIST_TYPES, m3u, playlistOf, pls, streamUrl } from './playlist.ts';
+import { PLAYLIST_TYPES, m3u, playlistOf, pls, streamUrl, type Scheme } from './playlist.ts';
 import { statusJson } from './status-json.ts';
 import { statusPage } from './status-page.ts';
 
@@ -20,6 +20,8 @@ export interface PagesOptions {
   domain: string;
   /** The public port these pages are served on: playlists and listen URLs name it. */
   port: number;
+  /** How that port is spoken to: https on HTTPS_PORT. http when absent. */
+  scheme?: Scheme;
   /** When radiod started, for the status JSON. */
   startedAt: string;
   /** The merged latency percentiles (JSON) for GET /debug/latency. */
@@ -75,7 +77,7 @@ export class Pages {
     const pl = playlistOf(path);
     if (!pl) return null;
     if (!this.#o.reader.current().mounts.some((m) => m.path === pl.mount)) return text(404, 'no such mount\n', [CORS_ORIGIN]);
-    const u = streamUrl(this.#o.domain, this.#o.port, pl.mount);
+    const u = streamUrl(this.#o.domain, this.#o.port, pl.mount, this.#o.scheme);
     return { status: 200, headers: [['Content-Type', PLAYLIST_TYPES[pl.kind]], CORS_ORIGIN], body: pl.kind === 'm3u' ? m3u(u) : pls(u, pl.mount) };
   }
 
@@ -84,6 +86,6 @@ export class Pages {
     if (snap.seq === this.#seq) return;
     this.#seq = snap.seq;
     this.#html = statusPage(snap, this.#o.domain, this.#o.nodeName);
-    this.#json = statusJson(snap, this.#o.domain, this.#o.port, this.#o.startedAt);
+    this.#json = statusJson(snap, this.#o.domain, this.#o.port, this.#o.startedAt, this.#o.scheme);
   }
 }

@@ -1,11 +1,20 @@
 /**
  * Playlists for a mount: `.m3u` and `.pls`, whose entry is the cluster's
  * stream name (`http://stream.DOMAIN/MOUNT`), so players resolve it through
- * radioai's DNS to a healthy node each time they connect.
+ * radioai's DNS to a healthy node each time they connect. Asked for over
+ * HTTPS, the entry is an https:// URL on HTTPS_PORT: a web page served over
+ * HTTPS may not play an http:// stream.
  */
 
-export function streamUrl(domain: string, httpPort: number, mount: string): string {
-  return `http://stream.${domain}${httpPort === 80 ? '' : `:${httpPort}`}${mount}`;
+export type Scheme = 'http' | 'https';
+
+/** `scheme://host[:port]`, the port left out when it is the scheme's own. */
+export function origin(scheme: Scheme, host: string, port: number): string {
+  return `${scheme}://${host}${port === (scheme === 'https' ? 443 : 80) ? '' : `:${port}`}`;
+}
+
+export function streamUrl(domain: string, port: number, mount: string, scheme: Scheme = 'http'): string {
+  return `${origin(scheme, `stream.${domain}`, port)}${mount}`;
 }
 
 export function m3u(url: string): string {

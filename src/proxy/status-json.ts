@@ -9,16 +9,16 @@
  */
 import { VERSION } from '../core/version.ts';
 import type { Snapshot } from '../shared/snapshot.ts';
-import { streamUrl } from './playlist.ts';
+import { streamUrl, type Scheme } from './playlist.ts';
 
-export function statusJson(snap: Snapshot, domain: string, port: number, startedAt: string): string {
+export function statusJson(snap: Snapshot, domain: string, port: number, startedAt: string, scheme: Scheme = 'http'): string {
   const source = snap.mounts.filter((m) => m.readyOn.length > 0).map((m) => ({
     audio_info: m.info.bitrate > 0 ? `bitrate=${m.info.bitrate}` : '',
     bitrate: m.info.bitrate > 0 ? m.info.bitrate : null,
     genre: m.info.genre,
     listener_peak: m.listeners,
     listeners: m.listeners,
-    listenurl: streamUrl(domain, port, m.path),
+    listenurl: streamUrl(domain, port, m.path, scheme),
     server_description: m.info.description,
     server_name: m.info.name,
     server_type: m.info.contentType,

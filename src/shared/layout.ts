@@ -88,7 +88,8 @@ export const N = {
   BANDWIDTH_LIMIT_KBPS: 13,
   /** Port of the node's own Icecast server. */
   ICECAST_INTERNAL_PORT: 14,
-  RESERVED: 15,
+  /** HTTPS_PORT while the node serves HTTPS (it has a certificate), else 0. */
+  HTTPS_PORT: 15,
 } as const;
 export const NODE_WORDS = 16;
 

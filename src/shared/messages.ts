@@ -13,7 +13,9 @@ export type ToWorker =
   /** Fault injection for tests (only sent when RADIOAI_FAULTS=1): throw from the event loop. */
   | { type: 'CRASH'; kind: FaultKind }
   /** Who listens to `path` (every mount when null), for `radioctl listeners`; answered with SESSIONS and the same `req`. */
-  | { type: 'SESSIONS'; req: number; path: string | null };
+  | { type: 'SESSIONS'; req: number; path: string | null }
+  /** A new certificate and key (PEM) for HTTPS_PORT: new connections use them; a worker not yet serving HTTPS starts. */
+  | { type: 'TLS'; cert: string; key: string };
 
 /**
  * The ways a worker can fail, injected in tests (RADIOAI_FAULTS=1) by the
@@ -107,6 +109,8 @@ export interface WorkerInit {
   frontLimits: { maxConnections: number; clientRate: number; clientPending: number; workers: number };
   /** The listener log: whether it is written (ACCESS_LOG), and the proxies whose X-Forwarded-For is believed (TRUSTED_PROXIES). */
   accessLog: { enabled: boolean; trustedProxies: string[] };
+  /** HTTPS_PORT, and the certificate and key (PEM) while there are some: none, no HTTPS until a TLS message brings them. */
+  https: { port: number; cert: string; key: string } | { port: number; cert: null; key: null };
   /** LOG_FORMAT, for the lines the worker logs itself. */
   logFormat: 'text' | 'json';
 }
@@ -130,6 +134,7 @@ export function parseToWorker(v: unknown): ToWorker | null {
   if (v.type === 'CRASH') return isFaultKind(v.kind) ? { type: 'CRASH', kind: v.kind } : null;
   if (v.type === 'LATENCY_SUMMARY' && typeof v.json === 'string') return { type: 'LATENCY_SUMMARY', json: v.json };
   if (v.type === 'SESSIONS' && typeof v.req === 'number' && (v.path === null || typeof v.path === 'string')) return { type: 'SESSIONS', req: v.req, path: v.path };
+  if (v.type === 'TLS' && typeof v.cert === 'string' && typeof v.key === 'string') return { type: 'TLS', cert: v.cert, key: v.key };
   return null;
 }
 

@@ -116,6 +116,7 @@ export class SnapshotReader {
         dnsPort: w[b + N.DNS_PORT]!,
         icecastPort: w[b + N.ICECAST_PORT]!,
         icecastInternalPort: w[b + N.ICECAST_INTERNAL_PORT]!,
+        httpsPort: w[b + N.HTTPS_PORT]!,
         alive: (nf & NF_ALIVE) !== 0,
         master: (nf & NF_MASTER) !== 0,
         icecastReady: (nf & NF_ICECAST_READY) !== 0,

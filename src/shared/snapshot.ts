@@ -13,6 +13,8 @@ export interface SnapshotNode {
   dnsPort: number;
   icecastPort: number;
   icecastInternalPort: number;
+  /** HTTPS_PORT while the node serves HTTPS, 0 when it does not. */
+  httpsPort: number;
   alive: boolean;
   master: boolean;
   icecastReady: boolean;

@@ -55,6 +55,8 @@ export interface NodeStatus {
    * false takes it out of DNS and balancing; absent (older nodes) counts as true.
    */
   serving?: boolean;
+  /** HTTPS_PORT while the node serves HTTPS; absent or 0 when it does not. */
+  httpsPort?: number;
   mounts: Record<string, MountStatus>;
   updatedAt: string;
 }

@@ -146,6 +146,7 @@ export function parseNodeStatus(key: string, value: unknown): NodeStatus {
     etcdMember: o.etcdMember === undefined ? false : bool(o, 'etcdMember'),
     // Absent in records from nodes that predate it: serving.
     ...(o.serving === undefined ? {} : { serving: bool(o, 'serving') }),
+    ...(o.httpsPort === undefined || o.httpsPort === 0 ? {} : { httpsPort: port(o, 'httpsPort') }),
     mounts,
     updatedAt: text(o, 'updatedAt'),
   };

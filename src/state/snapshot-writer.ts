@@ -192,6 +192,7 @@ export class SnapshotWriter {
       w[b + N.DNS_PORT] = node.dnsPort;
       w[b + N.ICECAST_PORT] = node.icecastPort;
       w[b + N.ICECAST_INTERNAL_PORT] = node.icecastInternalPort;
+      w[b + N.HTTPS_PORT] = node.httpsPort;
       w[b + N.FLAGS] = nf;
       w[b + N.LISTENERS] = node.listeners;
       w[b + N.BANDWIDTH_KBPS] = node.bandwidthKbps;

@@ -61,7 +61,7 @@ interface Slot {
 }
 
 export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
-  readonly #base: Omit<WorkerInit, 'id'>;
+  #base: Omit<WorkerInit, 'id'>;
   readonly #slots: Slot[] = [];
   #stopping = false;
   readonly #watchdog: NodeJS.Timeout;
@@ -217,6 +217,12 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
       if (left === 0) return done();
       for (const s of ready) s.worker!.postMessage({ type: 'SESSIONS', req, path } satisfies ToWorker);
     });
+  }
+
+  /** A new certificate for HTTPS_PORT: every running worker gets it, and so does every worker started from now on. */
+  setTls(cert: string, key: string): void {
+    this.#base = { ...this.#base, https: { port: this.#base.https.port, cert, key } };
+    this.broadcast({ type: 'TLS', cert, key });
   }
 
   /** Sends `msg` to every running worker. */

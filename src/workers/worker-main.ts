@@ -22,10 +22,11 @@ import { S, WorkerStats } from '../shared/worker-stats.ts';
 import { guardThreadTeardown } from '../proxy/conn-peek.ts';
 import { injectFault } from './faults.ts';
 import { LatencyRecorder } from '../shared/latency.ts';
-import { setLogFormat } from '../core/log.ts';
+import { logger, setLogFormat } from '../core/log.ts';
 
 const init = workerData as WorkerInit;
 setLogFormat(init.logFormat);
+const tlsLog = logger('tls');
 const port = parentPort!;
 // Before any uWS socket exists: lets the supervisor end this thread at any moment without aborting the process.
 guardThreadTeardown();
@@ -60,14 +61,15 @@ function fault(kind: string): boolean {
   injectFault(kind, closeListeners);
   return true;
 }
-/** What each public port answers with: both take every request; playlists and redirects name their own port. */
-function doorPort(kind: 'http' | 'icecast', port: number): DoorPort {
+/** What each public port answers with: all take every request; playlists and redirects name their own port and scheme. */
+function doorPort(kind: 'http' | 'icecast' | 'https', port: number): DoorPort {
+  const scheme = kind === 'https' ? 'https' : 'http';
   return {
-    pages: new Pages({ reader, nodeName: init.nodeName, worker: init.id, domain: init.domain, port, startedAt, latencyJson: () => latencyJson, ...(init.faults ? { fault } : {}) }),
-    router: new ListenRouter({ nodeName: init.nodeName, proxy: init.proxy, port: kind }),
+    pages: new Pages({ reader, nodeName: init.nodeName, worker: init.id, domain: init.domain, port, scheme, startedAt, latencyJson: () => latencyJson, ...(init.faults ? { fault } : {}) }),
+    router: new ListenRouter({ nodeName: init.nodeName, proxy: init.proxy, port: kind, domain: init.domain }),
   };
 }
-const ports = { http: doorPort('http', init.httpPort), icecast: doorPort('icecast', init.icecastPort) };
+const ports = { http: doorPort('http', init.httpPort), icecast: doorPort('icecast', init.icecastPort), https: doorPort('https', init.https.port) };
 /** Finished listener requests, handed to the main thread's listener log once a second. */
 const accessBatch = new AccessBatch(init.accessLog.enabled, (entries, dropped) => send({ type: 'ACCESS', id: init.id, entries, dropped }));
 const listenerLog = new ListenerLog(accessBatch, trustedProxies(init.accessLog.trustedProxies));
@@ -85,13 +87,22 @@ const dns = new DnsServer({
   latency,
 });
 
+/** HTTPS_PORT with a (new) certificate: listening from the first one on, a new context for new connections after. */
+function serveTls(cert: string, key: string): Promise<void> {
+  return front.listenTls(init.bindAddrs, init.https.port, ports.https, { cert, key });
+}
+
 Promise.all([
   front.listen(init.bindAddrs, init.httpPort, ports.http, apps.http),
   front.listen(init.bindAddrs, init.icecastPort, ports.icecast, apps.icecast),
   dns.listen(init.bindAddrs, init.dnsPort),
+  ...(init.https.cert !== null ? [serveTls(init.https.cert, init.https.key)] : []),
 ]).then(
   () => send({ type: 'READY', id: init.id, listening: init.bindAddrs.map((a) => `${a}:${init.httpPort}`) }),
-  (err: Error) => send({ type: 'LISTEN_FAILED', id: init.id, code: 'RADIOAI_ERR_BIND', message: `cannot listen on port ${init.httpPort}, ${init.icecastPort} or ${init.dnsPort}: ${err.message}` }),
+  (err: Error) => send({
+    type: 'LISTEN_FAILED', id: init.id, code: 'RADIOAI_ERR_BIND',
+    message: `cannot listen on port ${init.httpPort}, ${init.icecastPort}, ${init.dnsPort}${init.https.cert !== null ? ` or ${init.https.port} (HTTPS)` : ''}: ${err.message}`,
+  }),
 );
 
 let closed = false;
@@ -143,6 +154,12 @@ function onMessage(raw: unknown): void {
   if (msg.type === 'SHUTDOWN') close(false);
   else if (msg.type === 'LATENCY_SUMMARY') latencyJson = msg.json;
   else if (msg.type === 'CRASH') setImmediate(() => injectFault(msg.kind, closeListeners));
-  else if (msg.type === 'SESSIONS') send({ type: 'SESSIONS', id: init.id, req: msg.req, sessions: hubs.sessions(msg.path) });
+  else if (msg.type === 'TLS') {
+    const first = !front.servesTls(init.https.port);
+    serveTls(msg.cert, msg.key).then(
+      () => (first && init.id === 0 ? tlsLog.info(`HTTPS on port ${init.https.port}`) : undefined),
+      (err: Error) => tlsLog.error(`cannot serve HTTPS on port ${init.https.port}: ${err.message}`),
+    );
+  } else if (msg.type === 'SESSIONS') send({ type: 'SESSIONS', id: init.id, req: msg.req, sessions: hubs.sessions(msg.path) });
 }
 port.on('message', onMessage);

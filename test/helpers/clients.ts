@@ -564,6 +564,8 @@ function field(v: unknown, key: string): unknown {
 export interface CurlListenOptions extends ListenOptions {
   /** --http1.0 or --http1.1 (default 1.1). */
   http?: '1.0' | '1.1';
+  /** More of curl's options, such as --cacert and --resolve for HTTPS. */
+  curlArgs?: string[];
 }
 
 /**
@@ -576,8 +578,9 @@ export async function curlListen(url: string, o: CurlListenOptions = {}): Promis
   const body = join(dir, 'body');
   const head = join(dir, 'head');
   const r = await runFor('curl', ['-sS', o.http === '1.0' ? '--http1.0' : '--http1.1', '-o', body, '-D', head,
-    '--max-time', String(seconds(o)), url], seconds(o) * 1000 + 5000);
-  const status = existsSync(head) ? (readFileSync(head, 'latin1').split('\r\n')[0] ?? '') : '';
+    '--max-time', String(seconds(o)), ...(o.curlArgs ?? []), url], seconds(o) * 1000 + 5000);
+  // With -L the file holds every answer's head: the last one is the stream's.
+  const status = existsSync(head) ? (readFileSync(head, 'latin1').split('\r\n').filter((l) => /^(?:HTTP\/|ICY )/.test(l)).at(-1) ?? '') : '';
   const data = existsSync(body) ? readFileSync(body) : Buffer.alloc(0);
   const kind = audioKind(data);
   const fail = !/^(?:HTTP\/\d(?:\.\d)?|ICY) 200\b/.test(status) ? `answer ${JSON.stringify(status)}`

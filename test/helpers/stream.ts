@@ -5,6 +5,7 @@
  * MP3 frames.
  */
 import { get, type ClientRequest } from 'node:http';
+import { get as httpsGet, type RequestOptions } from 'node:https';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, waitFor } from '../../harness/net.ts';
@@ -35,8 +36,10 @@ export class Listener {
   #kept = 0;
   readonly #req: ClientRequest;
 
-  constructor(url: string, keep = 1 << 20) {
-    this.#req = get(url, { agent: false }, (res) => {
+  /** `tls`: options for an https:// URL (ca, lookup, servername). */
+  constructor(url: string, keep = 1 << 20, tls: RequestOptions = {}) {
+    const open = url.startsWith('https:') ? httpsGet : get;
+    this.#req = open(url, { agent: false, ...tls }, (res) => {
       this.status = res.statusCode ?? 0;
       this.contentType = String(res.headers['content-type'] ?? '');
       res.on('data', (d: Buffer) => {
