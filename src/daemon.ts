@@ -11,6 +11,8 @@ import type { SupervisedChild } from './control/child-process.ts';
 import { embeddedEtcd } from './control/embedded-etcd.ts';
 import { RadioError, describe, hasCode } from './core/errors.ts';
 import { logger } from './core/log.ts';
+import { ListenerHistory, buildLiveStatus } from './metrics/listener-history.ts';
+import { HISTORY_STEP_S } from './shared/live-status.ts';
 import { TlsFiles } from './config/tls-files.ts';
 import { VERSION } from './core/version.ts';
 import { streamInfoOf, type SnapshotInput } from './shared/snapshot.ts';
@@ -118,6 +120,11 @@ export class Daemon {
   /** Each worker's latest latency histograms, merged for /debug/latency. */
   readonly #latency = new Map<number, EncodedLatency>();
   #latencyChanged = false;
+  /** Listeners per mount over the last hour, for the status page. */
+  readonly #history = new ListenerHistory();
+  #lastHistoryAt = 0;
+  /** The status page's figures last sent to the workers ('' after a worker restart: send again). */
+  #liveSent = '';
   #etcdErrors = 0;
   #masterChanges = 0;
   #lastMaster: string | null = null;
@@ -175,7 +182,10 @@ export class Daemon {
       limits: { clients: config.icecastClients, queueSize: config.icecastQueueSize, burstSize: config.icecastBurstSize },
     });
     // A restarted worker starts with no summary: send it one at the next tick.
-    this.workers.on('restart', () => (this.#latencyChanged = true));
+    this.workers.on('restart', () => {
+      this.#latencyChanged = true;
+      this.#liveSent = '';
+    });
     this.workers.on('latency', (id, h) => {
       this.#latency.set(id, { ...this.#latency.get(id), ...h });
       this.#latencyChanged = true;
@@ -405,7 +415,25 @@ export class Daemon {
       this.workers.broadcast({ type: 'LATENCY_SUMMARY', json: JSON.stringify({ node: this.config.nodeName, ...summarize(this.#latency.values()) }) });
     }
     this.publish();
+    this.#sendLive();
     void this.#writeStatus();
+  }
+
+  /** Samples the listener plot every HISTORY_STEP_S and sends the workers the status page's figures when they change. */
+  #sendLive(): void {
+    const snap = this.#reader.current();
+    const now = Date.now();
+    if (now - this.#lastHistoryAt >= HISTORY_STEP_S * 1000) {
+      this.#lastHistoryAt = now;
+      this.#history.sample(snap.mounts);
+    }
+    const model = this.model;
+    const live = buildLiveStatus(snap, model?.masterCandidates() ?? [], (node, path) => model?.status.get(node)?.mounts[path]?.listeners ?? 0, this.#history, 0);
+    // Compared without its time, which changes every second: the page says when the figures last changed.
+    const json = JSON.stringify(live);
+    if (json === this.#liveSent) return;
+    this.#liveSent = json;
+    this.workers.broadcast({ type: 'LIVE_STATUS', json: JSON.stringify({ ...live, at: now }) });
   }
 
   /** Logs why the first endpoint refuses this node when it is a TLS or listening mistake an operator can fix. */

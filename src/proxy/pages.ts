@@ -11,7 +11,8 @@ import { health } from '../workers/health.ts';
 import { CORS_ORIGIN, preflight, text, type Answer } from './answers.ts';
 import { PLAYLIST_TYPES, m3u, playlistOf, pls, streamUrl, type Scheme } from './playlist.ts';
 import { statusJson } from './status-json.ts';
-import { statusPage } from './status-page.ts';
+import { PAGE_HEADERS, liveFragments, statusPage } from './status-page.ts';
+import { liveFromSnapshot, type LiveStatus } from '../shared/live-status.ts';
 
 export interface PagesOptions {
   reader: SnapshotReader;
@@ -24,6 +25,8 @@ export interface PagesOptions {
   scheme?: Scheme;
   /** When radiod started, for the status JSON. */
   startedAt: string;
+  /** The main thread's latest live figures for the status page; null until it has sent some. */
+  live?: () => LiveStatus | null;
   /** The merged latency percentiles (JSON) for GET /debug/latency. */
   latencyJson?: () => string;
   /** Fault injection (tests only): breaks the worker for GET /debug/fault/KIND from loopback; false for an unknown kind. */
@@ -40,7 +43,9 @@ const JSON_NO_STORE: [string, string][] = [['Content-Type', 'application/json'],
 export class Pages {
   readonly #o: PagesOptions;
   #seq = -1;
+  #live: LiveStatus | null = null;
   #html = '';
+  #fragments = '';
   #json = '';
 
   constructor(o: PagesOptions) {
@@ -61,7 +66,10 @@ export class Pages {
         return { status: 200, headers: JSON_NO_STORE, body: this.#o.latencyJson?.() ?? '{}' };
       case '/':
         this.#render();
-        return { status: 200, headers: [['Content-Type', 'text/html; charset=utf-8']], body: this.#html };
+        return { status: 200, headers: PAGE_HEADERS, body: this.#html };
+      case '/status/live.json':
+        this.#render();
+        return { status: 200, headers: JSON_NO_STORE, body: this.#fragments };
       case '/status-json.xsl':
         this.#render();
         return { status: 200, headers: [['Content-Type', 'application/json; charset=utf-8'], ['Cache-Control', 'no-cache'], CORS_ORIGIN], body: this.#json };
@@ -83,9 +91,13 @@ export class Pages {
 
   #render(): void {
     const snap = this.#o.reader.current();
-    if (snap.seq === this.#seq) return;
+    const live = this.#o.live?.() ?? null;
+    if (snap.seq === this.#seq && live === this.#live) return;
     this.#seq = snap.seq;
-    this.#html = statusPage(snap, this.#o.domain, this.#o.nodeName);
+    this.#live = live;
+    const shown = live ?? liveFromSnapshot(snap);
+    this.#html = statusPage(shown, this.#o.domain, this.#o.nodeName);
+    this.#fragments = liveFragments(shown, this.#o.domain, this.#o.nodeName);
     this.#json = statusJson(snap, this.#o.domain, this.#o.port, this.#o.startedAt, this.#o.scheme);
   }
 }

@@ -14,6 +14,8 @@ export type ToWorker =
   | { type: 'CRASH'; kind: FaultKind }
   /** Who listens to `path` (every mount when null), for `radioctl listeners`; answered with SESSIONS and the same `req`. */
   | { type: 'SESSIONS'; req: number; path: string | null }
+  /** The status page's live figures (live-status.ts), JSON, when they change. */
+  | { type: 'LIVE_STATUS'; json: string }
   /** A new certificate and key (PEM) for HTTPS_PORT: new connections use them; a worker not yet serving HTTPS starts. */
   | { type: 'TLS'; cert: string; key: string };
 
@@ -134,6 +136,7 @@ export function parseToWorker(v: unknown): ToWorker | null {
   if (v.type === 'CRASH') return isFaultKind(v.kind) ? { type: 'CRASH', kind: v.kind } : null;
   if (v.type === 'LATENCY_SUMMARY' && typeof v.json === 'string') return { type: 'LATENCY_SUMMARY', json: v.json };
   if (v.type === 'SESSIONS' && typeof v.req === 'number' && (v.path === null || typeof v.path === 'string')) return { type: 'SESSIONS', req: v.req, path: v.path };
+  if (v.type === 'LIVE_STATUS' && typeof v.json === 'string') return { type: 'LIVE_STATUS', json: v.json };
   if (v.type === 'TLS' && typeof v.cert === 'string' && typeof v.key === 'string') return { type: 'TLS', cert: v.cert, key: v.key };
   return null;
 }

@@ -23,6 +23,7 @@ import { guardThreadTeardown } from '../proxy/conn-peek.ts';
 import { injectFault } from './faults.ts';
 import { LatencyRecorder } from '../shared/latency.ts';
 import { logger, setLogFormat } from '../core/log.ts';
+import type { LiveStatus } from '../shared/live-status.ts';
 
 const init = workerData as WorkerInit;
 setLogFormat(init.logFormat);
@@ -36,6 +37,8 @@ const send = (m: FromWorker): void => port.postMessage(m);
 const latency = new LatencyRecorder();
 /** The cluster-wide summary the main thread last sent, for GET /debug/latency. */
 let latencyJson = '{}';
+/** The status page's figures the main thread last sent. */
+let live: LiveStatus | null = null;
 const latencyTimer = setInterval(() => {
   const histograms = latency.take();
   if (histograms) send({ type: 'LATENCY', id: init.id, histograms });
@@ -65,7 +68,7 @@ function fault(kind: string): boolean {
 function doorPort(kind: 'http' | 'icecast' | 'https', port: number): DoorPort {
   const scheme = kind === 'https' ? 'https' : 'http';
   return {
-    pages: new Pages({ reader, nodeName: init.nodeName, worker: init.id, domain: init.domain, port, scheme, startedAt, latencyJson: () => latencyJson, ...(init.faults ? { fault } : {}) }),
+    pages: new Pages({ reader, nodeName: init.nodeName, worker: init.id, domain: init.domain, port, scheme, startedAt, live: () => live, latencyJson: () => latencyJson, ...(init.faults ? { fault } : {}) }),
     router: new ListenRouter({ nodeName: init.nodeName, proxy: init.proxy, port: kind, domain: init.domain }),
   };
 }
@@ -153,6 +156,7 @@ function onMessage(raw: unknown): void {
   if (!msg) return;
   if (msg.type === 'SHUTDOWN') close(false);
   else if (msg.type === 'LATENCY_SUMMARY') latencyJson = msg.json;
+  else if (msg.type === 'LIVE_STATUS') live = JSON.parse(msg.json) as LiveStatus;
   else if (msg.type === 'CRASH') setImmediate(() => injectFault(msg.kind, closeListeners));
   else if (msg.type === 'TLS') {
     const first = !front.servesTls(init.https.port);

@@ -800,6 +800,53 @@ window.state = () => JSON.stringify({ t: a.currentTime, err, ready: a.readyState
 </script>`;
 }
 
+/** A page open in headless Chromium, driven over the DevTools protocol. */
+export interface BrowserPage {
+  /** The value of `expression` in the page (a promise is awaited); `gesture` runs it as if the user had clicked. */
+  evaluate(expression: string, gesture?: boolean): Promise<unknown>;
+  /** A PNG of what the page shows, saved to `file`. */
+  screenshot(file: string): Promise<void>;
+}
+
+/**
+ * Opens `url` in a fresh headless Chromium (its own profile directory),
+ * runs `use` on the page, and ends the browser by PID whatever happens.
+ */
+export async function inBrowser<T>(url: string, use: (page: BrowserPage) => Promise<T>): Promise<T> {
+  const dir = tempDir('chromium');
+  const { cmd, args } = chromium();
+  const browser = run(cmd, [...args, '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
+    '--no-default-browser-check', '--autoplay-policy=no-user-gesture-required', `--user-data-dir=${dir}`, '--window-size=1000,1100',
+    '--remote-debugging-address=127.0.0.1', '--remote-debugging-port=0', 'about:blank']);
+  let cdp: Cdp | null = null;
+  try {
+    const ws = await waitFor(() => /DevTools listening on (ws:\/\/\S+)/.exec(browser.output())?.[1], 20_000, 'Chromium DevTools');
+    const c = (cdp = await Cdp.open(ws));
+    const target = await c.send('Target.createTarget', { url });
+    const attached = await c.send('Target.attachToTarget', { targetId: field(target, 'targetId'), flatten: true });
+    const sessionId = String(field(attached, 'sessionId'));
+    return await use({
+      evaluate: async (expression, gesture = false) => {
+        const ev = await c.send('Runtime.evaluate', { expression, returnByValue: true, awaitPromise: true, userGesture: gesture }, sessionId);
+        const thrown = field(ev, 'exceptionDetails');
+        if (thrown !== undefined) throw new Error(`in the page: ${String(field(field(thrown, 'exception'), 'description') ?? field(thrown, 'text'))}`);
+        return field(field(ev, 'result'), 'value');
+      },
+      screenshot: async (file) => {
+        const shot = await c.send('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true }, sessionId);
+        writeFileSync(file, Buffer.from(String(field(shot, 'data')), 'base64'));
+      },
+    });
+  } finally {
+    cdp?.close();
+    // SIGTERM lets Chromium take its renderer and GPU processes down with it.
+    killPid(browser.pid, 'SIGTERM');
+    const ended = await Promise.race([browser.exited, new Promise((r) => setTimeout(() => r(null), 3000))]);
+    if (ended === null) killPid(browser.pid, 'SIGKILL');
+    await browser.exited;
+  }
+}
+
 /**
  * Headless Chromium plays `url` in an <audio> element of a page from another
  * origin (a node:http server on its own port), driven over the DevTools
@@ -815,39 +862,23 @@ export async function browserPlays(url: string, o: BrowserOptions = {}): Promise
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const pagePort = (server.address() as { port: number }).port;
-  const dir = tempDir('chromium');
-  const { cmd, args } = chromium();
-  const browser = run(cmd, [...args, '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
-    '--no-default-browser-check', '--autoplay-policy=no-user-gesture-required', `--user-data-dir=${dir}`,
-    '--remote-debugging-address=127.0.0.1', '--remote-debugging-port=0', 'about:blank']);
-  let cdp: Cdp | null = null;
   let last = { t: 0, err: null as string | null, ready: 0, network: 0 };
   try {
-    const ws = await waitFor(() => /DevTools listening on (ws:\/\/\S+)/.exec(browser.output())?.[1], 20_000, 'Chromium DevTools');
-    cdp = await Cdp.open(ws);
-    const target = await cdp.send('Target.createTarget', { url: `http://127.0.0.1:${pagePort}/` });
-    const attached = await cdp.send('Target.attachToTarget', { targetId: field(target, 'targetId'), flatten: true });
-    const sessionId = String(field(attached, 'sessionId'));
-    const deadline = Date.now() + (o.timeoutMs ?? 20_000);
-    while (Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 250));
-      const ev = await cdp.send('Runtime.evaluate', { expression: 'typeof state === "function" ? state() : ""', returnByValue: true }, sessionId);
-      const value = field(field(ev, 'result'), 'value');
-      if (typeof value !== 'string' || value === '') continue; // page not loaded yet
-      const s: unknown = JSON.parse(value);
-      last = { t: Number(field(s, 't')), err: (field(s, 'err') as string | null) ?? null, ready: Number(field(s, 'ready')), network: Number(field(s, 'network')) };
-      if (last.err !== null || last.t >= need) break;
-    }
+    await inBrowser(`http://127.0.0.1:${pagePort}/`, async (p) => {
+      const deadline = Date.now() + (o.timeoutMs ?? 20_000);
+      while (Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 250));
+        const value = await p.evaluate('typeof state === "function" ? state() : ""');
+        if (typeof value !== 'string' || value === '') continue; // page not loaded yet
+        const s: unknown = JSON.parse(value);
+        last = { t: Number(field(s, 't')), err: (field(s, 'err') as string | null) ?? null, ready: Number(field(s, 'ready')), network: Number(field(s, 'network')) };
+        if (last.err !== null || last.t >= need) break;
+      }
+    });
   } catch (e) {
     last.err ??= e instanceof Error ? e.message : String(e);
   } finally {
-    cdp?.close();
     server.close();
-    // SIGTERM lets Chromium take its renderer and GPU processes down with it.
-    killPid(browser.pid, 'SIGTERM');
-    const ended = await Promise.race([browser.exited, new Promise((r) => setTimeout(() => r(null), 3000))]);
-    if (ended === null) killPid(browser.pid, 'SIGKILL');
-    await browser.exited;
   }
   const ok = last.err === null && last.t >= need;
   const evidence = `chromium: currentTime ${last.t.toFixed(2)} s (need ${need}), readyState ${last.ready}, networkState ${last.network}${last.err !== null ? `, ${last.err}` : ''}`;
