@@ -9,12 +9,23 @@
  * or Ogg Vorbis on a mount of its own. BENCH_FANOUT_PORT=http|icecast
  * (http): radiod's listeners go to HTTP_PORT or to ICECAST_PORT, the
  * Icecast-compatible door.
+ *
+ * Then what the operators' features cost (opsCost): two more proxy nodes
+ * side by side, one with the listener log on and /metrics scraped every
+ * second, one with both off; each gets BENCH_OPS_LISTENERS (5000) listeners
+ * that connect, stay BENCH_FANOUT_SECONDS and leave, and the radiod's CPU
+ * over the whole visit is compared, since the log's work is done when
+ * listeners leave, not while they listen.
  */
 import { get, type ClientRequest } from 'node:http';
 import { cpuOf, rssOf } from './proc-stats.ts';
 import { pidFrom } from '../harness/process.ts';
 import { join } from 'node:path';
-import { MOUNT, startStream, type Cluster, type StreamFormat } from './cluster.ts';
+import { MOUNT, ONE_ADDRESS_MANY_CLIENTS, startStream, type Cluster, type StreamFormat } from './cluster.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { freePort, waitFor } from '../harness/net.ts';
+import { tempDir } from '../harness/process.ts';
+import { startRadiod } from '../harness/radiod.ts';
 import { startNginx } from './redirect.ts';
 
 export interface FanoutResult {
@@ -99,6 +110,77 @@ export async function fanoutBench(cluster: Cluster, sizes: number[]): Promise<Fa
   } finally {
     await nginx.stop();
     await stream?.source.stop();
+  }
+  return out;
+}
+
+export interface OpsResult {
+  server: string;
+  listeners: number;
+  /** radiod's CPU seconds over the visit: connect, BENCH_FANOUT_SECONDS of listening, leave, the log written. */
+  cpuSeconds: number;
+  /** Listener-log lines written for the visit. */
+  logLines: number;
+  /** /metrics answers taken during it. */
+  scrapes: number;
+  /** Bytes of the last /metrics answer. */
+  metricsBytes: number;
+}
+
+/** N listeners visit `url` (connect, stay, leave); `scrape` is asked every second meanwhile. */
+async function visit(server: string, url: string, n: number, pid: number, log: string | null, scrape: string | null): Promise<OpsResult> {
+  const lines = (): number => (log !== null && existsSync(log) ? readFileSync(log, 'latin1').split('\n').length - 1 : 0);
+  const lines0 = lines();
+  const cpu0 = cpuOf([pid]);
+  const counts = new Float64Array(n);
+  const reqs: ClientRequest[] = [];
+  for (let i = 0; i < n; i++) {
+    const k = i;
+    const req = get(url, { agent: false }, (res) => res.on('data', (d: Buffer) => (counts[k]! += d.length)));
+    req.on('error', () => undefined);
+    reqs.push(req);
+    if (i % 50 === 49) await new Promise((r) => setTimeout(r, 50));
+  }
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && counts.some((c) => c === 0)) await new Promise((r) => setTimeout(r, 250));
+  let scrapes = 0;
+  let metricsBytes = 0;
+  const until = Date.now() + MEASURE_S * 1000;
+  while (Date.now() < until) {
+    if (scrape !== null) {
+      const body = await (await fetch(scrape)).text();
+      metricsBytes = body.length;
+      scrapes++;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  for (const r of reqs) r.destroy();
+  // The workers hand their lines over once a second; the visit ends when the log has them all.
+  if (log !== null) await waitFor(() => lines() - lines0 >= n, 20_000, `${n} lines in the listener log`, 250).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 2000));
+  return { server, listeners: n, cpuSeconds: Number((cpuOf([pid]) - cpu0).toFixed(2)), logLines: lines() - lines0, scrapes, metricsBytes };
+}
+
+/** The listener log and /metrics, on and off, on two nodes of the same cluster in the same run. */
+export async function opsCost(cluster: Cluster): Promise<OpsResult[]> {
+  const n = Number(process.env.BENCH_OPS_LISTENERS ?? 5000);
+  const workers = Number(process.env.BENCH_WORKERS ?? 2);
+  const host = { on: '127.0.0.4', off: '127.0.0.5' };
+  const log = `${tempDir('ops-log')}/access.log`;
+  const metricsPort = await freePort(host.on);
+  const on = await startRadiod({ name: 'bench-ops-on', host: host.on, etcd: cluster.etcd.url, workers, leaseTtl: 5, metricsAddr: `${host.on}:${metricsPort}`, env: { ACCESS_LOG: log }, extraArgs: ONE_ADDRESS_MANY_CLIENTS });
+  const off = await startRadiod({ name: 'bench-ops-off', host: host.off, etcd: cluster.etcd.url, workers, leaseTtl: 5, env: { ACCESS_LOG: '' }, extraArgs: ONE_ADDRESS_MANY_CLIENTS });
+  const out: OpsResult[] = [];
+  try {
+    for (const node of [on, off]) await waitFor(async () => (await node.health()).body.icecast === 'ready', 20_000, `${node.name} ready`);
+    // Alternate, so neither always runs on a machine still busy with the other's leavers.
+    out.push(await visit('radiod, listener log off, no /metrics', `http://${off.host}:${off.httpPort}${MOUNT}`, n, off.proc.pid, null, null));
+    out.push(await visit('radiod, listener log on, /metrics every 1 s', `http://${on.host}:${on.httpPort}${MOUNT}`, n, on.proc.pid, log, `http://${host.on}:${metricsPort}/metrics`));
+    out.push(await visit('radiod, listener log off, no /metrics', `http://${off.host}:${off.httpPort}${MOUNT}`, n, off.proc.pid, null, null));
+    out.push(await visit('radiod, listener log on, /metrics every 1 s', `http://${on.host}:${on.httpPort}${MOUNT}`, n, on.proc.pid, log, `http://${host.on}:${metricsPort}/metrics`));
+  } finally {
+    await on.stop();
+    await off.stop();
   }
   return out;
 }

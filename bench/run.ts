@@ -9,7 +9,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { startCluster } from './cluster.ts';
-import { fanoutBench, type FanoutResult } from './fanout.ts';
+import { fanoutBench, opsCost, type FanoutResult, type OpsResult } from './fanout.ts';
 import { redirectBench, type LoadResult } from './redirect.ts';
 import { dnsBench, type DnsResult } from './dns.ts';
 import { playlistBench, statusBench } from './pages.ts';
@@ -26,7 +26,7 @@ if (which !== 'all' && !(NAMES as readonly string[]).includes(which)) {
 const want = (n: string): boolean => which === 'all' || which === n;
 
 const results: {
-  redirect?: LoadResult[]; playlist?: LoadResult[]; status?: LoadResult[]; fanout?: FanoutResult[]; flashcrowd?: CrowdResult[];
+  redirect?: LoadResult[]; playlist?: LoadResult[]; status?: LoadResult[]; fanout?: FanoutResult[]; ops?: OpsResult[]; flashcrowd?: CrowdResult[];
   dns?: DnsResult[]; latency?: LatencyResult[]; failover?: FailoverRun[]; machine: string; date: string;
 } = {
   machine: `${(await import('node:os')).cpus().length} cores, node ${process.version}`,
@@ -41,6 +41,7 @@ if (cluster) try {
   if (want('fanout')) {
     const sizes = (process.env.BENCH_FANOUT_SIZES ?? '1000,5000,10000,18000').split(',').map(Number);
     results.fanout = await fanoutBench(cluster, sizes);
+    if (process.env.BENCH_OPS !== '0') results.ops = await opsCost(cluster);
   }
   if (want('flashcrowd')) results.flashcrowd = await flashcrowdBench(cluster);
   if (want('dns')) results.dns = await dnsBench(cluster);
@@ -65,6 +66,15 @@ if (results.fanout) {
   md.push('## fanout', '', '| server | format | listeners | connected | CPU % | CPU % per listener | RSS KiB per listener | share >= 15 kB/s | median B/s |', '|---|---|---|---|---|---|---|---|---|');
   for (const r of results.fanout) md.push(`| ${r.server} | ${r.format} | ${r.listeners} | ${r.connected} | ${r.cpuPercent} | ${r.cpuPerListenerPct} | ${r.rssPerListenerKiB} | ${r.atRate} | ${r.medianBps} |`);
   md.push('');
+}
+if (results.ops) {
+  md.push('## fanout: listener log and /metrics', '', '| server | listeners | radiod CPU s per visit | log lines | scrapes | /metrics bytes |', '|---|---|---|---|---|---|');
+  for (const r of results.ops) md.push(`| ${r.server} | ${r.listeners} | ${r.cpuSeconds} | ${r.logLines} | ${r.scrapes} | ${r.metricsBytes} |`);
+  const mean = (on: boolean): number => {
+    const rows = results.ops!.filter((r) => (r.logLines > 0) === on);
+    return rows.reduce((a, r) => a + r.cpuSeconds, 0) / Math.max(1, rows.length);
+  };
+  md.push('', `on / off: ${(mean(true) / mean(false)).toFixed(3)} of the CPU per visit; ${(((mean(true) - mean(false)) * 1e6) / Math.max(1, results.ops[0]!.listeners)).toFixed(1)} µs of CPU more per listener session.`, '');
 }
 if (results.flashcrowd) {
   md.push('## flashcrowd', '', '| server | listeners in 1 s | answered 200 | within 2 s | share within 2 s | p50 ms | p99 ms |', '|---|---|---|---|---|---|---|');
