@@ -109,7 +109,7 @@ function mountLive(m: LiveMount, stepSeconds: number): string {
 
 function mountPlayer(m: LiveMount): string {
   const p = h(m.path);
-  return `<audio controls preload="none" src="${p}"></audio><p class="per"><a href="${p}.m3u">m3u</a> · <a href="${p}.pls">pls</a></p>`;
+  return `<audio controls preload="none" src="${p}"></audio><p class="per"><a href="${p}">stream</a> · <a href="${p}.m3u">m3u</a> · <a href="${p}.pls">pls</a></p>`;
 }
 
 /** The whole page. */
