@@ -48,11 +48,15 @@ function choice<T extends string>(name: string, allowed: readonly T[]): T {
   return v as T;
 }
 
-async function measure(server: string, format: StreamFormat, url: string, n: number, pids: number[]): Promise<FanoutResult> {
-  const rss0 = rssOf(pids);
+/**
+ * N listeners of `url`, each counting the bytes it gets; returns once all
+ * have had some (or after 30 s). They arrive in batches: Icecast 2.4's
+ * listen backlog is a compile-time 5, and this measures steady state, not a
+ * flash crowd.
+ */
+async function arrive(url: string, n: number): Promise<{ counts: Float64Array; reqs: ClientRequest[] }> {
   const counts = new Float64Array(n);
   const reqs: ClientRequest[] = [];
-  // Arrive in batches: Icecast 2.4's listen backlog is a compile-time 5; this measures steady state, not a flash crowd.
   for (let i = 0; i < n; i++) {
     const k = i;
     const req = get(url, { agent: false }, (res) => res.on('data', (d: Buffer) => (counts[k]! += d.length)));
@@ -62,6 +66,12 @@ async function measure(server: string, format: StreamFormat, url: string, n: num
   }
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline && counts.some((c) => c === 0)) await new Promise((r) => setTimeout(r, 250));
+  return { counts, reqs };
+}
+
+async function measure(server: string, format: StreamFormat, url: string, n: number, pids: number[]): Promise<FanoutResult> {
+  const rss0 = rssOf(pids);
+  const { counts, reqs } = await arrive(url, n);
   await new Promise((r) => setTimeout(r, 2000));
   const before = Float64Array.from(counts);
   const cpu0 = cpuOf(pids);
@@ -132,17 +142,7 @@ async function visit(server: string, url: string, n: number, pid: number, log: s
   const lines = (): number => (log !== null && existsSync(log) ? readFileSync(log, 'latin1').split('\n').length - 1 : 0);
   const lines0 = lines();
   const cpu0 = cpuOf([pid]);
-  const counts = new Float64Array(n);
-  const reqs: ClientRequest[] = [];
-  for (let i = 0; i < n; i++) {
-    const k = i;
-    const req = get(url, { agent: false }, (res) => res.on('data', (d: Buffer) => (counts[k]! += d.length)));
-    req.on('error', () => undefined);
-    reqs.push(req);
-    if (i % 50 === 49) await new Promise((r) => setTimeout(r, 50));
-  }
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline && counts.some((c) => c === 0)) await new Promise((r) => setTimeout(r, 250));
+  const { reqs } = await arrive(url, n);
   let scrapes = 0;
   let metricsBytes = 0;
   const until = Date.now() + MEASURE_S * 1000;
