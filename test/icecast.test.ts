@@ -181,10 +181,14 @@ describe('Icecast and liquidsoap under radiod', () => {
     }), 15_000, 'a transcoder for /t.mp3');
     const first = pidFrom(pidFile(runner))!;
     assert.equal((await ctl('edit-mount', '/t.mp3', '--new-password')).code, 0);
+    // Stopping liquidsoap may take its 3 s grace, and a loaded machine is slower still.
     await waitFor(() => {
       const p = pidFrom(pidFile(runner));
       return !alive(first) && p !== null && p !== first && alive(p);
-    }, 15_000, 'the transcoder to restart with the new password');
+    }, 30_000, 'the transcoder to restart with the new password').catch((err: Error) => {
+      const where = survivors.map((n) => `${n.name}: pid file ${pidFrom(pidFile(n)) ?? 'none'}`).join(', ');
+      throw new Error(`${err.message} (first ${first} ${alive(first) ? 'alive' : 'gone'}; ${where})\n--- ${runner.name} ---\n${runner.proc.output().split('\n').filter((l) => /transcod|liquidsoap/.test(l)).slice(-30).join('\n')}`);
+    });
 
     const other = survivors.find((n) => n !== runner)!;
     const t0 = Date.now();
