@@ -23,10 +23,10 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/workers/**', 'src/shared/**', 'src/proxy/**', 'src/dns/**'],
+    files: ['src/workers/**', 'src/ipc/**', 'src/proxy/**', 'src/dns/**', 'src/core/**'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
-        { group: ['**/state/**', '**/control/**', 'etcd3'], message: 'workers and shared code never import etcd or control modules' },
+        { group: ['**/state/**', '**/children/**', '**/node/**', '**/icecast/**', '**/metrics/**', 'etcd3'], message: 'workers and the thread contract never import etcd, the control plane or child processes' },
       ] }],
     },
   },

@@ -205,7 +205,7 @@ export class Cluster {
   /**
    * Adds a node on the next address with no etcd member and no etcd
    * address given: its radiod looks up `etcd.DOMAIN` in the cluster's own
-   * DNS (README, "Adding nodes") and joins through what that returns.
+   * DNS (docs/cluster.md, "Procedure") and joins through what that returns.
    */
   async join(readyMs = 30_000): Promise<ClusterNode> {
     const index = this.nodes.length;

@@ -72,7 +72,7 @@ export class EtcdMember {
   async start(): Promise<void> {
     const s = this.spec;
     const peer = (h: string, p: number): string => `${s.tls ? 'https' : 'http'}://${h}:${p}`;
-    // The same flags an operator sets in /etc/default/etcd (README, "Installing a cluster").
+    // The same flags an operator sets in /etc/default/etcd (docs/cluster.md).
     const tls = s.tls
       ? [
         '--cert-file', s.tls.cert, '--key-file', s.tls.key, '--trusted-ca-file', s.tls.ca, '--client-cert-auth',

@@ -79,6 +79,8 @@ install -m 0644 packaging/logrotate/radioai "$stage/etc/logrotate.d/radioai"
 $node packaging/default-file.ts > "$stage/etc/default/radioai"
 chmod 0644 "$stage/etc/default/radioai"
 install -m 0644 README.md TUNING.md ARCHITECTURE.md "$stage/usr/share/doc/radioai/"
+install -d "$stage/usr/share/doc/radioai/docs"
+install -m 0644 docs/*.md "$stage/usr/share/doc/radioai/docs/"
 # Manual pages and bash completion, made from the programs' own tables (packaging/manual.ts).
 mkdir -p "$stage/usr/share/man/man8" "$stage/usr/share/bash-completion/completions"
 for page in radiod radioctl; do

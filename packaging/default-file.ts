@@ -12,8 +12,8 @@ const head = `# radioai node settings: KEY=VALUE lines, read by radiod and radio
 # until then radiod.service waits ("systemctl status radiod" says why).
 # After a later change: systemctl restart radiod
 #
-# The cluster's DNS zone, delegated to the NAMESERVERS (see the README's
-# cluster install procedure). Required.
+# The cluster's DNS zone, delegated to the NAMESERVERS (see
+# /usr/share/doc/radioai/docs/cluster.md, "Procedure"). Required.
 #DOMAIN=radio.example.com
 `;
 

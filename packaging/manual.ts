@@ -54,7 +54,7 @@ export function radiodPage(): string {
     '.BR icecast2 (1),',
     '.BR etcd (1)',
     '.PP',
-    roff('/usr/share/doc/radioai/README.md for installing a cluster and its failure behaviour.'),
+    roff('/usr/share/doc/radioai/docs/cluster.md for installing a cluster, docs/configuration.md for every setting, and docs/failure-behaviour.md for what happens when parts fail.'),
   );
   return `${out.join('\n')}\n`;
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes the certificates for an etcd cluster with X.509 client authentication
-# (README, "Installing a cluster"). Run it on one machine and copy the files out:
+# (docs/cluster.md, "Installing a cluster"). Run it on one machine and copy the files out:
 #
 #   etcd-certs.sh DIR ca                      DIR/etcd_ca.pem and DIR/etcd_ca.key (kept once made)
 #   etcd-certs.sh DIR member NAME IP[,IP...]  DIR/NAME.pem and DIR/NAME.key: an etcd member's

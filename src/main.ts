@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { RadioError, describe, hasCode } from './core/errors.ts';
 import { plaintextRefusal } from './state/etcd-client.ts';
 import { logger, setLogFormat } from './core/log.ts';
-import { Daemon } from './daemon.ts';
+import { Daemon } from './node/daemon.ts';
 
 const log = logger('radiod');
 quietIpServerNameWarning();

@@ -1,6 +1,6 @@
 /**
- * A new node finds the cluster through radioai's own DNS (README, "Adding
- * nodes"): two nodes with etcd members on the standard client port 2379 of
+ * A new node finds the cluster through radioai's own DNS (docs/cluster.md,
+ * "Procedure"): two nodes with etcd members on the standard client port 2379 of
  * 127.0.12.1-2, then a third machine with nothing but
  * ETCD_SERVER=etcd.DOMAIN, asking the first node's DNS (RESOLVER, which
  * stands for the zone's delegation). It joins, enters stream.DOMAIN and

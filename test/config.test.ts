@@ -18,7 +18,7 @@ function configFile(text: string): string {
 }
 
 describe('configuration', () => {
-  it('takes the defaults the README lists', async () => {
+  it('takes the defaults docs/configuration.md lists', async () => {
     const c = await loadConfig(['--domain', 'radio.example.com', '--name', 'n1', '--config', configFile('')], { env: {}, ...noDns });
     assert.equal(c.httpPort, 80);
     assert.equal(c.dnsPort, 53);

@@ -13,7 +13,7 @@ import { RRL_ENTRIES, Rrl } from '../src/dns/rrl.ts';
 import { FrameReader } from '../src/dns/tcp-frames.ts';
 import { TYPE } from '../src/dns/wire.ts';
 import { buildZone, type ZoneConfig } from '../src/dns/zone.ts';
-import type { Snapshot } from '../src/shared/snapshot.ts';
+import type { Snapshot } from '../src/ipc/snapshot.ts';
 
 const CFG: ZoneConfig = { domain: 'radio.test', nameservers: ['a'], ttl: 5, apexTtl: 3600, maxRecords: 8 };
 

@@ -13,7 +13,7 @@ import { AnswerCache } from '../src/dns/answers.ts';
 import { parseQuery } from '../src/dns/wire.ts';
 import { buildZone } from '../src/dns/zone.ts';
 import { prefixOf } from '../src/dns/rrl.ts';
-import type { Snapshot } from '../src/shared/snapshot.ts';
+import type { Snapshot } from '../src/ipc/snapshot.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitFor } from '../harness/net.ts';

@@ -1,6 +1,6 @@
 /**
- * Authenticated etcd (README, "Installing a cluster" and "Running it
- * safely: etcd authentication"). The README's own commands, run as
+ * Authenticated etcd (docs/cluster.md, "Procedure", and docs/security.md,
+ * "Running it safely: etcd authentication"). The documented commands, run as
  * written on 127.0.24.x: OpenSSL makes the CA and the certificates, three
  * etcd members start from its /etc/default/etcd as the etcd user, a first
  * node joins with its settings and another finds etcd by name and
@@ -124,9 +124,9 @@ describe('plain text to a host name found through DNS', () => {
   });
 });
 
-/** The shell blocks the README marks as run by this file, in order, unindented. */
-function readmeBlocks(): string[] {
-  const text = readFileSync(join(ROOT, 'README.md'), 'utf8');
+/** The shell blocks docs/cluster.md marks as run by this file, in order, unindented. */
+function procedureBlocks(): string[] {
+  const text = readFileSync(join(ROOT, 'docs', 'cluster.md'), 'utf8');
   return [...text.matchAll(/<!-- test\/etcd-tls\.test\.ts [^>]*-->\n( *)```sh\n([\s\S]*?)\n *```/g)]
     .map((m) => m[2]!.split('\n').map((l) => l.slice(m[1]!.length)).join('\n'));
 }
@@ -161,7 +161,7 @@ function ids(name: string, file = '/etc/passwd'): number[] | null {
 
 const root = process.getuid?.() === 0;
 
-describe('the README cluster procedure: TLS and client certificates from the start', { skip: root && ids('etcd') !== null ? false : 'needs root and the etcd user (etcd-server)' }, () => {
+describe('the cluster procedure of docs/cluster.md: TLS and client certificates from the start', { skip: root && ids('etcd') !== null ? false : 'needs root and the etcd user (etcd-server)' }, () => {
   const HOSTS = ['127.0.24.1', '127.0.24.2', '127.0.24.3'];
   const members: Proc[] = [];
   const nodes: Radiod[] = [];
@@ -172,8 +172,8 @@ describe('the README cluster procedure: TLS and client certificates from the sta
   const sub = (t: string): string => t.replaceAll('192.0.2.', '127.0.24.').replaceAll(':2379', `:${client}`);
 
   before(async () => {
-    blocks = readmeBlocks();
-    assert.equal(blocks.length, 6, 'the README marks six blocks: certificates, member files, /etc/default/etcd, client files, first and other nodes');
+    blocks = procedureBlocks();
+    assert.equal(blocks.length, 6, 'docs/cluster.md marks six blocks: certificates, member files, /etc/default/etcd, client files, first and other nodes');
     client = await freePortOn(HOSTS);
   });
   after(async () => {
@@ -181,7 +181,7 @@ describe('the README cluster procedure: TLS and client certificates from the sta
     for (const m of members) await m.kill('SIGKILL');
   });
 
-  it('makes the certificates with the README\'s OpenSSL commands', () => {
+  it('makes the certificates with the documented OpenSSL commands', () => {
     bash(blocks[0]!.replaceAll('/root/radioai-pki', pki), pki);
     const san = execFileSync('openssl', ['x509', '-in', join(pki, 'node2.pem'), '-noout', '-ext', 'subjectAltName,extendedKeyUsage'], { encoding: 'utf8' });
     assert.match(san, /IP Address:192\.0\.2\.2/);
@@ -189,7 +189,7 @@ describe('the README cluster procedure: TLS and client certificates from the sta
     for (const f of ['node1', 'node3', 'etcd_client']) execFileSync('openssl', ['verify', '-CAfile', join(pki, 'etcd_ca.pem'), join(pki, `${f}.pem`)]);
   });
 
-  it('starts three etcd members as the etcd user from the README\'s files and settings', async () => {
+  it('starts three etcd members as the etcd user from the documented files and settings', async () => {
     // The same commands with this machine's addresses: the certificates again, for 127.0.24.x. etcd
     // checks a peer's certificate against the address it connects from, which on one machine is
     // 127.0.0.1 whatever member address it dials; on separate hosts it is the member's own.
@@ -224,7 +224,7 @@ describe('the README cluster procedure: TLS and client certificates from the sta
     assert.doesNotMatch(bare, /^200$/, 'a client without a certificate is refused');
   });
 
-  it('runs a first node with the README\'s settings, and another that finds etcd by name over TLS', async () => {
+  it('runs a first node with the documented settings, and another that finds etcd by name over TLS', async () => {
     const group = ids('radioai', '/etc/group') !== null ? 'radioai' : 'root';
     bash(blocks[3]!.replaceAll('/etc/radioai', radioaiEtc).replace('chgrp radioai', `chgrp ${group}`), pki);
     const key = execFileSync('stat', ['-c', '%a %U', join(radioaiEtc, 'etcd_client.key')], { encoding: 'utf8' }).trim();

@@ -2,8 +2,8 @@
  * Faults on a three-node cluster on one machine (harness/cluster.ts): each
  * node has its own etcd member, Icecast and radiod on 127.0.7.1-3, and
  * reaches etcd through TCP proxies the test can cut. A source and listeners
- * run throughout. The measured figures are printed as diagnostics; the
- * README's "Failure behaviour" section quotes them.
+ * run throughout. The measured figures are printed as diagnostics; 
+ * docs/failure-behaviour.md quotes them.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -317,7 +317,7 @@ describe('faults on a three-node cluster', () => {
 
   it('a node cut off from etcd takes itself out of service and returns when the link does', async (t) => {
     await settled();
-    // A relay: the cut-off master's step-down is another story (README, "Failure behaviour").
+    // A relay: the cut-off master's step-down is another story (docs/failure-behaviour.md).
     const master = String((await node(0).health()).body.master);
     const k = c.nodes.findIndex((n) => n.name !== master && n.index !== 0);
     const others = [0, 1, 2].filter((i) => i !== k);

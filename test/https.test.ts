@@ -142,10 +142,14 @@ describe('HTTPS', () => {
     const first = new Listener(`https://${b.host}:${httpsPort.b}/live.ogg`, 0, { servername: 'stream.radio.test', ca });
     listeners.push(first);
     await waitFor(() => first.bytes > 0, 10_000, 'the first listener on b');
+    let last = '';
     const sent = await waitFor(async () => {
       const r = await httpsGet(b.host, httpsPort.b, '/live.ogg', ca);
+      last = `${r.status} ${r.status === 200 ? '' : r.body.slice(0, 200)}`;
       return r.status === 302 ? r : undefined;
-    }, 10_000, 'b full: a redirect');
+    }, 15_000, 'b full: a redirect').catch(async (err: Error) => {
+      throw new Error(`${err.message}; last answer ${last}; b: ${JSON.stringify((await b.health()).body)}; first listener ${first.bytes} bytes`);
+    });
     assert.equal(sent.location, `https://a.radio.test:${httpsPort.a}/live.ogg`);
     const r = await curlListen(`https://stream.radio.test:${httpsPort.b}/live.ogg`, {
       seconds: 3,

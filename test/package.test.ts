@@ -222,7 +222,7 @@ describe('Debian package', { skip: root ? false : 'installing a package needs ro
       const r = await sh(certs, [pki, ...args]);
       assert.equal(r.code, 0, r.stderr);
     }
-    // As the README has the operator do: CA and client pair into /etc/radioai, readable by radioai.
+    // As docs/cluster.md has the operator do: CA and client pair into /etc/radioai, readable by radioai.
     const placed = ['etcd_ca.pem', 'etcd_client.pem', 'etcd_client.key'];
     try {
       for (const f of placed) {

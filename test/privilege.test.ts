@@ -12,9 +12,9 @@ import { chmodSync, existsSync, lstatSync, readFileSync, readdirSync, statSync, 
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { alive, freePort, freePortPair, httpGet, waitFor } from '../harness/net.ts';
-import { ambientCaps, launch } from '../src/control/child-process.ts';
-import { pickChildUser, type ChildUser } from '../src/control/child-user.ts';
-import { canReplaceIn, canSearch, childDir, firstAncestor, readableDir, writeReadable } from '../src/control/private-files.ts';
+import { ambientCaps, launch } from '../src/children/child-process.ts';
+import { pickChildUser, type ChildUser } from '../src/children/child-user.ts';
+import { canReplaceIn, canSearch, childDir, firstAncestor, readableDir, writeReadable } from '../src/children/private-files.ts';
 import { icecastPrivileges } from '../src/icecast/icecast-manager.ts';
 import { ROOT, createMount, pidFrom, run, startRadiod, tempDir, type Creds, type Proc, type Radiod } from './helpers/processes.ts';
 import { KeepSource, Listener, ffmpegSource, icecastUrl, mp3Frames, oggPages } from './helpers/stream.ts';

@@ -15,7 +15,7 @@ import { ICY_METAINT, IcyInserter, IcyStripper, icyBlock } from '../src/proxy/ic
 import { ListenRouter, routeListener } from '../src/proxy/listen-route.ts';
 import { OggHeaderTracker, OggSplitter } from '../src/proxy/ogg.ts';
 import { m3u, playlistOf, pls, streamUrl } from '../src/proxy/playlist.ts';
-import { NO_STREAM_INFO, type Snapshot, type SnapshotNode } from '../src/shared/snapshot.ts';
+import { NO_STREAM_INFO, type Snapshot, type SnapshotNode } from '../src/ipc/snapshot.ts';
 import { ChunkedDecoder } from '../src/proxy/chunked.ts';
 import { MAX_REQUEST_LINE, classify } from '../src/proxy/classify.ts';
 import { upstreamHead } from '../src/proxy/icecast-door.ts';

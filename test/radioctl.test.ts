@@ -199,7 +199,7 @@ describe('radioctl', () => {
     assert.deepEqual(again.mounts, saved.mounts, 'every field, passwords included, came back');
   });
 
-  it('status --json has the shape the README gives', async () => {
+  it('status --json has the shape docs/radioctl.md gives', async () => {
     const r = await ctl('--json', 'status');
     assert.equal(r.code, 0, r.stderr);
     const s = JSON.parse(r.stdout) as { master: unknown; nodes: unknown[]; mounts: { path: string; source: boolean; listeners: number }[] };

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { SnapshotReader } from '../src/shared/snapshot-reader.ts';
-import { credentialHash, credentialMatches } from '../src/shared/credential.ts';
-import { NO_STREAM_INFO, type SnapshotInput } from '../src/shared/snapshot.ts';
-import { SnapshotWriter } from '../src/state/snapshot-writer.ts';
+import { SnapshotReader } from '../src/ipc/snapshot-reader.ts';
+import { credentialHash, credentialMatches } from '../src/ipc/credential.ts';
+import { NO_STREAM_INFO, type SnapshotInput } from '../src/ipc/snapshot.ts';
+import { SnapshotWriter } from '../src/ipc/snapshot-writer.ts';
 
 function input(i: number): SnapshotInput {
   const nodes = Array.from({ length: 1 + (i % 7) }, (_, j) => ({

@@ -19,11 +19,11 @@ import { Pages } from '../src/proxy/pages.ts';
 import { GUARD, SourceGuard, addressKey, delayFor } from '../src/proxy/source-guard.ts';
 import { SourceKiller, credentialChanges, predates } from '../src/icecast/source-kill.ts';
 import type { IcecastStats } from '../src/icecast/icecast-stats.ts';
-import { SnapshotReader } from '../src/shared/snapshot-reader.ts';
-import { NO_STREAM_INFO, type SnapshotInput } from '../src/shared/snapshot.ts';
-import { S, WorkerStats, statsBuffer, sumStats } from '../src/shared/worker-stats.ts';
+import { SnapshotReader } from '../src/ipc/snapshot-reader.ts';
+import { NO_STREAM_INFO, type SnapshotInput } from '../src/ipc/snapshot.ts';
+import { S, WorkerStats, statsBuffer, sumStats } from '../src/ipc/worker-stats.ts';
 import type { MountRecord } from '../src/state/mount-record.ts';
-import { SnapshotWriter } from '../src/state/snapshot-writer.ts';
+import { SnapshotWriter } from '../src/ipc/snapshot-writer.ts';
 import { oggPage } from './helpers/ogg-pages.ts';
 
 const basic = (u: string, p: string): string => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;

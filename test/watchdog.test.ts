@@ -72,7 +72,7 @@ describe('worker failures', () => {
       // Checks of a stuck worker start once it is stuck (its replacement takes 4 s). A request that uWS took into the same worker in
       // the very loop turn in which that worker wedged is the one case that still ends the process:
       // uWS runs its handler while the thread is being ended, the handler cannot run, and uWS aborts
-      // (README, "Workers"). The node serving meanwhile is what is measured here, not that race.
+      // (docs/security.md, "A worker never takes the node down"). The node serving meanwhile is what is measured here, not that race.
       if (kind === 'wedge' || kind === 'oom') await new Promise((r) => setTimeout(r, 300));
       // Meanwhile the other worker answers (retrying once, as a health checker does, when the broken one held the connection).
       let answered = 0;

@@ -1,8 +1,8 @@
 /**
  * `radioctl status`: the cluster as etcd holds it, in the JSON shape fixed by
- * the README (radioctl) and as a short table for people.
+ * docs/radioctl.md and as a short table for people.
  */
-import { hostPort } from '../shared/host-port.ts';
+import { hostPort } from '../core/host-port.ts';
 import { columns } from './columns.ts';
 import type { ClusterModel } from '../state/cluster-model.ts';
 

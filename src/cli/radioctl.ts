@@ -1,6 +1,6 @@
 /**
  * radioctl: manages mounts and shows the cluster, talking to etcd directly.
- * Exit codes (README, radioctl): 0 done; 1 bad usage or invalid input; 2 no such
+ * Exit codes (docs/radioctl.md): 0 done; 1 bad usage or invalid input; 2 no such
  * mount; 3 etcd not reachable within --timeout.
  */
 import { randomBytes } from 'node:crypto';

@@ -85,7 +85,7 @@ export interface LoadOptions {
   defaultPublicIps?: () => Promise<string[]>;
 }
 
-/** The addresses `hostname -f` resolves to, as the README's settings table says. */
+/** The addresses `hostname -f` resolves to, as docs/configuration.md says. */
 export async function hostAddresses(): Promise<string[]> {
   const { stdout } = await promisify(execFile)('hostname', ['-f'], { timeout: 5000 });
   const fqdn = stdout.trim();

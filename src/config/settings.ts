@@ -1,6 +1,6 @@
 /**
  * radiod's settings, declared once: flag, variable/file key, default, and the
- * parser that validates a raw string. The README's settings table fixes the names; the order
+ * parser that validates a raw string. docs/configuration.md's table is generated from it; the names are fixed; the order
  * of precedence is flag > environment > config file > default.
  */
 import { availableParallelism, hostname } from 'node:os';

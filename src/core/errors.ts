@@ -7,7 +7,7 @@
 
 export interface ErrorSpec {
   readonly message: string;
-  /** radioctl exit code (README: 1 usage/input, 2 no such mount, 3 etcd unreachable). */
+  /** radioctl exit code (docs/radioctl.md: 1 usage/input, 2 no such mount, 3 etcd unreachable). */
   readonly exit: number;
   /** HTTP status when the error reaches a client. */
   readonly status: number;

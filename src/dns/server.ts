@@ -10,9 +10,9 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { SnapshotReader } from '../shared/snapshot-reader.ts';
-import type { LatencyRecorder } from '../shared/latency.ts';
-import { ROW_HEAD, S, type WorkerStats } from '../shared/worker-stats.ts';
+import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
+import type { LatencyRecorder } from '../ipc/latency.ts';
+import { ROW_HEAD, S, type WorkerStats } from '../ipc/worker-stats.ts';
 import { AnswerCache, type Answer } from './answers.ts';
 import { Rrl, prefixKey } from './rrl.ts';
 import { FrameReader } from './tcp-frames.ts';

@@ -8,7 +8,7 @@
  *
  * A bare nameserver name ("node1") means node1.DOMAIN.
  */
-import type { Snapshot } from '../shared/snapshot.ts';
+import type { Snapshot } from '../ipc/snapshot.ts';
 
 export interface ZoneConfig {
   domain: string;

@@ -17,8 +17,8 @@
  */
 import { isIP } from 'node:net';
 import { utimesSync } from 'node:fs';
-import type { ChildUser } from '../control/child-user.ts';
-import { writeReadable } from '../control/private-files.ts';
+import type { ChildUser } from '../children/child-user.ts';
+import { writeReadable } from '../children/private-files.ts';
 
 export const LOOPBACK = ['127.0.0.1', '::1'];
 

@@ -18,9 +18,9 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
-import { SupervisedChild } from '../control/child-process.ts';
-import { childUser, type ChildUser } from '../control/child-user.ts';
-import { canReplaceIn, canSearch, childDir, firstAncestor, readableDir, writeReadable } from '../control/private-files.ts';
+import { SupervisedChild } from '../children/child-process.ts';
+import { childUser, type ChildUser } from '../children/child-user.ts';
+import { canReplaceIn, canSearch, childDir, firstAncestor, readableDir, writeReadable } from '../children/private-files.ts';
 import { describe } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { MountRecord } from '../state/mount-record.ts';

@@ -5,8 +5,8 @@
  * source has left while its listeners play the fallback, with nothing but
  * listener counts in it; a live mount has a `stream_start`.
  */
-import { hostPort } from '../shared/host-port.ts';
-import type { StreamInfo } from '../shared/snapshot.ts';
+import { hostPort } from '../core/host-port.ts';
+import type { StreamInfo } from '../ipc/snapshot.ts';
 
 export interface IcecastMountStats {
   listeners: number;

@@ -12,7 +12,7 @@
  * escaping would not stop a hostile value from running a command.
  */
 import { RadioError } from '../core/errors.ts';
-import { urlHost } from '../shared/host-port.ts';
+import { urlHost } from '../core/host-port.ts';
 import type { Transcode } from '../state/mount-record.ts';
 import { safeCredential, safeHost, safeMountPath, safePort, safeTranscode } from './safe-values.ts';
 

@@ -12,7 +12,7 @@
 import { isIP } from 'node:net';
 import { RadioError } from '../core/errors.ts';
 import { isDomainName } from '../config/settings.ts';
-import { mountPathProblem } from '../shared/mount-path.ts';
+import { mountPathProblem } from '../core/mount-path.ts';
 import { CODECS, CREDENTIAL, checkTranscode, type Transcode } from '../state/mount-record.ts';
 
 const refuse = (what: string, value: unknown, rule: string): never => {

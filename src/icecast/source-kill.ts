@@ -18,7 +18,7 @@
  * the new password, once the reload is done) is left alone.
  */
 import { logger } from '../core/log.ts';
-import { hostPort } from '../shared/host-port.ts';
+import { hostPort } from '../core/host-port.ts';
 import type { MountRecord } from '../state/mount-record.ts';
 import type { IcecastStats } from './icecast-stats.ts';
 

@@ -16,15 +16,15 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
-import { SupervisedChild } from '../control/child-process.ts';
-import { childUser } from '../control/child-user.ts';
-import { readableDir, writeReadable } from '../control/private-files.ts';
+import { SupervisedChild } from '../children/child-process.ts';
+import { childUser } from '../children/child-user.ts';
+import { readableDir, writeReadable } from '../children/private-files.ts';
 import { describe } from '../core/errors.ts';
 import { logger, type Logger } from '../core/log.ts';
 import type { ClusterModel } from '../state/cluster-model.ts';
 import { Campaigner } from '../state/election.ts';
 import { transcodeElection } from '../state/keys.ts';
-import { nodeIcecast } from '../shared/host-port.ts';
+import { nodeIcecast } from '../core/host-port.ts';
 import { renderTranscodeScript } from './liquidsoap-script.ts';
 
 const log = logger('transcoders');

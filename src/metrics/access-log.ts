@@ -16,7 +16,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { describe } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
-import type { AccessEntry } from '../shared/messages.ts';
+import type { AccessEntry } from '../ipc/messages.ts';
 
 const log = logger('access-log');
 

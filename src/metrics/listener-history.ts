@@ -1,15 +1,15 @@
 /**
  * The status page's live figures, made by the main thread: the ring of
  * listener counts per mount over the last hour (one sample every
- * HISTORY_STEP_S), and LiveStatus (shared/live-status.ts) from the snapshot,
+ * HISTORY_STEP_S), and LiveStatus (ipc/live-status.ts) from the snapshot,
  * the election's candidates and what each node reports per mount.
  *
  * The ring lives in this process only: a restarted radiod starts its plot
  * afresh. Every node samples the same cluster-wide figures, so any node's
  * page shows the same curve.
  */
-import type { Snapshot } from '../shared/snapshot.ts';
-import { HISTORY_STEP_S, nodeHealth, type LiveStatus } from '../shared/live-status.ts';
+import type { Snapshot } from '../ipc/snapshot.ts';
+import { HISTORY_STEP_S, nodeHealth, type LiveStatus } from '../ipc/live-status.ts';
 import { icecastRole } from '../icecast/icecast-role.ts';
 
 /** One hour of samples. */

@@ -14,8 +14,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { describe } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
-import { mergeLatency, type EncodedLatency, type LatencyKind } from '../shared/latency.ts';
-import { S, sumMountListeners, sumStats } from '../shared/worker-stats.ts';
+import { mergeLatency, type EncodedLatency, type LatencyKind } from '../ipc/latency.ts';
+import { S, sumMountListeners, sumStats } from '../ipc/worker-stats.ts';
 
 const log = logger('metrics');
 

@@ -8,7 +8,7 @@
 import { StatsD } from 'hot-shots';
 import { logger } from '../core/log.ts';
 import { describe } from '../core/errors.ts';
-import { S, sumMountListeners, sumStats } from '../shared/worker-stats.ts';
+import { S, sumMountListeners, sumStats } from '../ipc/worker-stats.ts';
 
 const log = logger('metrics');
 

@@ -11,7 +11,7 @@
  * so it is believed only as far back as the chain of trusted proxies goes.
  */
 import { BlockList, isIP } from 'node:net';
-import type { AccessEntry } from '../shared/messages.ts';
+import type { AccessEntry } from '../ipc/messages.ts';
 
 /** Entries waiting for the next hand-over; past this many, new ones are counted and dropped. */
 export const MAX_PENDING = 20_000;

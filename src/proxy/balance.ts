@@ -7,7 +7,7 @@
  * BANDWIDTH_LIMIT); this node is preferred while it has room, otherwise the
  * choice is weighted-random among the best, so load spreads without herding.
  */
-import type { Snapshot, SnapshotMount, SnapshotNode } from '../shared/snapshot.ts';
+import type { Snapshot, SnapshotMount, SnapshotNode } from '../ipc/snapshot.ts';
 
 /** Remaining capacity in (0, 1]; 0 when full. A node without limits is always 1. */
 export function headroom(n: SnapshotNode): number {

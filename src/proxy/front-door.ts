@@ -33,7 +33,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
 import type { TemplatedApp } from 'uWebSockets.js';
-import type { SnapshotReader } from '../shared/snapshot-reader.ts';
+import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { classify, headState } from './classify.ts';
 import { BUSY_ANSWER, ClientTable, onAdmitted, workerShare, type FrontLimits, type Refusal } from './conn-limits.ts';
 import { EAGAIN, loadConnPeek, type ConnPeek } from './conn-peek.ts';

@@ -8,10 +8,10 @@
  * snapshot; nothing here waits.
  */
 import { App, type HttpRequest, type HttpResponse } from 'uWebSockets.js';
-import type { LatencyRecorder } from '../shared/latency.ts';
+import type { LatencyRecorder } from '../ipc/latency.ts';
 import type { Finished, ListenerLog } from './access-record.ts';
-import type { SnapshotReader } from '../shared/snapshot-reader.ts';
-import { S, type WorkerStats } from '../shared/worker-stats.ts';
+import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
+import { S, type WorkerStats } from '../ipc/worker-stats.ts';
 import { CORS_EXPOSE, CORS_ORIGIN, statusText, text, type Answer } from './answers.ts';
 import type { Hubs } from './hubs.ts';
 import { ICY_METAINT } from './icy.ts';

@@ -22,7 +22,7 @@
  * Icecast) has the mount again it moves to it without dropping anyone.
  */
 import { get, type ClientRequest, type IncomingMessage } from 'node:http';
-import { sameHostPort } from '../shared/host-port.ts';
+import { sameHostPort } from '../core/host-port.ts';
 import { IcyInserter, IcyStripper } from './icy.ts';
 import { OggHeaderTracker, OggSplitter } from './ogg.ts';
 import type { Sink } from './sink.ts';

@@ -10,10 +10,10 @@
  * back to the local one once it has the mount again.
  * Twice a second the listener counts go to this worker's stats row.
  */
-import type { SnapshotReader } from '../shared/snapshot-reader.ts';
-import type { LatencyRecorder } from '../shared/latency.ts';
-import { S, type WorkerStats } from '../shared/worker-stats.ts';
-import { nodeIcecast, sameHostPort } from '../shared/host-port.ts';
+import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
+import type { LatencyRecorder } from '../ipc/latency.ts';
+import { S, type WorkerStats } from '../ipc/worker-stats.ts';
+import { nodeIcecast, sameHostPort } from '../core/host-port.ts';
 import { Hub, type Client, type Session, type Upstream } from './hub.ts';
 import { masterIcecast } from './source-forward.ts';
 

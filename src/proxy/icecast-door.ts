@@ -21,8 +21,8 @@
 import type { Socket } from 'node:net';
 import { logger } from '../core/log.ts';
 import type { ListenerLog } from './access-record.ts';
-import type { SnapshotReader } from '../shared/snapshot-reader.ts';
-import { S, type WorkerStats } from '../shared/worker-stats.ts';
+import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
+import { S, type WorkerStats } from '../ipc/worker-stats.ts';
 import { CORS_EXPOSE, CORS_ORIGIN, serialize, text, type Answer } from './answers.ts';
 import { admittedAtHead, markAdmitted } from './conn-limits.ts';
 import { HeadParser, isChunked, type RequestHead } from './http-head.ts';

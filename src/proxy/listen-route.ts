@@ -17,9 +17,9 @@
  * (`https://NODE.DOMAIN`): the certificate names the domain's hosts, not
  * their addresses, and a page served over HTTPS may not play from http://.
  */
-import { hostPort } from '../shared/host-port.ts';
-import { isMountPath } from '../shared/mount-path.ts';
-import type { Snapshot } from '../shared/snapshot.ts';
+import { hostPort } from '../core/host-port.ts';
+import { isMountPath } from '../core/mount-path.ts';
+import type { Snapshot } from '../ipc/snapshot.ts';
 import { chooseNode, headroom, servable } from './balance.ts';
 import { origin } from './playlist.ts';
 

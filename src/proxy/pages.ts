@@ -6,13 +6,13 @@
  * request. Anything else (listeners, sources, title updates) is not a page:
  * answer() returns null for it.
  */
-import type { SnapshotReader } from '../shared/snapshot-reader.ts';
-import { health } from '../workers/health.ts';
+import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
+import { health } from './health.ts';
 import { CORS_ORIGIN, preflight, text, type Answer } from './answers.ts';
 import { PLAYLIST_TYPES, m3u, playlistOf, pls, streamUrl, type Scheme } from './playlist.ts';
 import { statusJson } from './status-json.ts';
 import { PAGE_HEADERS, liveFragments, statusPage } from './status-page.ts';
-import { liveFromSnapshot, type LiveStatus } from '../shared/live-status.ts';
+import { liveFromSnapshot, type LiveStatus } from '../ipc/live-status.ts';
 
 export interface PagesOptions {
   reader: SnapshotReader;

@@ -5,7 +5,7 @@
  * right (HTTP Basic, user name the mount's own or Icecast's default
  * `source`, and the mount's password), and there must be a master to carry
  * the connection to. The password is checked here, at the edge, against
- * the salted hash the snapshot carries (shared/credential.ts), so a wrong
+ * the salted hash the snapshot carries (ipc/credential.ts), so a wrong
  * one never costs a connection to the master's Icecast; Icecast checks it
  * again when the source arrives.
  *
@@ -13,8 +13,8 @@
  * libshout's default user is `source`) get their user name rewritten to the
  * mount's, since each mount's Icecast login is its own user name.
  */
-import { credentialMatches } from '../shared/credential.ts';
-import type { Snapshot } from '../shared/snapshot.ts';
+import { credentialMatches } from '../ipc/credential.ts';
+import type { Snapshot } from '../ipc/snapshot.ts';
 import { AUTH_CHALLENGE, text, type Answer } from './answers.ts';
 import { masterIcecast, type Target } from './source-forward.ts';
 

@@ -21,7 +21,7 @@
  * its Icecast lives on), it moves the source there.
  */
 import type { Socket } from 'node:net';
-import { sameHostPort } from '../shared/host-port.ts';
+import { sameHostPort } from '../core/host-port.ts';
 import { ChunkedDecoder } from './chunked.ts';
 import { isChunked, type RequestHead } from './http-head.ts';
 import { OggHeaderTracker, OggSplitter } from './ogg.ts';

@@ -8,8 +8,8 @@
  * (seconds, in most programs). Past HOLD_MS it gets a clear 503.
  */
 import { connect, type Socket } from 'node:net';
-import { nodeIcecast } from '../shared/host-port.ts';
-import type { Snapshot } from '../shared/snapshot.ts';
+import { nodeIcecast } from '../core/host-port.ts';
+import type { Snapshot } from '../ipc/snapshot.ts';
 
 export interface Target {
   host: string;

@@ -12,8 +12,8 @@
  * source is dropped, both sides closed, within a check period.
  */
 import { logger } from '../core/log.ts';
-import type { SnapshotReader } from '../shared/snapshot-reader.ts';
-import { S, type WorkerStats } from '../shared/worker-stats.ts';
+import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
+import { S, type WorkerStats } from '../ipc/worker-stats.ts';
 import { text } from './answers.ts';
 import { admitSource, stillAdmitted, type Admission } from './source-admission.ts';
 import { SourceGuard, addressKey, type GuardLimits } from './source-guard.ts';

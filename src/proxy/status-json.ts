@@ -8,7 +8,7 @@
  * array, which is what widgets written for several mounts expect.
  */
 import { VERSION } from '../core/version.ts';
-import type { Snapshot } from '../shared/snapshot.ts';
+import type { Snapshot } from '../ipc/snapshot.ts';
 import { streamUrl, type Scheme } from './playlist.ts';
 
 export function statusJson(snap: Snapshot, domain: string, port: number, startedAt: string, scheme: Scheme = 'http'): string {

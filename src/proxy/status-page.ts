@@ -1,6 +1,6 @@
 /**
  * GET /: the cluster's live status page, rendered here from LiveStatus
- * (shared/live-status.ts), which holds no password. Per mount: on air or
+ * (ipc/live-status.ts), which holds no password. Per mount: on air or
  * not, the title now playing, listeners in all and per node, a plot of the
  * last hour, and a player (an <audio> element with the mount as its
  * source, so the stream comes from the node and scheme the page came from).
@@ -14,7 +14,7 @@
  * Content-Security-Policy allows the page's own script and style only.
  */
 import { createHash } from 'node:crypto';
-import type { LiveMount, LiveNode, LiveStatus } from '../shared/live-status.ts';
+import type { LiveMount, LiveNode, LiveStatus } from '../ipc/live-status.ts';
 import { plotSvg } from './plot.ts';
 
 const h = (s: string | number): string =>

@@ -1,5 +1,5 @@
 /**
- * Connects to etcd as the README's settings describe: `ETCD_SERVER` is empty (the
+ * Connects to etcd as docs/configuration.md describes: `ETCD_SERVER` is empty (the
  * embedded member on 127.0.0.1), a list of client URLs, or a host name whose
  * addresses are members on port 2379. When the CA file exists the connection
  * uses TLS, with the client certificate and key when those exist too.
@@ -15,7 +15,7 @@ import { Resolver, lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { Etcd3, type IOptions } from 'etcd3';
 import { RadioError, describe } from '../core/errors.ts';
-import { hostPort } from '../shared/host-port.ts';
+import { hostPort } from '../core/host-port.ts';
 
 export interface EtcdSettings {
   etcdServer: string;

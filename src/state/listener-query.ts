@@ -11,7 +11,7 @@
 import type { Etcd3, Watcher } from 'etcd3';
 import { describe } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
-import type { ListenerSession } from '../shared/messages.ts';
+import type { ListenerSession } from '../ipc/messages.ts';
 import { PREFIX } from './keys.ts';
 
 const log = logger('listeners');

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { RadioError } from '../core/errors.ts';
-import { mountPathProblem } from '../shared/mount-path.ts';
+import { mountPathProblem } from '../core/mount-path.ts';
 
 export const CODECS = ['mp3', 'vorbis', 'opus'] as const;
 export type Codec = (typeof CODECS)[number];

@@ -5,7 +5,7 @@
  * RADIOAI_FAULTS=1 (the test suite), by the CRASH message or by a request
  * for /debug/fault/KIND from loopback.
  */
-import type { FaultKind } from '../shared/messages.ts';
+import type { FaultKind } from '../ipc/messages.ts';
 
 /** Kept reachable so that the collector cannot free what 'oom' allocates. */
 const hoard: unknown[] = [];

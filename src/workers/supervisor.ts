@@ -13,12 +13,12 @@
  * safe because the conn-peek addon's teardown guard closes them.
  */
 import { EventEmitter } from 'node:events';
-import type { EncodedLatency } from '../shared/latency.ts';
+import type { EncodedLatency } from '../ipc/latency.ts';
 import { Worker } from 'node:worker_threads';
 import { RadioError } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
-import { parseFromWorker, type AccessEntry, type ListenerSession, type ToWorker, type WorkerInit } from '../shared/messages.ts';
-import { S, workerStat } from '../shared/worker-stats.ts';
+import { parseFromWorker, type AccessEntry, type ListenerSession, type ToWorker, type WorkerInit } from '../ipc/messages.ts';
+import { S, workerStat } from '../ipc/worker-stats.ts';
 
 const log = logger('workers');
 // Run from source (type stripping) or from the package's compiled JavaScript.
@@ -82,7 +82,7 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
   #checkHeartbeats(now: number): void {
     this.#slots.forEach((slot, id) => {
       if (!slot.worker || !slot.ready || slot.ending) return;
-      const beat = workerStat(this.#base.stats, id, this.#base.maxMounts, S.HEARTBEAT);
+      const beat = workerStat(this.#base.stats, id, this.#base.settings.snapshotMounts, S.HEARTBEAT);
       if (beat !== slot.beat) {
         slot.beat = beat;
         slot.beatAt = now;
@@ -146,7 +146,7 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
       if (msg.type === 'READY') {
         slot.ready = true;
         slot.backoffMs = 100;
-        slot.beat = workerStat(this.#base.stats, id, this.#base.maxMounts, S.HEARTBEAT);
+        slot.beat = workerStat(this.#base.stats, id, this.#base.settings.snapshotMounts, S.HEARTBEAT);
         slot.beatAt = Date.now();
         if (onStarted) log.debug(`worker ${id} listening on ${msg.listening.join(', ')}`);
         else log.info(`worker ${id} serving again`);
@@ -221,7 +221,7 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
 
   /** A new certificate for HTTPS_PORT: every running worker gets it, and so does every worker started from now on. */
   setTls(cert: string, key: string): void {
-    this.#base = { ...this.#base, https: { port: this.#base.https.port, cert, key } };
+    this.#base = { ...this.#base, tls: { cert, key } };
     this.broadcast({ type: 'TLS', cert, key });
   }
 

@@ -16,23 +16,24 @@ import { FrontDoor } from '../proxy/front-door.ts';
 import { IcecastDoor, type DoorPort } from '../proxy/icecast-door.ts';
 import { ListenRouter } from '../proxy/listen-route.ts';
 import { Pages } from '../proxy/pages.ts';
-import { isFaultKind, parseToWorker, type FromWorker, type WorkerInit } from '../shared/messages.ts';
-import { SnapshotReader } from '../shared/snapshot-reader.ts';
-import { S, WorkerStats } from '../shared/worker-stats.ts';
+import { isFaultKind, parseToWorker, type FromWorker, type WorkerInit } from '../ipc/messages.ts';
+import { SnapshotReader } from '../ipc/snapshot-reader.ts';
+import { S, WorkerStats } from '../ipc/worker-stats.ts';
 import { guardThreadTeardown } from '../proxy/conn-peek.ts';
 import { injectFault } from './faults.ts';
-import { LatencyRecorder } from '../shared/latency.ts';
+import { LatencyRecorder } from '../ipc/latency.ts';
 import { logger, setLogFormat } from '../core/log.ts';
-import type { LiveStatus } from '../shared/live-status.ts';
+import type { LiveStatus } from '../ipc/live-status.ts';
 
 const init = workerData as WorkerInit;
-setLogFormat(init.logFormat);
+const s = init.settings;
+setLogFormat(s.logFormat);
 const tlsLog = logger('tls');
 const port = parentPort!;
 // Before any uWS socket exists: lets the supervisor end this thread at any moment without aborting the process.
 guardThreadTeardown();
 const reader = new SnapshotReader(init.snapshot);
-const stats = new WorkerStats(init.stats, init.id, init.maxMounts);
+const stats = new WorkerStats(init.stats, init.id, s.snapshotMounts);
 const send = (m: FromWorker): void => port.postMessage(m);
 const latency = new LatencyRecorder();
 /** The cluster-wide summary the main thread last sent, for GET /debug/latency. */
@@ -51,10 +52,10 @@ heartbeat.unref();
 const hubs = new Hubs({
   reader,
   stats,
-  nodeName: init.nodeName,
-  local: { name: init.nodeName, host: init.bindAddrs[0]!, port: init.icecastInternalPort },
-  burstBytes: init.burstBytes,
-  queueBytes: init.queueBytes,
+  nodeName: s.nodeName,
+  local: { name: s.nodeName, host: s.bindAddrs[0]!, port: s.icecastInternalPort },
+  burstBytes: s.icecastBurstSize,
+  queueBytes: s.icecastQueueSize,
   latency,
 });
 const startedAt = new Date(Date.now() - process.uptime() * 1000).toISOString();
@@ -68,43 +69,43 @@ function fault(kind: string): boolean {
 function doorPort(kind: 'http' | 'icecast' | 'https', port: number): DoorPort {
   const scheme = kind === 'https' ? 'https' : 'http';
   return {
-    pages: new Pages({ reader, nodeName: init.nodeName, worker: init.id, domain: init.domain, port, scheme, startedAt, live: () => live, latencyJson: () => latencyJson, ...(init.faults ? { fault } : {}) }),
-    router: new ListenRouter({ nodeName: init.nodeName, proxy: init.proxy, port: kind, domain: init.domain }),
+    pages: new Pages({ reader, nodeName: s.nodeName, worker: init.id, domain: s.domain, port, scheme, startedAt, live: () => live, latencyJson: () => latencyJson, ...(init.faults ? { fault } : {}) }),
+    router: new ListenRouter({ nodeName: s.nodeName, proxy: s.icecastProxy, port: kind, domain: s.domain }),
   };
 }
-const ports = { http: doorPort('http', init.httpPort), icecast: doorPort('icecast', init.icecastPort), https: doorPort('https', init.https.port) };
+const ports = { http: doorPort('http', s.httpPort), icecast: doorPort('icecast', s.icecastPort), https: doorPort('https', s.httpsPort) };
 /** Finished listener requests, handed to the main thread's listener log once a second. */
-const accessBatch = new AccessBatch(init.accessLog.enabled, (entries, dropped) => send({ type: 'ACCESS', id: init.id, entries, dropped }));
-const listenerLog = new ListenerLog(accessBatch, trustedProxies(init.accessLog.trustedProxies));
+const accessBatch = new AccessBatch(s.accessLog !== '', (entries, dropped) => send({ type: 'ACCESS', id: init.id, entries, dropped }));
+const listenerLog = new ListenerLog(accessBatch, trustedProxies(s.trustedProxies));
 const apps = {
   http: createFront({ reader, hubs, stats, latency, listenerLog, ...ports.http }),
   icecast: createFront({ reader, hubs, stats, latency, listenerLog, ...ports.icecast }),
 };
-const door = new IcecastDoor({ reader, hubs, stats, sourceAuth: init.sourceAuth, listenerLog });
-const front = new FrontDoor({ reader, door, limits: init.frontLimits });
+const door = new IcecastDoor({ reader, hubs, stats, sourceAuth: { failures: s.sourceAuthFailures, lockoutSeconds: s.sourceAuthLockout }, listenerLog });
+const front = new FrontDoor({ reader, door, limits: { maxConnections: s.maxConnections, clientRate: s.clientConnRate, clientPending: s.clientPending, workers: s.workers } });
 const dns = new DnsServer({
   reader,
   stats,
-  zone: { domain: init.domain, nameservers: init.nameservers, ttl: init.dnsTtl, apexTtl: 3600, maxRecords: init.dnsMaxRecords },
-  rrl: init.dnsRrl,
+  zone: { domain: s.domain, nameservers: s.nameservers, ttl: s.dnsTtl, apexTtl: 3600, maxRecords: s.dnsMaxRecords },
+  rrl: s.dnsRrl,
   latency,
 });
 
 /** HTTPS_PORT with a (new) certificate: listening from the first one on, a new context for new connections after. */
 function serveTls(cert: string, key: string): Promise<void> {
-  return front.listenTls(init.bindAddrs, init.https.port, ports.https, { cert, key });
+  return front.listenTls(s.bindAddrs, s.httpsPort, ports.https, { cert, key });
 }
 
 Promise.all([
-  front.listen(init.bindAddrs, init.httpPort, ports.http, apps.http),
-  front.listen(init.bindAddrs, init.icecastPort, ports.icecast, apps.icecast),
-  dns.listen(init.bindAddrs, init.dnsPort),
-  ...(init.https.cert !== null ? [serveTls(init.https.cert, init.https.key)] : []),
+  front.listen(s.bindAddrs, s.httpPort, ports.http, apps.http),
+  front.listen(s.bindAddrs, s.icecastPort, ports.icecast, apps.icecast),
+  dns.listen(s.bindAddrs, s.dnsPort),
+  ...(init.tls !== null ? [serveTls(init.tls.cert, init.tls.key)] : []),
 ]).then(
-  () => send({ type: 'READY', id: init.id, listening: init.bindAddrs.map((a) => `${a}:${init.httpPort}`) }),
+  () => send({ type: 'READY', id: init.id, listening: s.bindAddrs.map((a) => `${a}:${s.httpPort}`) }),
   (err: Error) => send({
     type: 'LISTEN_FAILED', id: init.id, code: 'RADIOAI_ERR_BIND',
-    message: `cannot listen on port ${init.httpPort}, ${init.icecastPort}, ${init.dnsPort}${init.https.cert !== null ? ` or ${init.https.port} (HTTPS)` : ''}: ${err.message}`,
+    message: `cannot listen on port ${s.httpPort}, ${s.icecastPort}, ${s.dnsPort}${init.tls !== null ? ` or ${s.httpsPort} (HTTPS)` : ''}: ${err.message}`,
   }),
 );
 
@@ -159,10 +160,10 @@ function onMessage(raw: unknown): void {
   else if (msg.type === 'LIVE_STATUS') live = JSON.parse(msg.json) as LiveStatus;
   else if (msg.type === 'CRASH') setImmediate(() => injectFault(msg.kind, closeListeners));
   else if (msg.type === 'TLS') {
-    const first = !front.servesTls(init.https.port);
+    const first = !front.servesTls(s.httpsPort);
     serveTls(msg.cert, msg.key).then(
-      () => (first && init.id === 0 ? tlsLog.info(`HTTPS on port ${init.https.port}`) : undefined),
-      (err: Error) => tlsLog.error(`cannot serve HTTPS on port ${init.https.port}: ${err.message}`),
+      () => (first && init.id === 0 ? tlsLog.info(`HTTPS on port ${s.httpsPort}`) : undefined),
+      (err: Error) => tlsLog.error(`cannot serve HTTPS on port ${s.httpsPort}: ${err.message}`),
     );
   } else if (msg.type === 'SESSIONS') send({ type: 'SESSIONS', id: init.id, req: msg.req, sessions: hubs.sessions(msg.path) });
 }

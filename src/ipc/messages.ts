@@ -3,6 +3,7 @@
  * with a `type`, checked on receipt. Everything else the workers need comes
  * from shared memory, not from messages.
  */
+import type { Config } from '../config/settings.ts';
 import { LATENCY_KINDS, type EncodedLatency } from './latency.ts';
 
 /** Main thread -> worker. */
@@ -80,41 +81,37 @@ function accessEntry(v: unknown): AccessEntry | null {
   return v as unknown as AccessEntry;
 }
 
+/**
+ * The settings a worker thread reads: one slice of radiod's configuration,
+ * named once here, so that a new worker setting is one entry in this list.
+ */
+export const WORKER_SETTINGS = [
+  'nodeName', 'domain', 'bindAddrs', 'workers',
+  'httpPort', 'icecastPort', 'icecastInternalPort', 'httpsPort', 'dnsPort',
+  'icecastProxy', 'icecastBurstSize', 'icecastQueueSize',
+  'nameservers', 'dnsTtl', 'dnsMaxRecords', 'dnsRrl',
+  'sourceAuthFailures', 'sourceAuthLockout', 'maxConnections', 'clientConnRate', 'clientPending',
+  'accessLog', 'trustedProxies', 'logFormat', 'snapshotMounts',
+] as const satisfies readonly (keyof Config)[];
+
+export type WorkerSettings = Pick<Config, (typeof WORKER_SETTINGS)[number]>;
+
+/** The worker slice of `config`. */
+export function workerSettings(config: Config): WorkerSettings {
+  return Object.fromEntries(WORKER_SETTINGS.map((k) => [k, config[k]])) as unknown as WorkerSettings;
+}
+
 /** Data a worker starts with (workerData). */
 export interface WorkerInit {
   id: number;
   snapshot: SharedArrayBuffer;
   /** Per-worker counters (worker-stats.ts). */
   stats: SharedArrayBuffer;
-  maxMounts: number;
-  bindAddrs: string[];
-  httpPort: number;
-  /** The Icecast-compatible door. */
-  icecastPort: number;
-  /** The node's own Icecast, which hubs pull from. */
-  icecastInternalPort: number;
-  proxy: boolean;
-  burstBytes: number;
-  queueBytes: number;
-  domain: string;
-  nodeName: string;
-  dnsPort: number;
-  nameservers: string[];
-  dnsTtl: number;
-  dnsMaxRecords: number;
-  dnsRrl: number;
+  settings: WorkerSettings;
   /** Fault injection (RADIOAI_FAULTS=1): /debug/fault/KIND from loopback breaks the worker on purpose. */
   faults: boolean;
-  /** Wrong source logins per address before a lockout (0: none) and the lockout's length (proxy/source-guard.ts). */
-  sourceAuth: { failures: number; lockoutSeconds: number };
-  /** Connection limits on the public ports for the whole node (proxy/conn-limits.ts); each worker takes its share. */
-  frontLimits: { maxConnections: number; clientRate: number; clientPending: number; workers: number };
-  /** The listener log: whether it is written (ACCESS_LOG), and the proxies whose X-Forwarded-For is believed (TRUSTED_PROXIES). */
-  accessLog: { enabled: boolean; trustedProxies: string[] };
-  /** HTTPS_PORT, and the certificate and key (PEM) while there are some: none, no HTTPS until a TLS message brings them. */
-  https: { port: number; cert: string; key: string } | { port: number; cert: null; key: null };
-  /** LOG_FORMAT, for the lines the worker logs itself. */
-  logFormat: 'text' | 'json';
+  /** The certificate and key (PEM) for HTTPS_PORT while there are some: none, no HTTPS until a TLS message brings them. */
+  tls: { cert: string; key: string } | null;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;

@@ -1,5 +1,5 @@
 /**
- * The mount-path rule of the README (radioctl section), shared by radioctl, the control plane
+ * The mount-path rule (docs/radioctl.md), shared by radioctl, the control plane
  * and the workers: starts with `/`, at most 200 characters of
  * `A-Z a-z 0-9 . _ ~ - /`, no empty, `.` or `..` segment, and no playlist
  * suffix (those URLs are the playlists of the mount without it).

@@ -10,15 +10,15 @@
  *
  * Mount passwords never enter the buffer: `credential()` turns a mount's
  * user name and password into the salted hash the workers check logins
- * against (shared/credential.ts), and only that is published.
+ * against (ipc/credential.ts), and only that is published.
  */
-import { CREDENTIAL_BYTES, SALT_BYTES, credentialHash } from '../shared/credential.ts';
+import { CREDENTIAL_BYTES, SALT_BYTES, credentialHash } from './credential.ts';
 import {
   F_DRAINING, F_ETCD_CONNECTED, F_OUT_OF_SERVICE, F_STATE_LOADED, H, M, MF_HAS_FALLBACK, MF_RELAY, MF_SOURCE_CONNECTED,
   MF_TRANSCODED, MOUNT_WORDS, N, NF_ALIVE, NF_ETCD_HEALTHY, NF_ICECAST_READY, NF_MASTER, NF_PROXY, NODE_WORDS,
   allocate, geometry, type Capacity, type Geometry,
-} from '../shared/layout.ts';
-import type { SnapshotInput } from '../shared/snapshot.ts';
+} from './layout.ts';
+import type { SnapshotInput } from './snapshot.ts';
 
 /** Stable slot assignment: an entry keeps its slot for as long as it exists. */
 class Slots {

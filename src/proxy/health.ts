@@ -5,7 +5,7 @@
  * and the body says so; when it is cut off from every etcd member while
  * other nodes exist, it is out of service (503) until the link returns.
  */
-import type { Snapshot } from '../shared/snapshot.ts';
+import type { Snapshot } from '../ipc/snapshot.ts';
 
 export interface Health {
   status: number;

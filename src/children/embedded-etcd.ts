@@ -13,6 +13,7 @@ import type { Logger } from '../core/log.ts';
 import { SupervisedChild } from './child-process.ts';
 import { childUser } from './child-user.ts';
 import { canSearch, childDir, firstAncestor } from './private-files.ts';
+import { etcdAt, parseEndpoint } from '../state/etcd-probe.ts';
 
 export interface EmbeddedEtcdOptions {
   dataDir: string;
@@ -75,4 +76,23 @@ export async function embeddedEtcd(opts: EmbeddedEtcdOptions): Promise<Supervise
   // Data an earlier radiod's etcd left as root becomes the user's.
   childDir(dir, user, 0o700);
   return child;
+}
+
+/**
+ * With no ETCD_SERVER: the embedded etcd, started, unless an etcd already
+ * answers on its port. Debian's etcd service (etcd-server, which the
+ * package depends on) listens on 127.0.0.1:2379 too, and a node with a
+ * running system etcd uses it: null then.
+ */
+export async function startEmbeddedEtcd(o: { dataDir: string; clientPort: number }, log: Logger): Promise<SupervisedChild | null> {
+  const etcd = await embeddedEtcd(o);
+  const held = await etcdAt(parseEndpoint(`http://127.0.0.1:${o.clientPort}`), 1000);
+  if (held === 'etcd') {
+    log.info(`an etcd already serves 127.0.0.1:${o.clientPort} (the system's etcd service); using it instead of starting one`);
+    return null;
+  }
+  if (held === 'other') log.error(`127.0.0.1:${o.clientPort} is taken by something that is not etcd; set EMBEDDED_ETCD_PORT to a free port, or ETCD_SERVER`);
+  etcd.on('start', (pid) => log.info(`embedded etcd running (pid ${pid}) on 127.0.0.1:${o.clientPort}`));
+  etcd.start();
+  return etcd;
 }
