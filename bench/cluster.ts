@@ -8,7 +8,7 @@ import { startEtcd, type Etcd } from '../harness/etcd.ts';
 import { httpGet } from '../harness/net.ts';
 import { radioctl, startRadiod, type Radiod } from '../harness/radiod.ts';
 import { run, type Proc } from '../harness/process.ts';
-import { KeepSource, Listener, ffmpegMp3Source, icecastUrl, mp3Frames, oggPages } from '../test/helpers/stream.ts';
+import { KeepSource, Listener, ffmpegMp3Source, icecastUrl, mp3Frames, oggPages } from '../harness/stream.ts';
 
 /**
  * The benchmarks' stream: MP3 at a constant 128 kbit/s, exactly 16,000 bytes a

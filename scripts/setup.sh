@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(etcd-server etcd-client icecast2 liquidsoap ffmpeg dnsutils procps iproute2 curl python3 openssl systemd adduser g++ make)
-# The Icecast clients the tests run against both public ports (test/helpers/clients.ts):
+# The Icecast clients the tests run against both public ports (harness/clients.ts):
 # source programs, players, a recorder and a headless browser; a Prometheus server that scrapes /metrics;
 # groff and bash for the manual pages and the completion the package installs.
 PACKAGES+=(ezstream ices2 mpv vlc-bin vlc-plugin-base mplayer mpg123 vorbis-tools streamripper chromium-headless-shell prometheus groff-base)

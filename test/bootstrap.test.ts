@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Cluster, type ClusterPorts } from '../harness/cluster.ts';
 import { freePortOn, waitFor } from '../harness/net.ts';
-import { createMount, radioctl, tempDir, type Creds } from './helpers/processes.ts';
-import { dig, streamAddresses } from './helpers/dig.ts';
-import { KeepSource, Listener, ffmpegSource, icecastUrl, oggPages } from './helpers/stream.ts';
+import { createMount, radioctl, tempDir, type Creds } from '../harness/components.ts';
+import { dig, streamAddresses } from '../harness/dig.ts';
+import { KeepSource, Listener, ffmpegSource, icecastUrl, oggPages } from '../harness/stream.ts';
 
 const HOSTS = ['127.0.12.1', '127.0.12.2', '127.0.12.3'];
 

@@ -13,9 +13,9 @@ import { waitFor } from '../harness/net.ts';
 import {
   SOURCE_CLIENTS, browserPlays, curlListen, curlPutSource, ezstreamSource, ffmpegHttpPutSource, ffmpegIcecastSource, ffmpegLegacySource, ffprobeListen, icyListen, ices2Source, liquidsoapSource,
   mpg123Listen, mplayerListen, mpvListen, ogg123Listen, streamripperListen, vlcListen, type Format, type ListenResult, type SourceClient,
-} from './helpers/clients.ts';
-import { createMount, startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
-import { KeepSource, Listener, ffmpegMp3Source, ffmpegSource, icecastUrl, mp3Frames, oggPages, rawExchange } from './helpers/stream.ts';
+} from '../harness/clients.ts';
+import { createMount, startEtcd, startRadiod, type Etcd, type Radiod } from '../harness/components.ts';
+import { KeepSource, Listener, ffmpegMp3Source, ffmpegSource, icecastUrl, mp3Frames, oggPages, rawExchange } from '../harness/stream.ts';
 
 const TTL = 3;
 // ASCII: players differ in how they read a title's other bytes (streamripper takes them as Latin-1).

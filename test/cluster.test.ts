@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { alive, waitFor } from '../harness/net.ts';
-import { httpGet, radioctl, startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
+import { httpGet, radioctl, startEtcd, startRadiod, type Etcd, type Radiod } from '../harness/components.ts';
 
 const TTL = 3;
 

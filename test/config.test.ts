@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../src/config/load-config.ts';
-import { ROOT, run, tempDir } from './helpers/processes.ts';
+import { ROOT, run, tempDir } from '../harness/components.ts';
 
 const noDns = { defaultPublicIps: () => Promise.resolve(['192.0.2.10']) };
 

@@ -14,9 +14,9 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../harness/net.ts';
 import { DNS_LIMITS } from '../src/dns/server.ts';
-import { rssBytes, underAttack } from './helpers/attack.ts';
-import { dig } from './helpers/dig.ts';
-import { startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
+import { rssBytes, underAttack } from '../harness/attack.ts';
+import { dig } from '../harness/dig.ts';
+import { startEtcd, startRadiod, type Etcd, type Radiod } from '../harness/components.ts';
 
 /** A query in wire format: one question, with an OPT record when `edns`. */
 function query(id: number, name: string, qtype: number, edns: boolean): Buffer {

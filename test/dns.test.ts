@@ -18,8 +18,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitFor } from '../harness/net.ts';
 import { ROOT } from '../harness/process.ts';
-import { dig } from './helpers/dig.ts';
-import { startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
+import { dig } from '../harness/dig.ts';
+import { startEtcd, startRadiod, type Etcd, type Radiod } from '../harness/components.ts';
 
 const TTL = 3;
 

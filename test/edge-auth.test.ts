@@ -13,9 +13,9 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../harness/net.ts';
-import { underAttack } from './helpers/attack.ts';
-import { createMount, radioctl, startEtcd, startRadiod, type Creds, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
-import { Listener, ffmpegSource, icecastUrl, oggPages } from './helpers/stream.ts';
+import { underAttack } from '../harness/attack.ts';
+import { createMount, radioctl, startEtcd, startRadiod, type Creds, type Etcd, type Proc, type Radiod } from '../harness/components.ts';
+import { Listener, ffmpegSource, icecastUrl, oggPages } from '../harness/stream.ts';
 
 const TTL = 3;
 

@@ -16,7 +16,7 @@ import { chownSync, readFileSync } from 'node:fs';
 import { get } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ROOT, radioctl, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
+import { ROOT, radioctl, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from '../harness/components.ts';
 import { freePortOn, waitFor } from '../harness/net.ts';
 import { plaintextRefusal } from '../src/state/etcd-client.ts';
 

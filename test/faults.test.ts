@@ -14,9 +14,9 @@ import { after, before, describe, it } from 'node:test';
 import { Cluster } from '../harness/cluster.ts';
 import { alive, httpGet, waitFor } from '../harness/net.ts';
 import { join } from 'node:path';
-import { createMount, pidFrom, radioctl, tempDir, type Creds } from './helpers/processes.ts';
-import { streamAddresses } from './helpers/dig.ts';
-import { KeepSource, Listener, ffmpegSource, icecastUrl, mp3Frames, oggPages } from './helpers/stream.ts';
+import { createMount, pidFrom, radioctl, tempDir, type Creds } from '../harness/components.ts';
+import { streamAddresses } from '../harness/dig.ts';
+import { KeepSource, Listener, ffmpegSource, icecastUrl, mp3Frames, oggPages } from '../harness/stream.ts';
 
 const TTL = 3;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -10,8 +10,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../harness/net.ts';
-import { createMount, httpGet, radioctl, startEtcd, startRadiod, type Creds, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
-import { KeepSource, Listener, ffmpegMp3Source, ffmpegSource, icecastUrl, oggPages, rawExchange, startStation } from './helpers/stream.ts';
+import { createMount, httpGet, radioctl, startEtcd, startRadiod, type Creds, type Etcd, type Proc, type Radiod } from '../harness/components.ts';
+import { KeepSource, Listener, ffmpegMp3Source, ffmpegSource, icecastUrl, oggPages, rawExchange, startStation } from '../harness/stream.ts';
 
 const TTL = 3;
 

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { alive, waitFor } from '../harness/net.ts';
-import { createMount, httpGet, pidFrom, type Creds, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
-import { KeepSource, Listener, ffmpegMp3Source, ffmpegPutSource, icecastUrl, mp3Frames, oggPages, rawExchange } from './helpers/stream.ts';
+import { createMount, httpGet, pidFrom, type Creds, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from '../harness/components.ts';
+import { KeepSource, Listener, ffmpegMp3Source, ffmpegPutSource, icecastUrl, mp3Frames, oggPages, rawExchange } from '../harness/stream.ts';
 
 const TTL = 3;
 const WORKERS = 2;

@@ -17,9 +17,9 @@ import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { alive, waitFor } from '../harness/net.ts';
 import { nodeKey, statusKey } from '../src/state/keys.ts';
-import { assertServes, underAttack } from './helpers/attack.ts';
-import { createMount, pidFrom, startEtcd, startRadiod, tempDir, type Creds, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
-import { Listener, ffmpegSource, icecastUrl, oggPages } from './helpers/stream.ts';
+import { assertServes, underAttack } from '../harness/attack.ts';
+import { createMount, pidFrom, startEtcd, startRadiod, tempDir, type Creds, type Etcd, type Proc, type Radiod } from '../harness/components.ts';
+import { Listener, ffmpegSource, icecastUrl, oggPages } from '../harness/stream.ts';
 
 const TTL = 2;
 const OUTSIDER = '127.0.21.99';

@@ -16,9 +16,9 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../harness/net.ts';
 import { DOOR_LIMITS } from '../src/proxy/icecast-door.ts';
-import { rssBytes, underAttack } from './helpers/attack.ts';
-import { createMount, startEtcd, startRadiod, type Creds, type Etcd, type Radiod } from './helpers/processes.ts';
-import { KeepSource, ffmpegSource, icecastUrl } from './helpers/stream.ts';
+import { rssBytes, underAttack } from '../harness/attack.ts';
+import { createMount, startEtcd, startRadiod, type Creds, type Etcd, type Radiod } from '../harness/components.ts';
+import { KeepSource, ffmpegSource, icecastUrl } from '../harness/stream.ts';
 
 const TTL = 3;
 const WRONG = `Basic ${Buffer.from('source:wrong').toString('base64')}`;

@@ -15,9 +15,9 @@ import { connect } from 'node:tls';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, waitFor } from '../harness/net.ts';
-import { curlListen } from './helpers/clients.ts';
-import { createMount, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
-import { Listener, ffmpegSource, icecastUrl } from './helpers/stream.ts';
+import { curlListen } from '../harness/clients.ts';
+import { createMount, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from '../harness/components.ts';
+import { Listener, ffmpegSource, icecastUrl } from '../harness/stream.ts';
 
 const openssl = (dir: string, ...args: string[]): void => {
   execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { alive, waitFor } from '../harness/net.ts';
-import { createMount, pidFrom, radioctl, type Creds, startEtcd, startRadiod, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
-import { Listener, ffmpegSource, icecastUrl, mp3Frames, oggPages, startStation } from './helpers/stream.ts';
+import { createMount, pidFrom, radioctl, type Creds, startEtcd, startRadiod, type Etcd, type Proc, type Radiod } from '../harness/components.ts';
+import { Listener, ffmpegSource, icecastUrl, mp3Frames, oggPages, startStation } from '../harness/stream.ts';
 
 const TTL = 3;
 

@@ -1,49 +1,18 @@
 /**
- * radiod's own log lines: their shapes on their own, then real radiods whose
+ * radiod's own log lines from real radiods whose
  * stderr is a file standing in for the journal (JOURNAL_STREAM names it, as
  * systemd does) or that log JSON; and SIGHUP sent the way the unit's
  * ExecReload= sends it, which must leave radiod serving.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../harness/net.ts';
 import { ROOT } from '../harness/process.ts';
-import { formatLine, isJournalStream } from '../src/core/log.ts';
-import { startEtcd, startRadiod, tempDir, type Etcd, type Radiod } from './helpers/processes.ts';
-
-describe('log line shapes', () => {
-  const at = new Date(Date.UTC(2026, 10, 22, 8, 0, 0));
-  it('carry the syslog priority for the journal, and keep one event on one line', () => {
-    assert.equal(formatLine({ format: 'text', journal: false }, 'warn', 'etcd', 'unreachable', at), 'WARN etcd: unreachable\n');
-    assert.equal(formatLine({ format: 'text', journal: true }, 'warn', 'etcd', 'unreachable', at), '<4>WARN etcd: unreachable\n');
-    assert.equal(formatLine({ format: 'text', journal: true }, 'error', 'icecast', 'a\nb', at), '<3>ERROR icecast: a | b\n');
-    assert.equal(formatLine({ format: 'text', journal: true }, 'info', 'radiod', 'ready', at), '<6>INFO radiod: ready\n');
-  });
-  it('are one JSON object a line in json, whatever the message holds', () => {
-    const line = formatLine({ format: 'json', journal: false }, 'error', 'sources', 'line one\n"two"', at);
-    assert.equal(line.split('\n').length, 2);
-    assert.deepEqual(JSON.parse(line), { time: '2026-11-22T08:00:00.000Z', level: 'error', priority: 3, component: 'sources', msg: 'line one\n"two"' });
-    assert.match(formatLine({ format: 'json', journal: true }, 'debug', 'x', 'y', at), /^<7>\{/);
-  });
-  it('take JOURNAL_STREAM only when it names the stream they go to', () => {
-    const file = join(tempDir('journal'), 'stderr');
-    writeFileSync(file, '');
-    const fd = openSync(file, 'r');
-    try {
-      const st = statSync(file);
-      assert.equal(isJournalStream(`${st.dev}:${st.ino}`, fd), true);
-      assert.equal(isJournalStream(`${st.dev}:${st.ino + 1}`, fd), false);
-      assert.equal(isJournalStream('garbage', fd), false);
-      assert.equal(isJournalStream(undefined, fd), false);
-    } finally {
-      closeSync(fd);
-    }
-  });
-});
+import { startEtcd, startRadiod, tempDir, type Etcd, type Radiod } from '../harness/components.ts';
 
 describe('a node logging to the journal, or in JSON', () => {
   let etcd: Etcd;

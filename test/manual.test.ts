@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { COMMANDS } from '../src/cli/radioctl.ts';
 import { SETTINGS } from '../src/config/settings.ts';
 import { completion, radioctlPage, radiodPage, roff } from '../packaging/manual.ts';
-import { ROOT, createMount, startEtcd, tempDir, type Etcd } from './helpers/processes.ts';
+import { ROOT, createMount, startEtcd, tempDir, type Etcd } from '../harness/components.ts';
 
 /** groff's plain-text rendering of a page, and its warnings. */
 function render(page: string): { text: string; warnings: string } {

@@ -11,9 +11,9 @@ import { httpGet, waitFor } from '../harness/net.ts';
 import { killPid, pidFrom } from '../harness/process.ts';
 import { isLoopback } from '../src/proxy/pages.ts';
 import { metricName } from '../src/metrics/statsd-reporter.ts';
-import { dig } from './helpers/dig.ts';
-import { createMount, startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
-import { KeepSource, Listener, ffmpegSource, icecastUrl, oggPages } from './helpers/stream.ts';
+import { dig } from '../harness/dig.ts';
+import { createMount, startEtcd, startRadiod, type Etcd, type Radiod } from '../harness/components.ts';
+import { KeepSource, Listener, ffmpegSource, icecastUrl, oggPages } from '../harness/stream.ts';
 import { join } from 'node:path';
 
 describe('statsd metrics and /debug/latency', () => {

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { alive, waitFor } from '../harness/net.ts';
 import { peerDead } from '../src/state/peer-watch.ts';
-import { streamAddresses } from './helpers/dig.ts';
-import { pidFrom, startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
+import { streamAddresses } from '../harness/dig.ts';
+import { pidFrom, startEtcd, startRadiod, type Etcd, type Radiod } from '../harness/components.ts';
 
 const TTL = 10;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

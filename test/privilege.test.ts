@@ -16,8 +16,8 @@ import { ambientCaps, launch } from '../src/children/child-process.ts';
 import { pickChildUser, type ChildUser } from '../src/children/child-user.ts';
 import { canReplaceIn, canSearch, childDir, firstAncestor, readableDir, writeReadable } from '../src/children/private-files.ts';
 import { icecastPrivileges } from '../src/icecast/icecast-manager.ts';
-import { ROOT, createMount, pidFrom, run, startRadiod, tempDir, type Creds, type Proc, type Radiod } from './helpers/processes.ts';
-import { KeepSource, Listener, ffmpegSource, icecastUrl, mp3Frames, oggPages } from './helpers/stream.ts';
+import { ROOT, createMount, pidFrom, run, startRadiod, tempDir, type Creds, type Proc, type Radiod } from '../harness/components.ts';
+import { KeepSource, Listener, ffmpegSource, icecastUrl, mp3Frames, oggPages } from '../harness/stream.ts';
 
 const root = process.getuid?.() === 0;
 const PASSWD = 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n';

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, waitFor } from '../harness/net.ts';
 import { RunningTotals, exposition } from '../src/metrics/prometheus.ts';
-import { createMount, httpGet, radioctl, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from './helpers/processes.ts';
-import { Listener, ffmpegSource, icecastUrl } from './helpers/stream.ts';
+import { createMount, httpGet, radioctl, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from '../harness/components.ts';
+import { Listener, ffmpegSource, icecastUrl } from '../harness/stream.ts';
 
 describe('the Prometheus exposition format', () => {
   it('escapes label values and help text, and writes summaries with their _sum and _count', () => {

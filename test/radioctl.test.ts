@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { radioctl, startEtcd, tempDir, type Etcd } from './helpers/processes.ts';
+import { radioctl, startEtcd, tempDir, type Etcd } from '../harness/components.ts';
 import { freePort } from '../harness/net.ts';
 import { execFileSync } from 'node:child_process';
 import { columns } from '../src/cli/columns.ts';
-import { ROOT } from './helpers/processes.ts';
+import { ROOT } from '../harness/components.ts';
 
 describe('radioctl', () => {
   let etcd: Etcd;

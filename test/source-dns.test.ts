@@ -20,10 +20,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from '../harness/cluster.ts';
 import { alive, freePortOn, waitFor } from '../harness/net.ts';
-import { createMount, tempDir, type Creds, type Proc } from './helpers/processes.ts';
-import { liquidsoapSource } from './helpers/clients.ts';
-import { Listener } from './helpers/stream.ts';
-import { streamAddresses } from './helpers/dig.ts';
+import { createMount, tempDir, type Creds, type Proc } from '../harness/components.ts';
+import { liquidsoapSource } from '../harness/clients.ts';
+import { Listener } from '../harness/stream.ts';
+import { streamAddresses } from '../harness/dig.ts';
 
 const TTL = 3;
 const HOSTS = ['127.0.13.1', '127.0.13.2', '127.0.13.3'];

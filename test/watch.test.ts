@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { waitFor } from '../harness/net.ts';
-import { radioctl, startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
+import { radioctl, startEtcd, startRadiod, type Etcd, type Radiod } from '../harness/components.ts';
 import { TcpProxy } from '../harness/tcp-proxy.ts';
 
 describe('watch recovery', () => {

@@ -12,10 +12,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { alive, waitFor } from '../harness/net.ts';
-import { assertServes, listenBytes, rssBytes } from './helpers/attack.ts';
-import { streamAddresses } from './helpers/dig.ts';
-import { createMount, httpGet, startEtcd, startRadiod, type Etcd, type Radiod } from './helpers/processes.ts';
-import { KeepSource, Listener, ffmpegSource, icecastUrl, oggPages, rawExchange } from './helpers/stream.ts';
+import { assertServes, listenBytes, rssBytes } from '../harness/attack.ts';
+import { streamAddresses } from '../harness/dig.ts';
+import { createMount, httpGet, startEtcd, startRadiod, type Etcd, type Radiod } from '../harness/components.ts';
+import { KeepSource, Listener, ffmpegSource, icecastUrl, oggPages, rawExchange } from '../harness/stream.ts';
 
 const TTL = 3;
 

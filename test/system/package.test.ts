@@ -13,11 +13,11 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SETTINGS } from '../src/config/settings.ts';
-import { freePort, freePortPair, httpGet, waitFor } from '../harness/net.ts';
-import { ROOT, pidFrom, run, startEtcd, type Etcd, type Proc } from './helpers/processes.ts';
-import { dig } from './helpers/dig.ts';
-import { KeepSource, Listener, ffmpegSource, icecastUrl, oggPages } from './helpers/stream.ts';
+import { SETTINGS } from '../../src/config/settings.ts';
+import { freePort, freePortPair, httpGet, waitFor } from '../../harness/net.ts';
+import { ROOT, pidFrom, run, startEtcd, type Etcd, type Proc } from '../../harness/components.ts';
+import { dig } from '../../harness/dig.ts';
+import { KeepSource, Listener, ffmpegSource, icecastUrl, oggPages } from '../../harness/stream.ts';
 
 interface Ran {
   code: number;

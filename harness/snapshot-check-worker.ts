@@ -4,7 +4,7 @@
  * entries come from the same publish). Reports counts to the main thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { SnapshotReader } from '../../src/ipc/snapshot-reader.ts';
+import { SnapshotReader } from '../src/ipc/snapshot-reader.ts';
 
 const { sab, stop } = workerData as { sab: SharedArrayBuffer; stop: SharedArrayBuffer };
 const reader = new SnapshotReader(sab);

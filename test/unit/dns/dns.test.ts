@@ -8,12 +8,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import dnsPacket from 'dns-packet';
-import { ANSWER_CACHE_ENTRIES, AnswerCache, type Answer } from '../src/dns/answers.ts';
-import { RRL_ENTRIES, Rrl } from '../src/dns/rrl.ts';
-import { FrameReader } from '../src/dns/tcp-frames.ts';
-import { TYPE } from '../src/dns/wire.ts';
-import { buildZone, type ZoneConfig } from '../src/dns/zone.ts';
-import type { Snapshot } from '../src/ipc/snapshot.ts';
+import { ANSWER_CACHE_ENTRIES, AnswerCache, type Answer } from '../../../src/dns/answers.ts';
+import { RRL_ENTRIES, Rrl } from '../../../src/dns/rrl.ts';
+import { FrameReader } from '../../../src/dns/tcp-frames.ts';
+import { TYPE } from '../../../src/dns/wire.ts';
+import { buildZone, type ZoneConfig } from '../../../src/dns/zone.ts';
+import type { Snapshot } from '../../../src/ipc/snapshot.ts';
 
 const CFG: ZoneConfig = { domain: 'radio.test', nameservers: ['a'], ttl: 5, apexTtl: 3600, maxRecords: 8 };
 

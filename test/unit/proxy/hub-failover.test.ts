@@ -9,11 +9,11 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { waitFor } from '../harness/net.ts';
-import { Hub, type Client, type Upstream } from '../src/proxy/hub.ts';
-import { OggSplitter } from '../src/proxy/ogg.ts';
-import type { Sink } from '../src/proxy/sink.ts';
-import { oggPage } from './helpers/ogg-pages.ts';
+import { waitFor } from '../../../harness/net.ts';
+import { Hub, type Client, type Upstream } from '../../../src/proxy/hub.ts';
+import { OggSplitter } from '../../../src/proxy/ogg.ts';
+import type { Sink } from '../../../src/proxy/sink.ts';
+import { oggPage } from '../../../harness/ogg-pages.ts';
 
 
 /** An Icecast stand-in: each stream starts with its header pages, then an audio page every 40 ms. */

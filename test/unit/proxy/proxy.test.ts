@@ -7,19 +7,19 @@ import assert from 'node:assert/strict';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
-import { waitFor } from '../harness/net.ts';
-import { Hub, retryDelay, type Client } from '../src/proxy/hub.ts';
-import { chooseNode, headroom } from '../src/proxy/balance.ts';
-import { HeadParser, LIMITS } from '../src/proxy/http-head.ts';
-import { ICY_METAINT, IcyInserter, IcyStripper, icyBlock } from '../src/proxy/icy.ts';
-import { ListenRouter, routeListener } from '../src/proxy/listen-route.ts';
-import { OggHeaderTracker, OggSplitter } from '../src/proxy/ogg.ts';
-import { m3u, playlistOf, pls, streamUrl } from '../src/proxy/playlist.ts';
-import { NO_STREAM_INFO, type Snapshot, type SnapshotNode } from '../src/ipc/snapshot.ts';
-import { ChunkedDecoder } from '../src/proxy/chunked.ts';
-import { MAX_REQUEST_LINE, classify } from '../src/proxy/classify.ts';
-import { upstreamHead } from '../src/proxy/icecast-door.ts';
-import { oggPage } from './helpers/ogg-pages.ts';
+import { waitFor } from '../../../harness/net.ts';
+import { Hub, retryDelay, type Client } from '../../../src/proxy/hub.ts';
+import { chooseNode, headroom } from '../../../src/proxy/balance.ts';
+import { HeadParser, LIMITS } from '../../../src/proxy/http-head.ts';
+import { ICY_METAINT, IcyInserter, IcyStripper, icyBlock } from '../../../src/proxy/icy.ts';
+import { ListenRouter, routeListener } from '../../../src/proxy/listen-route.ts';
+import { OggHeaderTracker, OggSplitter } from '../../../src/proxy/ogg.ts';
+import { m3u, playlistOf, pls, streamUrl } from '../../../src/proxy/playlist.ts';
+import { NO_STREAM_INFO, type Snapshot, type SnapshotNode } from '../../../src/ipc/snapshot.ts';
+import { ChunkedDecoder } from '../../../src/proxy/chunked.ts';
+import { MAX_REQUEST_LINE, classify } from '../../../src/proxy/classify.ts';
+import { upstreamHead } from '../../../src/proxy/icecast-door.ts';
+import { oggPage } from '../../../harness/ogg-pages.ts';
 
 /** A deterministic PRNG so that a failing split is reproducible. */
 function rng(seed: number): () => number {

@@ -8,8 +8,8 @@ import { get, type ClientRequest } from 'node:http';
 import { get as httpsGet, type RequestOptions } from 'node:https';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, waitFor } from '../../harness/net.ts';
-import { run, tempDir, type Proc } from './processes.ts';
+import { freePort, waitFor } from './net.ts';
+import { run, tempDir, type Proc } from './components.ts';
 
 export function ffmpegSource(url: string, frequency = 440): Proc {
   return run('ffmpeg', [

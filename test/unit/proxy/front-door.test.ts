@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BUSY_ANSWER, BURST_SECONDS, ClientTable, admittedAtHead, clientKey, workerShare } from '../src/proxy/conn-limits.ts';
-import { headState } from '../src/proxy/classify.ts';
-import { HeadParser, LIMITS } from '../src/proxy/http-head.ts';
+import { BUSY_ANSWER, BURST_SECONDS, ClientTable, admittedAtHead, clientKey, workerShare } from '../../../src/proxy/conn-limits.ts';
+import { headState } from '../../../src/proxy/classify.ts';
+import { HeadParser, LIMITS } from '../../../src/proxy/http-head.ts';
 
 describe('connection limits', () => {
   it('gives each worker an even share and a quarter more, all of it to a single worker', () => {

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { SnapshotReader } from '../src/ipc/snapshot-reader.ts';
-import { credentialHash, credentialMatches } from '../src/ipc/credential.ts';
-import { NO_STREAM_INFO, type SnapshotInput } from '../src/ipc/snapshot.ts';
-import { SnapshotWriter } from '../src/ipc/snapshot-writer.ts';
+import { SnapshotReader } from '../../../src/ipc/snapshot-reader.ts';
+import { credentialHash, credentialMatches } from '../../../src/ipc/credential.ts';
+import { NO_STREAM_INFO, type SnapshotInput } from '../../../src/ipc/snapshot.ts';
+import { SnapshotWriter } from '../../../src/ipc/snapshot-writer.ts';
 
 function input(i: number): SnapshotInput {
   const nodes = Array.from({ length: 1 + (i % 7) }, (_, j) => ({
@@ -33,7 +33,7 @@ describe('shared snapshot', () => {
   it('readers in other threads never see a torn snapshot', async () => {
     const writer = new SnapshotWriter({ maxNodes: 16, maxMounts: 16, stringBytes: 8192 });
     const stop = new SharedArrayBuffer(4);
-    const workers = [0, 1].map(() => new Worker(new URL('./helpers/snapshot-check-worker.ts', import.meta.url), { workerData: { sab: writer.sab, stop } }));
+    const workers = [0, 1].map(() => new Worker(new URL('../../../harness/snapshot-check-worker.ts', import.meta.url), { workerData: { sab: writer.sab, stop } }));
     const results = workers.map((w) => new Promise<{ reads: number; distinct: number; torn: number; problems: string[]; retries: number }>((resolve, reject) => {
       w.once('message', resolve);
       w.once('error', reject);

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseNodeInfo, parseNodeStatus } from '../src/state/node-record.ts';
-import { describeHolder, holderVerdict } from '../src/state/presence.ts';
+import { parseNodeInfo, parseNodeStatus } from '../../../src/state/node-record.ts';
+import { describeHolder, holderVerdict } from '../../../src/state/presence.ts';
 
 const node = {
   name: 'n1', addresses: ['10.0.0.1', '2001:db8::1'], httpPort: 80, dnsPort: 53, icecastPort: 8000, icecastInternalPort: 8001,

@@ -13,8 +13,8 @@ import { accessSync, chownSync, closeSync, constants, existsSync, openSync, read
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import { delimiter, join } from 'node:path';
-import { killPid, run, tempDir, type Exit, type Proc } from '../../harness/process.ts';
-import { waitFor } from '../../harness/net.ts';
+import { killPid, run, tempDir, type Exit, type Proc } from './process.ts';
+import { waitFor } from './net.ts';
 import { mp3Frames, oggPages } from './stream.ts';
 
 /** What the functions here need from Debian 12 (plus icecast2 for a reference server). */

@@ -9,22 +9,22 @@
 import assert from 'node:assert/strict';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
-import { waitFor } from '../harness/net.ts';
-import { admitSource, stillAdmitted } from '../src/proxy/source-admission.ts';
-import { SourceGate, kickedSince } from '../src/proxy/source-gate.ts';
-import { IcecastDoor } from '../src/proxy/icecast-door.ts';
-import type { Hubs } from '../src/proxy/hubs.ts';
-import { ListenRouter } from '../src/proxy/listen-route.ts';
-import { Pages } from '../src/proxy/pages.ts';
-import { GUARD, SourceGuard, addressKey, delayFor } from '../src/proxy/source-guard.ts';
-import { SourceKiller, credentialChanges, predates } from '../src/icecast/source-kill.ts';
-import type { IcecastStats } from '../src/icecast/icecast-stats.ts';
-import { SnapshotReader } from '../src/ipc/snapshot-reader.ts';
-import { NO_STREAM_INFO, type SnapshotInput } from '../src/ipc/snapshot.ts';
-import { S, WorkerStats, statsBuffer, sumStats } from '../src/ipc/worker-stats.ts';
-import type { MountRecord } from '../src/state/mount-record.ts';
-import { SnapshotWriter } from '../src/ipc/snapshot-writer.ts';
-import { oggPage } from './helpers/ogg-pages.ts';
+import { waitFor } from '../../../harness/net.ts';
+import { admitSource, stillAdmitted } from '../../../src/proxy/source-admission.ts';
+import { SourceGate, kickedSince } from '../../../src/proxy/source-gate.ts';
+import { IcecastDoor } from '../../../src/proxy/icecast-door.ts';
+import type { Hubs } from '../../../src/proxy/hubs.ts';
+import { ListenRouter } from '../../../src/proxy/listen-route.ts';
+import { Pages } from '../../../src/proxy/pages.ts';
+import { GUARD, SourceGuard, addressKey, delayFor } from '../../../src/proxy/source-guard.ts';
+import { SourceKiller, credentialChanges, predates } from '../../../src/icecast/source-kill.ts';
+import type { IcecastStats } from '../../../src/icecast/icecast-stats.ts';
+import { SnapshotReader } from '../../../src/ipc/snapshot-reader.ts';
+import { NO_STREAM_INFO, type SnapshotInput } from '../../../src/ipc/snapshot.ts';
+import { S, WorkerStats, statsBuffer, sumStats } from '../../../src/ipc/worker-stats.ts';
+import type { MountRecord } from '../../../src/state/mount-record.ts';
+import { SnapshotWriter } from '../../../src/ipc/snapshot-writer.ts';
+import { oggPage } from '../../../harness/ogg-pages.ts';
 
 const basic = (u: string, p: string): string => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
 

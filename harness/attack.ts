@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dig } from './dig.ts';
-import { httpGet, type Radiod } from './processes.ts';
+import { httpGet, type Radiod } from './components.ts';
 
 /** Resident set size of a process, bytes (from /proc). */
 export function rssBytes(pid: number): number {

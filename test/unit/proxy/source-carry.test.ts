@@ -11,11 +11,11 @@
 import assert from 'node:assert/strict';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { waitFor } from '../harness/net.ts';
-import { HeadParser, type RequestHead } from '../src/proxy/http-head.ts';
-import { SourceCarry, isOggSource, statusOf, type CarryOptions } from '../src/proxy/source-carry.ts';
-import type { Target } from '../src/proxy/source-forward.ts';
-import { passingRefusal } from '../src/proxy/icecast-door.ts';
+import { waitFor } from '../../../harness/net.ts';
+import { HeadParser, type RequestHead } from '../../../src/proxy/http-head.ts';
+import { SourceCarry, isOggSource, statusOf, type CarryOptions } from '../../../src/proxy/source-carry.ts';
+import type { Target } from '../../../src/proxy/source-forward.ts';
+import { passingRefusal } from '../../../src/proxy/icecast-door.ts';
 
 /** An Ogg page: `bos` marks a stream's first page, granule 0 a header page. */
 function page(serial: number, seq: number, granule: bigint, bos: boolean, body: string): Buffer {

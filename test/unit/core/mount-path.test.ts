@@ -1,7 +1,7 @@
 /** The mount-path rule (docs/radioctl.md), table-driven. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mountPathProblem } from '../src/core/mount-path.ts';
+import { mountPathProblem } from '../../../src/core/mount-path.ts';
 
 describe('mount paths', () => {
   const good = ['/live.ogg', '/a', '/a/b/c.mp3', '/A-Z_a~z.09', '/' + 'x'.repeat(199), '/dir/.hidden', '/..x', '/x.m3u8'];

@@ -8,11 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { renderIcecastConfig, type IcecastConfigInput } from '../src/icecast/icecast-config.ts';
-import type { MountRecord } from '../src/state/mount-record.ts';
-import { mayTranscode } from '../src/icecast/transcoders.ts';
-import { icecastRole } from '../src/icecast/icecast-role.ts';
-import { parseIcecastStats } from '../src/icecast/icecast-stats.ts';
+import { renderIcecastConfig, type IcecastConfigInput } from '../../../src/icecast/icecast-config.ts';
+import type { MountRecord } from '../../../src/state/mount-record.ts';
+import { mayTranscode } from '../../../src/icecast/transcoders.ts';
+import { icecastRole } from '../../../src/icecast/icecast-role.ts';
+import { parseIcecastStats } from '../../../src/icecast/icecast-stats.ts';
 
 const mount = (over: Partial<MountRecord>): MountRecord => ({
   path: '/m.ogg', username: 'user', password: 'pass', relay: null, fallback: null, transcode: null, createdAt: '', ...over,

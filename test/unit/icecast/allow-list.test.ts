@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { AllowListFile, addressForms, allowedAddresses, renderAllowList } from '../src/icecast/allow-list.ts';
-import { tempDir } from './helpers/processes.ts';
+import { AllowListFile, addressForms, allowedAddresses, renderAllowList } from '../../../src/icecast/allow-list.ts';
+import { tempDir } from '../../../harness/components.ts';
 
 describe('Icecast allow-list', () => {
   it('writes addresses as Icecast prints them', () => {
