@@ -65,9 +65,22 @@ export function childPidFiles(dataDir: string): string[] {
   return [join(dataDir, 'etcd.pid'), join(dataDir, 'icecast.pid'), ...liq];
 }
 
+/**
+ * Four free ports, all different: the kernel may hand the same free port to
+ * two lookups in a row, since each lookup's socket is closed before the next.
+ */
+async function distinctPorts(host: string): Promise<RadiodPorts> {
+  const got: number[] = [];
+  while (got.length < 4) {
+    const p = await freePort(host);
+    if (!got.includes(p)) got.push(p);
+  }
+  return { http: got[0]!, icecast: got[1]!, icecastInternal: got[2]!, dns: got[3]! };
+}
+
 export async function startRadiod(o: RadiodOptions): Promise<Radiod> {
   const host = o.host ?? '127.0.0.1';
-  const ports = o.ports ?? { http: await freePort(host), icecast: await freePort(host), icecastInternal: await freePort(host), dns: await freePort(host) };
+  const ports = o.ports ?? await distinctPorts(host);
   const dataDir = o.dataDir ?? tempDir('data');
   // Icecast drops to nobody and must reach its files below the data dir, as under /var/lib.
   chmodSync(dataDir, 0o755);

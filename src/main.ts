@@ -6,7 +6,7 @@ import { configFileName, loadConfig, usage } from './config/load-config.ts';
 import { VERSION } from './core/version.ts';
 import { quietIpServerNameWarning } from './core/warnings.ts';
 import { existsSync } from 'node:fs';
-import { RadioError, describe, hasCode } from './core/errors.ts';
+import { ERRORS, RadioError, codeOf, describe, hasCode } from './core/errors.ts';
 import { plaintextRefusal } from './state/etcd-client.ts';
 import { logger, setLogFormat } from './core/log.ts';
 import { Daemon } from './node/daemon.ts';
@@ -29,7 +29,8 @@ async function main(argv: string[]): Promise<number> {
     config = await loadConfig(argv);
   } catch (err) {
     process.stderr.write(`radiod: ${describe(err)}\n`);
-    return hasCode(err, 'RADIOAI_ERR_CONFIG') || hasCode(err, 'RADIOAI_ERR_USAGE') ? 2 : 1;
+    const code = codeOf(err);
+    return code === null ? 1 : ERRORS[code].radiod;
   }
   setLogFormat(config.logFormat);
   const daemon = new Daemon(config);
@@ -93,7 +94,7 @@ async function checkConfig(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     const file = configFileName(argv);
-    const missingDomain = describe(err).startsWith('DOMAIN (--domain): required');
+    const missingDomain = hasCode(err, 'RADIOAI_ERR_NO_DOMAIN');
     process.stdout.write(missingDomain
       ? `radiod: waiting for DOMAIN in ${file}; radiod starts when the file is saved with DOMAIN=your.zone\n`
       : `radiod: not starting until ${file} is fixed: ${describe(err)}\n`);

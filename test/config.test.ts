@@ -82,7 +82,7 @@ describe('configuration', () => {
       await assert.rejects(loadConfig(['--config', configFile(''), ...argv], { env, ...noDns }), (err: Error & { code?: string }) => {
         assert.match(err.message, message);
         assert.ok(!err.message.includes('\n'));
-        assert.match(err.code ?? '', /^RADIOAI_ERR_(CONFIG|USAGE)$/);
+        assert.match(err.code ?? '', /^RADIOAI_ERR_(CONFIG|USAGE|NO_DOMAIN)$/);
         return true;
       });
     });

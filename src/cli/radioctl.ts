@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Etcd3 } from 'etcd3';
 import { gatherRaw, parseArgs, type ParsedArgs } from '../config/load-config.ts';
 import { SETTINGS, parseSetting, type Config } from '../config/settings.ts';
-import { RadioError, describe } from '../core/errors.ts';
+import { ERRORS, RadioError, codeOf, describe } from '../core/errors.ts';
 import { VERSION } from '../core/version.ts';
 import { ClusterModel } from '../state/cluster-model.ts';
 import { ANSWERS, ANSWER_TTL, QUERIES, type ListenersAnswer } from '../state/listener-query.ts';
@@ -335,9 +335,9 @@ export async function radioctl(argv: readonly string[], io: Io): Promise<number>
     await withDeadline(run(command!, args, client, io), timeoutMs, `${command} via ${conn.endpoints.join(',')}`);
     return 0;
   } catch (err) {
-    const e = err instanceof RadioError ? err : null;
-    const code = e?.exit ?? (isEtcdConnectionError(err) ? 3 : 1);
-    let why = code === 3 && !e ? `etcd not reachable at ${endpoints.join(',')}: ${shortReason(err)}` : describe(err);
+    const known = codeOf(err);
+    const code = known !== null ? ERRORS[known].exit : isEtcdConnectionError(err) ? 3 : 1;
+    let why = code === 3 && known === null ? `etcd not reachable at ${endpoints.join(',')}: ${shortReason(err)}` : describe(err);
     if (code === 3 && settings && endpoints[0] !== undefined) {
       // The gRPC error says "unavailable" for every TLS mistake; say which one it is.
       const reason = await diagnoseEtcd(endpoints[0], settings, loadTlsQuietly(settings), Math.min(2000, timeoutMs)).catch(() => null);

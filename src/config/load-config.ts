@@ -145,7 +145,7 @@ export async function loadConfig(argv: readonly string[], opts: LoadOptions = {}
     if (!given) {
       const d = typeof s.default === 'function' ? s.default(config) : s.default;
       if (d === undefined || d === '') {
-        if (s.key === 'domain') throw new RadioError('RADIOAI_ERR_CONFIG', 'DOMAIN (--domain): required, e.g. --domain radio.example.com');
+        if (s.key === 'domain') throw new RadioError('RADIOAI_ERR_NO_DOMAIN', 'DOMAIN (--domain): required, e.g. --domain radio.example.com');
         if (s.key === 'publicIps') throw new RadioError('RADIOAI_ERR_CONFIG', 'PUBLIC_IP (--public-ip): the host name does not resolve; set the addresses to advertise');
         if (s.key === 'etcdServer' || s.key === 'statsd') {
           (config as Record<string, unknown>)[s.key] = '';

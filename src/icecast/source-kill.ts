@@ -113,7 +113,7 @@ export class SourceKiller {
       (this.#o.kill ?? ((m) => this.#kill(m)))(path).catch((err: unknown) => {
         // 400: Icecast has no source there any more (a door dropped it first); the mount may still be
         // listed while its listeners play the fallback. Nothing is left to drop.
-        if (err instanceof Error && err.message === 'Icecast answered 400') {
+        if ((err as { status?: unknown }).status === 400) {
           this.#pending.delete(path);
           return;
         }
@@ -134,5 +134,5 @@ export async function killSource(icecast: { host: string; port: number; adminPas
     signal: AbortSignal.timeout(KILL_TIMEOUT_MS),
   });
   await res.arrayBuffer();
-  if (!res.ok) throw new Error(`Icecast answered ${res.status}`);
+  if (!res.ok) throw Object.assign(new Error(`Icecast answered ${res.status}`), { status: res.status });
 }

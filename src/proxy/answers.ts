@@ -39,8 +39,70 @@ const CORS_PREFLIGHT: [string, string][] = [
 /** What Icecast asks a source or a title update without valid credentials for. */
 export const AUTH_CHALLENGE: [string, string] = ['WWW-Authenticate', 'Basic realm="Icecast2 Server"'];
 
+export const TEXT_PLAIN: [string, string] = ['Content-Type', 'text/plain; charset=utf-8'];
+
 export function text(status: number, body: string, extra: [string, string][] = []): Answer {
-  return { status, headers: [['Content-Type', 'text/plain; charset=utf-8'], ...extra], body };
+  return { status, headers: [TEXT_PLAIN, ...extra], body };
+}
+
+/** One thing the public ports say on their own: a status and a plain-text body. */
+export interface Reply {
+  readonly status: number;
+  readonly text: string;
+}
+
+/**
+ * Everything the public ports say themselves (not pages, streams, or an
+ * Icecast's answers carried through), by stable key, whichever door,
+ * router or hub says it; docs/errors.md lists them for operators. A text
+ * holds at most one `{placeholder}`, filled by replyText().
+ */
+export const REPLIES = {
+  // The request itself (http-head.ts; both doors).
+  badRequestLine: { status: 400, text: 'malformed request line\n' },
+  badHeader: { status: 400, text: 'malformed header\n' },
+  requestLineTooLong: { status: 414, text: 'request line too long\n' },
+  headTooLarge: { status: 431, text: 'request head too large\n' },
+  tooManyHeaders: { status: 431, text: 'too many headers\n' },
+  methodNotAllowed: { status: 405, text: 'method not allowed\n' },
+  notFound: { status: 404, text: 'not found\n' },
+  // Listeners (listen-route.ts, hub.ts, playlists).
+  noSuchMount: { status: 404, text: 'no such mount\n' },
+  noSource: { status: 503, text: 'this mount has no source right now; try again later\n' },
+  nodesFull: { status: 503, text: 'no node can take another listener right now; try again later\n' },
+  streamUnavailable: { status: 503, text: 'stream not available, try again\n' },
+  redirect: { status: 302, text: '{location}\n' },
+  // Sources and title updates (source-admission.ts, source-gate.ts, title-update.ts, icecast-door.ts).
+  loginNeeded: { status: 401, text: 'this mount needs its user name and password (HTTP Basic)\n' },
+  wrongLogin: { status: 401, text: 'wrong username or password\n' },
+  lockedOut: { status: 403, text: 'too many wrong source logins from this address; try again in {seconds} s\n' },
+  credentialsUnknown: { status: 503, text: "this mount's credentials are not known on this node yet; try again in a few seconds\n" },
+  noMaster: { status: 503, text: 'no master right now (it is being elected); try again in a few seconds\n' },
+  masterUnreachable: { status: 503, text: 'the master is not reachable right now (it may be changing); try again in a few seconds\n' },
+  masterBrokeOff: { status: 502, text: "the master's Icecast broke off its answer\n" },
+  titleModeOnly: { status: 400, text: 'mode=updinfo is the only title update radioai carries\n' },
+  // Connections refused at accept (conn-limits.ts).
+  busy: { status: 503, text: 'this node is busy; try again in a moment\n' },
+  // GET /debug/fault/KIND from loopback (tests only).
+  faultInjected: { status: 200, text: 'fault injected\n' },
+  noSuchFault: { status: 404, text: 'no such fault\n' },
+} as const satisfies Record<string, Reply>;
+
+export type ReplyKey = keyof typeof REPLIES;
+
+/** What a 405 says is allowed. */
+export const ALLOW: [string, string] = ['Allow', 'GET, HEAD, OPTIONS, PUT, SOURCE'];
+
+/** `key`'s text with its one `{placeholder}` replaced by `value` (no regular expression: the redirect path is hot). */
+export function replyText(key: ReplyKey, value?: string | number): string {
+  const t: string = REPLIES[key].text;
+  const i = t.indexOf('{');
+  return i < 0 || value === undefined ? t : `${t.slice(0, i)}${value}${t.slice(t.indexOf('}', i) + 1)}`;
+}
+
+/** The table's answer for `key`, as plain text, with `extra` headers. */
+export function say(key: ReplyKey, extra: [string, string][] = [], value?: string | number): Answer {
+  return text(REPLIES[key].status, replyText(key, value), extra);
 }
 
 export function preflight(): Answer {

@@ -27,6 +27,7 @@
  * average.
  */
 import type { Socket } from 'node:net';
+import { say, serialize } from './answers.ts';
 
 /** The settings, for the whole node. */
 export interface FrontLimits {
@@ -179,7 +180,4 @@ export function admittedAtHead(method: string, path: string): boolean {
 }
 
 /** The answer to a connection refused at accept: the request is not read, so HTTP/1.0, which every client reads. */
-export const BUSY_ANSWER = Buffer.from(
-  'HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 42\r\n\r\n'
-  + 'this node is busy; try again in a moment\r\n',
-);
+export const BUSY_ANSWER = Buffer.from(serialize(say('busy', [['Retry-After', '5']]), 'HTTP/1.0', false));

@@ -12,7 +12,10 @@ import type { LatencyRecorder } from '../ipc/latency.ts';
 import type { Finished, ListenerLog } from './access-record.ts';
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { S, type WorkerStats } from '../ipc/worker-stats.ts';
-import { CORS_EXPOSE, CORS_ORIGIN, statusText, text, type Answer } from './answers.ts';
+import { ALLOW, CORS_EXPOSE, CORS_ORIGIN, REPLIES, TEXT_PLAIN, replyText, say, statusText, text, type Answer } from './answers.ts';
+
+/** The redirect's status line, made once: the hot path of redirect mode writes it as it is. */
+const REDIRECT_STATUS = statusText(REPLIES.redirect.status);
 import type { Hubs } from './hubs.ts';
 import { ICY_METAINT } from './icy.ts';
 import { UwsSink } from './sink.ts';
@@ -67,11 +70,11 @@ export function createFront(o: FrontOptions): AdoptingApp {
     const finished = o.listenerLog?.enabled === true ? finishedOf(res, req, method, path, o.listenerLog) : null;
     if (d.kind === 'redirect') {
       o.stats.add(S.REDIRECTS, 1);
-      if (finished) o.listenerLog!.note({ ...finished, status: 302 });
+      if (finished) o.listenerLog!.note({ ...finished, status: REPLIES.redirect.status });
       const q = req.getQuery();
       const location = q ? `${d.location}?${q}` : d.location;
       // The hot path of redirect mode: no header loop, no closure.
-      res.writeStatus('302 Found').writeHeader('Location', location).writeHeader('Content-Type', 'text/plain; charset=utf-8').end(`${location}\n`);
+      res.writeStatus(REDIRECT_STATUS).writeHeader('Location', location).writeHeader(TEXT_PLAIN[0], TEXT_PLAIN[1]).end(replyText('redirect', location));
       // Routing and writing the answer, in µs (the network is the client's to measure).
       o.latency?.record('redirect_us', (performance.now() - t0) * 1000);
       return;
@@ -134,5 +137,5 @@ export function createFront(o: FrontOptions): AdoptingApp {
     .get('/*', handle('GET'))
     .head('/*', handle('HEAD'))
     .options('/*', handle('OPTIONS'))
-    .any('/*', (res) => write(res.onAborted(NOTHING), text(405, 'method not allowed\n', [['Allow', 'GET, HEAD, OPTIONS, PUT, SOURCE']]), false)) as AdoptingApp;
+    .any('/*', (res) => write(res.onAborted(NOTHING), say('methodNotAllowed', [ALLOW]), false)) as AdoptingApp;
 }

@@ -4,6 +4,10 @@
  * feed() keeps what it has until the blank line. Limits keep a client from
  * holding memory: head size, header count, request-line length.
  */
+import { REPLIES, type ReplyKey } from './answers.ts';
+
+/** A refusal of the request head, from the answers table (the door adds the newline back). */
+const bad = (k: ReplyKey): { kind: 'bad'; status: number; reason: string } => ({ kind: 'bad', status: REPLIES[k].status, reason: REPLIES[k].text.slice(0, -1) });
 
 export const LIMITS = {
   headBytes: 16 * 1024,
@@ -93,11 +97,11 @@ export class HeadParser {
     this.#state = state;
     this.#keep(chunk);
     if (end < 0) {
-      if ((this.#firstLf < 0 ? this.#size : this.#firstLf) > LIMITS.requestLine) return { kind: 'bad', status: 414, reason: 'request line too long' };
-      if (this.#size > LIMITS.headBytes) return { kind: 'bad', status: 431, reason: 'request head too large' };
+      if ((this.#firstLf < 0 ? this.#size : this.#firstLf) > LIMITS.requestLine) return bad('requestLineTooLong');
+      if (this.#size > LIMITS.headBytes) return bad('headTooLarge');
       return { kind: 'more' };
     }
-    if (end > LIMITS.headBytes) return { kind: 'bad', status: 431, reason: 'request head too large' };
+    if (end > LIMITS.headBytes) return bad('headTooLarge');
     this.#seal();
     const all = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#size);
     this.#chunks = [];
@@ -105,15 +109,15 @@ export class HeadParser {
     const rest = all.subarray(end);
     const lines = raw.toString('latin1').split(/\r?\n/).slice(0, -2);
     const [requestLine, ...headerLines] = lines;
-    if (requestLine === undefined || requestLine.length > LIMITS.requestLine) return { kind: 'bad', status: 414, reason: 'request line too long' };
+    if (requestLine === undefined || requestLine.length > LIMITS.requestLine) return bad('requestLineTooLong');
     const m = /^([A-Z]+) (\S+) (HTTP\/1\.[01]|ICE\/1\.0)$/.exec(requestLine);
-    if (!m) return { kind: 'bad', status: 400, reason: 'malformed request line' };
-    if (headerLines.length > LIMITS.headers) return { kind: 'bad', status: 431, reason: 'too many headers' };
+    if (!m) return bad('badRequestLine');
+    if (headerLines.length > LIMITS.headers) return bad('tooManyHeaders');
     const headers = new Map<string, string>();
     for (const line of headerLines) {
       const colon = line.indexOf(':');
       const name = colon > 0 ? line.slice(0, colon).trim().toLowerCase() : '';
-      if (!TOKEN.test(name)) return { kind: 'bad', status: 400, reason: 'malformed header' };
+      if (!TOKEN.test(name)) return bad('badHeader');
       const value = line.slice(colon + 1).trim();
       headers.set(name, headers.has(name) ? `${headers.get(name)}, ${value}` : value);
     }

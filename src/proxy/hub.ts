@@ -26,6 +26,7 @@ import { sameHostPort } from '../core/host-port.ts';
 import { IcyInserter, IcyStripper } from './icy.ts';
 import { OggHeaderTracker, OggSplitter } from './ogg.ts';
 import type { Sink } from './sink.ts';
+import { REPLIES } from './answers.ts';
 
 export interface Upstream {
   name: string;
@@ -210,7 +211,7 @@ export class Hub {
       // A new listener does not wait long for a stream that is not there.
       this.#pendingTimer ??= setTimeout(() => {
         this.#pendingTimer = null;
-        for (const c of this.#pending) c.fail(503, 'stream not available, try again\n');
+        for (const c of this.#pending) c.fail(REPLIES.streamUnavailable.status, REPLIES.streamUnavailable.text);
         this.#pending.clear();
         if (this.#listeners.size === 0) this.close('nobody to serve');
       }, this.#o.pendingMs);
@@ -484,7 +485,7 @@ export class Hub {
     this.#req = null;
     this.#probe?.destroy();
     this.#probe = null;
-    for (const c of this.#pending) c.fail(503, 'stream not available\n');
+    for (const c of this.#pending) c.fail(REPLIES.streamUnavailable.status, REPLIES.streamUnavailable.text);
     this.#pending.clear();
     for (const l of this.#listeners) l.sink.close();
     this.#listeners.clear();

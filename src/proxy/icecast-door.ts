@@ -23,7 +23,7 @@ import { logger } from '../core/log.ts';
 import type { ListenerLog } from './access-record.ts';
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { S, type WorkerStats } from '../ipc/worker-stats.ts';
-import { CORS_EXPOSE, CORS_ORIGIN, serialize, text, type Answer } from './answers.ts';
+import { ALLOW, CORS_EXPOSE, CORS_ORIGIN, REPLIES, say, serialize, text, type Answer } from './answers.ts';
 import { admittedAtHead, markAdmitted } from './conn-limits.ts';
 import { HeadParser, isChunked, type RequestHead } from './http-head.ts';
 import type { Hubs } from './hubs.ts';
@@ -73,7 +73,7 @@ export function streamHead(h: StreamHead, icy: boolean): string {
   return `${out}Connection: close\r\n\r\n`;
 }
 
-const MASTER_UNREACHABLE = text(503, 'the master is not reachable right now (it may be changing); try again in a few seconds\n');
+const MASTER_UNREACHABLE = say('masterUnreachable');
 
 /** How long a client has to read a final answer and close before the door closes the connection itself. */
 export const REPLY_LINGER_MS = 2000;
@@ -145,7 +145,7 @@ export class IcecastDoor {
       case 'PUT':
         return this.#source(sock, head, rest);
       default:
-        reply(sock, head, text(405, 'method not allowed\n', [['Allow', 'GET, HEAD, OPTIONS, PUT, SOURCE']]));
+        reply(sock, head, say('methodNotAllowed', [ALLOW]));
     }
   }
 
@@ -165,10 +165,10 @@ export class IcecastDoor {
     }
     if (d.kind === 'redirect') {
       this.#o.stats.add(S.REDIRECTS, 1);
-      note(302, 0);
+      note(REPLIES.redirect.status, 0);
       // The query goes along: some players and stream links carry tokens in it.
       const location = d.location + head.target.slice(head.path.length);
-      return reply(sock, head, text(302, `${location}\n`, [['Location', location], CORS_ORIGIN]));
+      return reply(sock, head, say('redirect', [['Location', location], CORS_ORIGIN], location));
     }
     const icy = head.headers.get('icy-metadata') === '1';
     const onlyHead = head.method === 'HEAD';
@@ -198,7 +198,7 @@ export class IcecastDoor {
   }
 
   #admin(sock: Socket, head: RequestHead): void {
-    if (head.path !== '/admin/metadata') return reply(sock, head, text(404, 'not found\n'));
+    if (head.path !== '/admin/metadata') return reply(sock, head, say('notFound'));
     void updateTitle(head, (mount, auth) => this.#gate.admit(sock.remoteAddress ?? '', mount, auth)).then((a) => reply(sock, head, a));
   }
 

@@ -22,6 +22,10 @@ import { isMountPath } from '../core/mount-path.ts';
 import type { Snapshot } from '../ipc/snapshot.ts';
 import { chooseNode, headroom, servable } from './balance.ts';
 import { origin } from './playlist.ts';
+import { REPLIES, type ReplyKey } from './answers.ts';
+
+/** A refusal from the answers table, as a decision. */
+const refuse = (k: ReplyKey): ListenDecision => ({ kind: 'error', status: REPLIES[k].status, text: REPLIES[k].text });
 
 export type ListenDecision =
   | { kind: 'serve' }
@@ -41,7 +45,7 @@ export interface ListenContext {
 
 export function routeListener(snap: Snapshot, path: string, ctx: ListenContext): ListenDecision {
   const mount = isMountPath(path) ? snap.mounts.find((m) => m.path === path) : undefined;
-  if (!mount) return { kind: 'error', status: 404, text: 'no such mount\n' };
+  if (!mount) return refuse('noSuchMount');
   const streams = ctx.proxy || ctx.port !== 'http';
   const self = snap.nodes.find((n) => n.name === ctx.nodeName);
   // Between its start and its registration a node is not in its own snapshot yet, so it has
@@ -51,15 +55,15 @@ export function routeListener(snap: Snapshot, path: string, ctx: ListenContext):
     // The snapshot learns that a source went live a second or two after it did: a node
     // with room lets its hub look for the stream (it waits briefly, then answers 503).
     if (streams && self && self.alive && headroom(self) > 0) return { kind: 'serve' };
-    return { kind: 'error', status: 503, text: 'this mount has no source right now; try again later\n' };
+    return refuse('noSource');
   }
   const https = ctx.port === 'https';
   const choice = chooseNode(snap, mount, ctx.nodeName, ctx.random, https ? (n) => n.httpsPort > 0 : undefined);
-  if (!choice) return { kind: 'error', status: 503, text: 'no node can take another listener right now; try again later\n' };
+  if (!choice) return refuse('nodesFull');
   if (streams && choice.self) return { kind: 'serve' };
   if (https) return { kind: 'redirect', location: `${origin('https', `${choice.node.name}.${ctx.domain ?? ''}`, choice.node.httpsPort)}${path}` };
   const addr = choice.node.addresses[0];
-  if (addr === undefined) return { kind: 'error', status: 503, text: 'no node can take another listener right now\n' };
+  if (addr === undefined) return refuse('nodesFull');
   const port = ctx.port === 'http' && ctx.proxy ? choice.node.httpPort : choice.node.icecastPort;
   return { kind: 'redirect', location: `http://${hostPort(addr, port)}${path}` };
 }

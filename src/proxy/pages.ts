@@ -8,7 +8,7 @@
  */
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { health } from './health.ts';
-import { CORS_ORIGIN, preflight, text, type Answer } from './answers.ts';
+import { CORS_ORIGIN, preflight, say, type Answer } from './answers.ts';
 import { PLAYLIST_TYPES, m3u, playlistOf, pls, streamUrl, type Scheme } from './playlist.ts';
 import { statusJson } from './status-json.ts';
 import { PAGE_HEADERS, liveFragments, statusPage } from './status-page.ts';
@@ -62,7 +62,7 @@ export class Pages {
         return { status: h.status, headers: JSON_NO_STORE, body: h.body };
       }
       case '/debug/latency':
-        if (!isLoopback(peer)) return text(404, 'not found\n');
+        if (!isLoopback(peer)) return say('notFound');
         return { status: 200, headers: JSON_NO_STORE, body: this.#o.latencyJson?.() ?? '{}' };
       case '/':
         this.#render();
@@ -75,7 +75,7 @@ export class Pages {
         return { status: 200, headers: [['Content-Type', 'application/json; charset=utf-8'], ['Cache-Control', 'no-cache'], CORS_ORIGIN], body: this.#json };
       default:
         if (path.startsWith('/debug/fault/') && this.#o.fault && isLoopback(peer)) {
-          return this.#o.fault(path.slice('/debug/fault/'.length)) ? text(200, 'fault injected\n') : text(404, 'no such fault\n');
+          return this.#o.fault(path.slice('/debug/fault/'.length)) ? say('faultInjected') : say('noSuchFault');
         }
         return this.#playlist(path);
     }
@@ -84,7 +84,7 @@ export class Pages {
   #playlist(path: string): Answer | null {
     const pl = playlistOf(path);
     if (!pl) return null;
-    if (!this.#o.reader.current().mounts.some((m) => m.path === pl.mount)) return text(404, 'no such mount\n', [CORS_ORIGIN]);
+    if (!this.#o.reader.current().mounts.some((m) => m.path === pl.mount)) return say('noSuchMount', [CORS_ORIGIN]);
     const u = streamUrl(this.#o.domain, this.#o.port, pl.mount, this.#o.scheme);
     return { status: 200, headers: [['Content-Type', PLAYLIST_TYPES[pl.kind]], CORS_ORIGIN], body: pl.kind === 'm3u' ? m3u(u) : pls(u, pl.mount) };
   }

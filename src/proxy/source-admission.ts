@@ -15,7 +15,7 @@
  */
 import { credentialMatches } from '../ipc/credential.ts';
 import type { Snapshot } from '../ipc/snapshot.ts';
-import { AUTH_CHALLENGE, text, type Answer } from './answers.ts';
+import { AUTH_CHALLENGE, say, type Answer, type ReplyKey } from './answers.ts';
 import { masterIcecast, type Target } from './source-forward.ts';
 
 export type Admission =
@@ -37,22 +37,22 @@ export function basicCredentials(header: string | undefined): { user: string; pa
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-const unauthorized = (why: string, wrongLogin: boolean): Admission => ({ kind: 'refuse', answer: text(401, why, [AUTH_CHALLENGE]), wrongLogin });
-const refuse = (status: number, why: string): Admission => ({ kind: 'refuse', answer: text(status, why), wrongLogin: false });
+const unauthorized = (k: 'loginNeeded' | 'wrongLogin', wrongLogin: boolean): Admission => ({ kind: 'refuse', answer: say(k, [AUTH_CHALLENGE]), wrongLogin });
+const refuse = (k: ReplyKey): Admission => ({ kind: 'refuse', answer: say(k), wrongLogin: false });
 
 export function admitSource(snap: Snapshot, mountPath: string, authorization: string | undefined): Admission {
   const mount = snap.mounts.find((m) => m.path === mountPath);
-  if (!mount) return refuse(404, 'no such mount\n');
+  if (!mount) return refuse('noSuchMount');
   // A request without credentials is how some clients ask which login to send: not a wrong attempt.
   const creds = basicCredentials(authorization);
-  if (!creds) return unauthorized('this mount needs its user name and password (HTTP Basic)\n', authorization !== undefined);
+  if (!creds) return unauthorized('loginNeeded', authorization !== undefined);
   const user = mount.info.username;
   // The same answer for a wrong user and a wrong password: neither tells which part was right.
-  if (creds.user !== DEFAULT_SOURCE_USER && creds.user !== user) return unauthorized('wrong username or password\n', true);
-  if (mount.credential === '') return refuse(503, 'this mount\'s credentials are not known on this node yet; try again in a few seconds\n');
-  if (!credentialMatches(snap.credentialSalt, mount.credential, user, creds.password)) return unauthorized('wrong username or password\n', true);
+  if (creds.user !== DEFAULT_SOURCE_USER && creds.user !== user) return unauthorized('wrongLogin', true);
+  if (mount.credential === '') return refuse('credentialsUnknown');
+  if (!credentialMatches(snap.credentialSalt, mount.credential, user, creds.password)) return unauthorized('wrongLogin', true);
   const target = masterIcecast(snap);
-  if (!target) return refuse(503, 'no master right now (it is being elected); try again in a few seconds\n');
+  if (!target) return refuse('noMaster');
   const login = creds.user === DEFAULT_SOURCE_USER && user !== '' ? user : creds.user;
   return {
     kind: 'admit', target, mount: mount.path, credential: mount.credential,

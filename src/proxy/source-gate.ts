@@ -14,7 +14,7 @@
 import { logger } from '../core/log.ts';
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { S, type WorkerStats } from '../ipc/worker-stats.ts';
-import { text } from './answers.ts';
+import { say } from './answers.ts';
 import { admitSource, stillAdmitted, type Admission } from './source-admission.ts';
 import { SourceGuard, addressKey, type GuardLimits } from './source-guard.ts';
 
@@ -106,7 +106,7 @@ export class SourceGate {
   #lockedOut(seconds: number): Admission {
     return {
       kind: 'refuse', wrongLogin: false,
-      answer: text(403, `too many wrong source logins from this address; try again in ${seconds} s\n`, [['Retry-After', String(seconds)]]),
+      answer: say('lockedOut', [['Retry-After', String(seconds)]], seconds),
     };
   }
 

@@ -9,7 +9,7 @@
  * node's hubs pass it to their listeners as ICY StreamTitle.
  */
 import { request } from 'node:http';
-import { AUTH_CHALLENGE, text, type Answer } from './answers.ts';
+import { AUTH_CHALLENGE, REPLIES, say, type Answer } from './answers.ts';
 import type { RequestHead } from './http-head.ts';
 import type { Admission } from './source-admission.ts';
 
@@ -22,7 +22,7 @@ const MAX_BODY = 16 * 1024;
 export async function updateTitle(head: RequestHead, admit: (mount: string, authorization: string | undefined) => Promise<Admission>): Promise<Answer> {
   const query = head.target.slice(head.path.length + 1);
   const q = new URLSearchParams(query);
-  if (q.get('mode') !== 'updinfo') return text(400, 'mode=updinfo is the only title update radioai carries\n');
+  if (q.get('mode') !== 'updinfo') return say('titleModeOnly');
   const a = await admit(q.get('mount') ?? '', head.headers.get('authorization'));
   if (a.kind === 'refuse') return a.answer;
   return new Promise((resolve) => {
@@ -37,14 +37,14 @@ export async function updateTitle(head: RequestHead, admit: (mount: string, auth
         n += d.length;
       });
       res.on('end', () => resolve({
-        status: res.statusCode ?? 502,
+        status: res.statusCode ?? REPLIES.masterBrokeOff.status,
         headers: [['Content-Type', String(res.headers['content-type'] ?? 'text/xml')], ...(res.statusCode === 401 ? [AUTH_CHALLENGE] : [])],
         body: Buffer.concat(parts).subarray(0, MAX_BODY).toString('utf8'),
       }));
-      res.on('error', () => resolve(text(502, 'the master\'s Icecast broke off its answer\n')));
+      res.on('error', () => resolve(say('masterBrokeOff')));
     });
     req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(text(503, 'the master is not reachable right now (it may be changing); try again in a few seconds\n')));
+    req.on('error', () => resolve(say('masterUnreachable')));
     req.end();
   });
 }
