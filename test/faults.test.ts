@@ -288,7 +288,8 @@ describe('faults on a three-node cluster', () => {
       for (const l of ls) assert.ok(!l.ended && Date.now() - l.lastAt < 2000, 'a listener stopped receiving');
       await sleep(500);
     }
-    assert.equal((await node(0).health()).body.etcd, 'unreachable', 'etcd really was without quorum');
+    const cut = (await node(0).health()).body;
+    assert.equal(cut.etcd, 'unreachable', `etcd really was without quorum (node1 says ${JSON.stringify(cut)} at ${new Date().toISOString()})`);
     const t0 = Date.now();
     for (const n of down) await n.member!.start();
     await waitFor(async () => {
