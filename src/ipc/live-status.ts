@@ -52,20 +52,33 @@ export function nodeHealth(n: { alive: boolean; icecastReady: boolean }): LiveHe
   return n.icecastReady ? 'serving' : 'icecast down';
 }
 
-/**
- * The same from the snapshot alone, for a worker that has not had one yet:
- * no standby, no listeners per node, no history.
- */
-export function liveFromSnapshot(snap: Snapshot, stepSeconds = HISTORY_STEP_S): LiveStatus {
+/** What the main thread knows beyond the snapshot (live-feed.ts); a worker without it goes by the snapshot alone. */
+export interface LiveExtras {
+  /** The election's role of a node; without it, master or relay. */
+  role?: (node: string, master: boolean) => LiveRole;
+  /** Listeners `node` serves of `path`; without it, none are listed per node. */
+  perNode?: (node: string, path: string) => number;
+  /** Earlier samples of `path`'s listeners, oldest first; without it, only now. */
+  history?: (path: string) => readonly number[];
+  at?: number;
+}
+
+/** LiveStatus from the snapshot and whatever `extras` the caller has (a worker that has had none: no standby, no history). */
+export function liveFromSnapshot(snap: Snapshot, extras: LiveExtras = {}, stepSeconds = HISTORY_STEP_S): LiveStatus {
+  const { role, perNode, history } = extras;
   return {
-    at: Date.now(),
+    at: extras.at ?? Date.now(),
     master: snap.master,
     etcd: snap.etcdConnected,
     stepSeconds,
-    nodes: snap.nodes.map((n) => ({ name: n.name, role: n.master ? 'master' : 'relay', health: nodeHealth(n), listeners: n.listeners, outKbps: n.bandwidthKbps })),
+    nodes: snap.nodes.map((n) => ({
+      name: n.name, role: role ? role(n.name, n.master) : n.master ? 'master' : 'relay', health: nodeHealth(n), listeners: n.listeners, outKbps: n.bandwidthKbps,
+    })),
     mounts: snap.mounts.map((m) => ({
       path: m.path, onAir: m.sourceConnected, title: m.info.title, name: m.info.name, contentType: m.info.contentType, bitrate: m.info.bitrate,
-      listeners: m.listeners, perNode: [], history: [m.listeners],
+      listeners: m.listeners,
+      perNode: perNode ? snap.nodes.map((n): [string, number] => [n.name, perNode(n.name, m.path)]).filter(([, c]) => c > 0) : [],
+      history: [...(history?.(m.path) ?? []), m.listeners],
     })),
   };
 }

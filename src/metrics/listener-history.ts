@@ -9,7 +9,7 @@
  * page shows the same curve.
  */
 import type { Snapshot } from '../ipc/snapshot.ts';
-import { HISTORY_STEP_S, nodeHealth, type LiveStatus } from '../ipc/live-status.ts';
+import { HISTORY_STEP_S, liveFromSnapshot, type LiveStatus } from '../ipc/live-status.ts';
 import { icecastRole } from '../icecast/icecast-role.ts';
 
 /** One hour of samples. */
@@ -48,19 +48,10 @@ export class ListenerHistory {
  * shows a change at once, not at the next sample.
  */
 export function buildLiveStatus(snap: Snapshot, candidates: readonly string[], perNode: (node: string, path: string) => number, history: ListenerHistory, at: number): LiveStatus {
-  return {
+  return liveFromSnapshot(snap, {
+    role: (name) => (snap.master === null ? 'relay' : icecastRole(name, snap.master, candidates)),
+    perNode,
+    history: (path) => history.series(path),
     at,
-    master: snap.master,
-    etcd: snap.etcdConnected,
-    stepSeconds: HISTORY_STEP_S,
-    nodes: snap.nodes.map((n) => ({
-      name: n.name, role: snap.master === null ? 'relay' : icecastRole(n.name, snap.master, candidates), health: nodeHealth(n), listeners: n.listeners, outKbps: n.bandwidthKbps,
-    })),
-    mounts: snap.mounts.map((m) => ({
-      path: m.path, onAir: m.sourceConnected, title: m.info.title, name: m.info.name, contentType: m.info.contentType, bitrate: m.info.bitrate,
-      listeners: m.listeners,
-      perNode: snap.nodes.map((n): [string, number] => [n.name, perNode(n.name, m.path)]).filter(([, c]) => c > 0),
-      history: [...history.series(m.path), m.listeners],
-    })),
-  };
+  }, HISTORY_STEP_S);
 }

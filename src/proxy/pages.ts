@@ -44,9 +44,8 @@ export class Pages {
   readonly #o: PagesOptions;
   #seq = -1;
   #live: LiveStatus | null = null;
-  #html = '';
-  #fragments = '';
-  #json = '';
+  /** Each page as last rendered, until the snapshot or the live figures change; rendered only when asked for. */
+  #cache: { html?: string; fragments?: string; json?: string } = {};
 
   constructor(o: PagesOptions) {
     this.#o = o;
@@ -65,14 +64,11 @@ export class Pages {
         if (!isLoopback(peer)) return say('notFound');
         return { status: 200, headers: JSON_NO_STORE, body: this.#o.latencyJson?.() ?? '{}' };
       case '/':
-        this.#render();
-        return { status: 200, headers: PAGE_HEADERS, body: this.#html };
+        return { status: 200, headers: PAGE_HEADERS, body: this.#page('html') };
       case '/status/live.json':
-        this.#render();
-        return { status: 200, headers: JSON_NO_STORE, body: this.#fragments };
+        return { status: 200, headers: JSON_NO_STORE, body: this.#page('fragments') };
       case '/status-json.xsl':
-        this.#render();
-        return { status: 200, headers: [['Content-Type', 'application/json; charset=utf-8'], ['Cache-Control', 'no-cache'], CORS_ORIGIN], body: this.#json };
+        return { status: 200, headers: [['Content-Type', 'application/json; charset=utf-8'], ['Cache-Control', 'no-cache'], CORS_ORIGIN], body: this.#page('json') };
       default:
         if (path.startsWith('/debug/fault/') && this.#o.fault && isLoopback(peer)) {
           return this.#o.fault(path.slice('/debug/fault/'.length)) ? say('faultInjected') : say('noSuchFault');
@@ -89,15 +85,18 @@ export class Pages {
     return { status: 200, headers: [['Content-Type', PLAYLIST_TYPES[pl.kind]], CORS_ORIGIN], body: pl.kind === 'm3u' ? m3u(u) : pls(u, pl.mount) };
   }
 
-  #render(): void {
+  #page(kind: 'html' | 'fragments' | 'json'): string {
     const snap = this.#o.reader.current();
     const live = this.#o.live?.() ?? null;
-    if (snap.seq === this.#seq && live === this.#live) return;
-    this.#seq = snap.seq;
-    this.#live = live;
-    const shown = live ?? liveFromSnapshot(snap);
-    this.#html = statusPage(shown, this.#o.domain, this.#o.nodeName);
-    this.#fragments = liveFragments(shown, this.#o.domain, this.#o.nodeName);
-    this.#json = statusJson(snap, this.#o.domain, this.#o.port, this.#o.startedAt, this.#o.scheme);
+    if (snap.seq !== this.#seq || live !== this.#live) {
+      this.#seq = snap.seq;
+      this.#live = live;
+      this.#cache = {};
+    }
+    const c = this.#cache;
+    if (kind === 'json') return (c.json ??= statusJson(snap, this.#o.domain, this.#o.port, this.#o.startedAt, this.#o.scheme));
+    const shown = (): LiveStatus => live ?? liveFromSnapshot(snap);
+    if (kind === 'html') return (c.html ??= statusPage(shown(), this.#o.domain, this.#o.nodeName));
+    return (c.fragments ??= liveFragments(shown(), this.#o.domain, this.#o.nodeName));
   }
 }
