@@ -16,8 +16,9 @@ import { playlistBench, statusBench } from './pages.ts';
 import { flashcrowdBench, type CrowdResult } from './flashcrowd.ts';
 import { latencyBench, latencySvg, type LatencyResult } from './latency.ts';
 import { failoverBench, median, type FailoverRun } from './failover.ts';
+import { microBench, type MicroResult } from './micro.ts';
 
-const NAMES = ['redirect', 'playlist', 'status', 'fanout', 'flashcrowd', 'dns', 'latency', 'failover'] as const;
+const NAMES = ['micro', 'redirect', 'playlist', 'status', 'fanout', 'flashcrowd', 'dns', 'latency', 'failover'] as const;
 const which = process.argv[2] ?? 'all';
 if (which !== 'all' && !(NAMES as readonly string[]).includes(which)) {
   process.stderr.write(`unknown benchmark "${which}"; one of: ${NAMES.join(', ')}\n`);
@@ -27,13 +28,15 @@ const want = (n: string): boolean => which === 'all' || which === n;
 
 const results: {
   redirect?: LoadResult[]; playlist?: LoadResult[]; status?: LoadResult[]; fanout?: FanoutResult[]; ops?: OpsResult[]; flashcrowd?: CrowdResult[];
-  dns?: DnsResult[]; latency?: LatencyResult[]; failover?: FailoverRun[]; machine: string; date: string;
+  dns?: DnsResult[]; latency?: LatencyResult[]; failover?: FailoverRun[]; micro?: MicroResult[]; machine: string; date: string;
 } = {
   machine: `${(await import('node:os')).cpus().length} cores, node ${process.version}`,
   date: new Date().toISOString(),
 };
-// The failover benchmark brings up a three-node cluster of its own.
-const cluster = which === 'failover' ? null : await startCluster();
+// In this process, before anything else loads the machine.
+if (want('micro')) results.micro = microBench();
+// The failover benchmark brings up a three-node cluster of its own; the micro-benchmarks need none.
+const cluster = which === 'failover' || which === 'micro' ? null : await startCluster();
 if (cluster) try {
   if (want('redirect')) results.redirect = await redirectBench(cluster);
   if (want('playlist')) results.playlist = await playlistBench(cluster);
@@ -52,6 +55,11 @@ if (cluster) try {
 if (want('failover')) results.failover = await failoverBench();
 
 const md: string[] = [`# radioai bench, ${results.date} (${results.machine})`, ''];
+if (results.micro) {
+  md.push('## micro', '', '| operation | ns per op | yardsticks |', '|---|---|---|');
+  for (const r of results.micro) md.push(`| ${r.name} | ${r.nsPerOp} | ${r.yardsticks} |`);
+  md.push('');
+}
 const loadTable = (name: string, rows: LoadResult[]): void => {
   const [ours, peer] = rows;
   md.push(`## ${name}`, '', '| server | req/s | CPU s | req per CPU-s | p50 ms | p99 ms | errors |', '|---|---|---|---|---|---|---|');

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../harness/net.ts';
-import { DNS_LIMITS } from '../src/dns/server.ts';
+import { DNS_LIMITS } from '../src/dns/limits.ts';
 import { rssBytes, underAttack } from '../harness/attack.ts';
 import { dig } from '../harness/dig.ts';
 import { startEtcd, startRadiod, type Etcd, type Radiod } from '../harness/components.ts';

@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Etcd3 } from 'etcd3';
-import { gatherRaw, parseArgs, type ParsedArgs } from '../config/load-config.ts';
-import { SETTINGS, parseSetting, type Config } from '../config/settings.ts';
+import { gatherRaw, parseArgs, resolveSettings, type ParsedArgs } from '../config/load-config.ts';
+import { SETTINGS, type Config } from '../config/settings.ts';
 import { ERRORS, RadioError, codeOf, describe } from '../core/errors.ts';
 import { VERSION } from '../core/version.ts';
 import { ClusterModel } from '../state/cluster-model.ts';
@@ -37,42 +37,81 @@ export const GLOBAL_OPTIONS: readonly { flag: string; arg: string; help: string 
   { flag: '--version', arg: '', help: 'print the version and exit' },
 ];
 
-const VALUE_FLAGS = ['--timeout', '--relay', '--fallback', '--source', '--codec', '--bitrate', '--samplerate', '--channels', '--quality'];
-const SWITCHES = ['--json', '--no-relay', '--no-fallback', '--new-password'];
+/** The options of the commands besides the global ones, with the value each takes ('' for a switch). */
+const COMMAND_OPTIONS = {
+  '--relay': 'URL', '--no-relay': '', '--fallback': 'PATH', '--no-fallback': '', '--new-password': '',
+  '--source': 'PATH', '--codec': 'mp3|vorbis|opus', '--bitrate': 'KBPS', '--samplerate': 'HZ', '--channels': '1|2', '--quality': 'Q',
+} as const;
+type CommandOption = keyof typeof COMMAND_OPTIONS;
 
-/** Each command: its arguments, the options it accepts besides the global ones, and what it does. */
-/** `usage` lines after the first continue the command's arguments: shown indented below them. */
-export const COMMANDS: Record<string, { args: string; options: string[]; usage: string; summary: string }> = {
+interface CommandSpec {
+  args: string;
+  /** The options it accepts besides the global ones, in the order its usage shows them. */
+  options: CommandOption[];
+  /** Options it cannot do without. */
+  required?: CommandOption[];
+  summary: string;
+}
+
+/** Each command: its arguments, its options and what it does; usage, option checks, help, manual and completion come from here. */
+const COMMAND_SPECS: Record<string, CommandSpec> = {
   'create-mount': {
-    args: 'PATH', options: ['--relay', '--fallback'], usage: 'create-mount PATH [--relay URL] [--fallback PATH]',
+    args: 'PATH', options: ['--relay', '--fallback'],
     summary: 'Creates a mount and prints its new source login. --relay pulls it from an external station instead; --fallback moves its listeners to another mount while it has no source.',
   },
   'create-transcoding-mount': {
-    args: 'PATH', options: ['--source', '--codec', '--bitrate', '--samplerate', '--channels', '--quality', '--fallback'],
-    usage: 'create-transcoding-mount PATH --source PATH [--codec mp3|vorbis|opus] [--bitrate KBPS]\n[--samplerate HZ] [--channels 1|2] [--quality Q] [--fallback PATH]',
+    args: 'PATH', options: ['--source', '--codec', '--bitrate', '--samplerate', '--channels', '--quality', '--fallback'], required: ['--source'],
     summary: 'Creates a mount that one node in the cluster encodes from another mount with liquidsoap.',
   },
   'edit-mount': {
     args: 'PATH', options: ['--relay', '--no-relay', '--fallback', '--no-fallback', '--new-password'],
-    usage: 'edit-mount PATH [--relay URL | --no-relay] [--fallback PATH | --no-fallback] [--new-password]',
     summary: 'Changes a mount. --new-password prints the new login; the source connected with the old one is dropped.',
   },
-  'delete-mount': { args: 'PATH', options: [], usage: 'delete-mount PATH', summary: 'Deletes a mount; its source and listeners are let go.' },
+  'delete-mount': { args: 'PATH', options: [], summary: 'Deletes a mount; its source and listeners are let go.' },
   'kick-source': {
-    args: 'PATH', options: [], usage: 'kick-source PATH',
+    args: 'PATH', options: [],
     summary: "Drops the mount's live source on every node; its listeners move to the fallback where one is set. A source program that reconnects by itself is taken again.",
   },
   listeners: {
-    args: 'PATH', options: [], usage: 'listeners PATH',
+    args: 'PATH', options: [],
     summary: "Counts the mount's listeners on each node; with --json, each listener's node, address, user agent and seconds connected. The nodes answer through etcd within a couple of seconds.",
   },
-  'list-mounts': { args: '', options: [], usage: 'list-mounts', summary: 'Lists the mounts and what feeds each (a source, a relay, a transcoder).' },
-  'show-mount': { args: 'PATH', options: [], usage: 'show-mount PATH', summary: "Shows a mount's settings and its source login." },
-  status: { args: '', options: [], usage: 'status', summary: 'Shows the nodes (role, health, listeners, bandwidth) and the mounts (source, listeners, title).' },
-  backup: { args: '[FILE]', options: [], usage: 'backup [FILE]', summary: 'Writes every mount, logins included, as JSON to FILE (mode 0600) or stdout.' },
-  restore: { args: '[FILE]', options: [], usage: 'restore [FILE]', summary: 'Creates or replaces the mounts of a backup read from FILE or stdin.' },
-  help: { args: '[COMMAND]', options: [], usage: 'help [COMMAND]', summary: 'Shows how to use radioctl, or one command. Needs no etcd.' },
+  'list-mounts': { args: '', options: [], summary: 'Lists the mounts and what feeds each (a source, a relay, a transcoder).' },
+  'show-mount': { args: 'PATH', options: [], summary: "Shows a mount's settings and its source login." },
+  status: { args: '', options: [], summary: 'Shows the nodes (role, health, listeners, bandwidth) and the mounts (source, listeners, title).' },
+  backup: { args: '[FILE]', options: [], summary: 'Writes every mount, logins included, as JSON to FILE (mode 0600) or stdout.' },
+  restore: { args: '[FILE]', options: [], summary: 'Creates or replaces the mounts of a backup read from FILE or stdin.' },
+  help: { args: '[COMMAND]', options: [], summary: 'Shows how to use radioctl, or one command. Needs no etcd.' },
 };
+
+/** Usage lines are wrapped at this width; lines after the first continue the command's arguments. */
+const USAGE_WIDTH = 96;
+
+/** A command's usage: `--x V | --no-x` where both exist, optional options in brackets, wrapped. */
+export function commandUsage(name: string, c: CommandSpec): string {
+  const words = [name, ...(c.args ? [c.args] : [])];
+  for (const o of c.options) {
+    if (o.startsWith('--no-') && c.options.includes(`--${o.slice(5)}` as CommandOption)) continue;
+    const value = COMMAND_OPTIONS[o];
+    let text = value ? `${o} ${value}` : o;
+    const negated = `--no-${o.slice(2)}` as CommandOption;
+    if (c.options.includes(negated)) text += ` | ${negated}`;
+    words.push(c.required?.includes(o) ? text : `[${text}]`);
+  }
+  const lines = [words[0]!];
+  for (const w of words.slice(1)) {
+    if (lines.at(-1)!.length + 1 + w.length > USAGE_WIDTH) lines.push(w);
+    else lines[lines.length - 1] += ` ${w}`;
+  }
+  return lines.join('\n');
+}
+
+export const COMMANDS: Record<string, CommandSpec & { usage: string }> = Object.fromEntries(
+  Object.entries(COMMAND_SPECS).map(([name, c]) => [name, { ...c, usage: commandUsage(name, c) }]),
+);
+
+const VALUE_FLAGS = ['--timeout', ...Object.entries(COMMAND_OPTIONS).filter(([, v]) => v !== '').map(([k]) => k)];
+const SWITCHES = ['--json', ...Object.entries(COMMAND_OPTIONS).filter(([, v]) => v === '').map(([k]) => k)];
 
 /** A command's usage after `lead`, its continuation lines lined up under its arguments. */
 function usageLines(lead: string, name: string, usage: string): string {
@@ -313,7 +352,7 @@ export async function radioctl(argv: readonly string[], io: Io): Promise<number>
     const spec = command !== undefined ? COMMANDS[command] : undefined;
     if (!spec) return usageError(command === undefined ? 'no command given' : `unknown command "${command}"`);
     for (const f of [...args.flags.keys()].filter((k) => k.startsWith('--')).concat([...args.switches])) {
-      if (!['--timeout', '--json', '--help', '--version'].includes(f) && !spec.options.includes(f)) usageError(`${command} does not take ${f}`);
+      if (!['--timeout', '--json', '--help', '--version'].includes(f) && !(spec.options as string[]).includes(f)) usageError(`${command} does not take ${f}`);
     }
     const maxArgs = spec.args === '' ? 0 : 1;
     if (rest.length > maxArgs) usageError(`unexpected argument "${rest[maxArgs]}"`);
@@ -321,14 +360,7 @@ export async function radioctl(argv: readonly string[], io: Io): Promise<number>
     if (!/^\d+(\.\d+)?$/.test(timeoutRaw) || Number(timeoutRaw) <= 0) usageError(`--timeout takes a number of seconds, got "${timeoutRaw}"`);
     timeoutMs = Number(timeoutRaw) * 1000;
 
-    const raw = gatherRaw(args, io.env, ETCD_SETTINGS);
-    const s: Partial<Config> = {};
-    for (const spec2 of ETCD_SETTINGS) {
-      const given = raw.get(spec2.key);
-      const d = typeof spec2.default === 'function' ? spec2.default(s) : spec2.default;
-      (s as Record<string, unknown>)[spec2.key] = given ? parseSetting(spec2, given.raw, given.origin) : d === '' && spec2.key !== 'resolver' ? '' : parseSetting(spec2, d ?? '', 'default');
-    }
-    settings = s as Config;
+    settings = await resolveSettings(ETCD_SETTINGS, gatherRaw(args, io.env, ETCD_SETTINGS)) as Config;
     const conn = await withDeadline(connectEtcd(settings, { dialTimeout: timeoutMs }), timeoutMs, 'connect');
     client = conn.client;
     endpoints = conn.endpoints;

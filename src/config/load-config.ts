@@ -125,42 +125,49 @@ export function gatherRaw(
   return raw;
 }
 
-export async function loadConfig(argv: readonly string[], opts: LoadOptions = {}): Promise<Config> {
-  const env = opts.env ?? process.env;
-  const args = parseArgs(argv);
-  if (args.positional.length > 0) throw new RadioError('RADIOAI_ERR_USAGE', `unexpected argument "${args.positional[0]}"`);
-  const raw = gatherRaw(args, env);
-  const config: Partial<Config> = {};
-  for (const s of SETTINGS) {
+/**
+ * Each setting of `specs` from its raw value, else what is found at
+ * start-up, else its default, in table order (a computed default may use
+ * the settings before it); the table says what an empty one means.
+ */
+export async function resolveSettings(
+  specs: readonly SettingSpec[],
+  raw: Map<string, { raw: string; origin: string }>,
+  discover: () => Promise<string[]> = hostAddresses,
+): Promise<Partial<Config>> {
+  const config: Record<string, unknown> = {};
+  for (const s of specs) {
     let given = raw.get(s.key);
-    if (!given && s.key === 'publicIps') {
-      let ips: string[] = [];
+    if (!given && s.discover !== undefined) {
+      let found: string[] = [];
       try {
-        ips = await (opts.defaultPublicIps ?? hostAddresses)();
+        found = await discover();
       } catch {
         // Reported below as a missing value, which names the setting to set.
       }
-      if (ips.length > 0) given = { raw: ips.join(','), origin: 'hostname -f' };
+      if (found.length > 0) given = { raw: found.join(','), origin: s.discover };
     }
     if (!given) {
       const d = typeof s.default === 'function' ? s.default(config) : s.default;
       if (d === undefined || d === '') {
-        if (s.key === 'domain') throw new RadioError('RADIOAI_ERR_NO_DOMAIN', 'DOMAIN (--domain): required, e.g. --domain radio.example.com');
-        if (s.key === 'publicIps') throw new RadioError('RADIOAI_ERR_CONFIG', 'PUBLIC_IP (--public-ip): the host name does not resolve; set the addresses to advertise');
-        if (s.key === 'etcdServer' || s.key === 'statsd') {
-          (config as Record<string, unknown>)[s.key] = '';
-          continue;
-        }
-        if (s.key === 'resolver') {
-          config.resolver = [];
+        if (s.required) throw new RadioError(s.required.code, `${s.env} (${s.flag}): ${s.required.text}`);
+        if (s.empty !== undefined) {
+          config[s.key] = s.empty;
           continue;
         }
       }
       given = { raw: d ?? '', origin: 'default' };
     }
-    (config as Record<string, unknown>)[s.key] = parseSetting(s, given.raw, given.origin);
+    config[s.key] = parseSetting(s, given.raw, given.origin);
   }
-  const c = config as Config;
+  return config;
+}
+
+export async function loadConfig(argv: readonly string[], opts: LoadOptions = {}): Promise<Config> {
+  const env = opts.env ?? process.env;
+  const args = parseArgs(argv);
+  if (args.positional.length > 0) throw new RadioError('RADIOAI_ERR_USAGE', `unexpected argument "${args.positional[0]}"`);
+  const c = await resolveSettings(SETTINGS, gatherRaw(args, env), opts.defaultPublicIps) as Config;
   const ports: [string, number][] = [['HTTP_PORT', c.httpPort], ['DNS_PORT', c.dnsPort], ['ICECAST_PORT', c.icecastPort], ['ICECAST_INTERNAL_PORT', c.icecastInternalPort]];
   // HTTPS_PORT's default, 443, is only taken when there is a certificate: a node behind a TLS proxy may well listen on 443 itself.
   if (existsSync(c.tlsCert) && existsSync(c.tlsKey)) ports.push(['HTTPS_PORT', c.httpsPort]);

@@ -5,7 +5,7 @@
  */
 import { availableParallelism, hostname } from 'node:os';
 import { isIP } from 'node:net';
-import { RadioError } from '../core/errors.ts';
+import { RadioError, type ErrorCode } from '../core/errors.ts';
 
 export interface Config {
   domain: string;
@@ -97,6 +97,12 @@ export interface SettingSpec<K extends keyof Config = keyof Config> {
   readonly isBoolean?: boolean;
   /** How a computed default is described to operators (the commented settings file). */
   readonly defaultText?: string;
+  /** Found at start-up when not given, before the default (PUBLIC_IP: what `hostname -f` resolves to); names where from. */
+  readonly discover?: string;
+  /** Without a value or default: refused with this code and text. */
+  readonly required?: { code: ErrorCode; text: string };
+  /** Without a value or default: this value, meaning none (no statsd, an embedded etcd), not parsed. */
+  readonly empty?: Config[K];
 }
 
 class Invalid extends Error {}
@@ -250,10 +256,13 @@ export function shortHostname(): string {
 }
 
 export const SETTINGS: readonly SettingSpec[] = [
-  { key: 'domain', flag: '--domain', env: 'DOMAIN', default: '', parse: domain, help: "the cluster's DNS zone, e.g. radio.example.com (required)" },
+  { key: 'domain', flag: '--domain', env: 'DOMAIN', default: '', parse: domain, help: "the cluster's DNS zone, e.g. radio.example.com (required)", required: { code: 'RADIOAI_ERR_NO_DOMAIN', text: 'required, e.g. --domain radio.example.com' } },
   { key: 'nodeName', flag: '--name', env: 'NODE_NAME', default: shortHostname, parse: label, help: "this node's name, a DNS label", defaultText: 'the short host name' },
-  // The public-IP default needs a DNS lookup; load-config.ts fills it in before parsing.
-  { key: 'publicIps', flag: '--public-ip', env: 'PUBLIC_IP', default: '', parse: ipList, help: 'comma-separated addresses advertised for this node', defaultText: 'the addresses `hostname -f` resolves to' },
+  {
+    key: 'publicIps', flag: '--public-ip', env: 'PUBLIC_IP', default: '', parse: ipList, help: 'comma-separated addresses advertised for this node',
+    defaultText: 'the addresses `hostname -f` resolves to', discover: 'hostname -f',
+    required: { code: 'RADIOAI_ERR_CONFIG', text: 'the host name does not resolve; set the addresses to advertise' },
+  },
   { key: 'bindAddrs', flag: '--bind', env: 'BIND_ADDR', default: (c) => c.publicIps?.join(','), parse: ipList, help: 'where the HTTP, DNS and Icecast-compatible ports listen', defaultText: 'PUBLIC_IP' },
   { key: 'httpPort', flag: '--http-port', env: 'HTTP_PORT', default: '80', parse: port, help: 'redirector / proxy port' },
   { key: 'dnsPort', flag: '--dns-port', env: 'DNS_PORT', default: '53', parse: port, help: 'DNS port (UDP and TCP)' },
@@ -261,8 +270,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'httpsPort', flag: '--https-port', env: 'HTTPS_PORT', default: '443', parse: port, help: 'HTTPS port for listeners, playlists and the status page; served while TLS_CERT and TLS_KEY exist' },
   { key: 'tlsCert', flag: '--tls-cert', env: 'TLS_CERT', default: '/etc/radioai/tls/fullchain.pem', parse: path, help: 'PEM certificate chain for HTTPS_PORT (such as certbot\'s fullchain.pem); read again on SIGHUP and when it changes' },
   { key: 'tlsKey', flag: '--tls-key', env: 'TLS_KEY', default: '/etc/radioai/tls/privkey.pem', parse: path, help: 'PEM private key for HTTPS_PORT (such as certbot\'s privkey.pem), readable by the radioai user' },
-  { key: 'etcdServer', flag: '--etcd', env: 'ETCD_SERVER', default: '', parse: etcdServer, help: 'etcd client URLs, or a host name; empty starts an embedded etcd', defaultText: 'empty: an embedded etcd on 127.0.0.1' },
-  { key: 'resolver', flag: '--resolver', env: 'RESOLVER', default: '', parse: resolverList, help: "DNS servers (IP or IP:port) that look up a host-name ETCD_SERVER; empty: the system's", defaultText: "empty: the system's resolver" },
+  { key: 'etcdServer', flag: '--etcd', env: 'ETCD_SERVER', default: '', parse: etcdServer, help: 'etcd client URLs, or a host name; empty starts an embedded etcd', defaultText: 'empty: an embedded etcd on 127.0.0.1', empty: '' },
+  { key: 'resolver', flag: '--resolver', env: 'RESOLVER', default: '', parse: resolverList, help: "DNS servers (IP or IP:port) that look up a host-name ETCD_SERVER; empty: the system's", defaultText: "empty: the system's resolver", empty: [] },
   { key: 'etcdCa', flag: '--etcd-ca', env: 'ETCD_CA', default: '/etc/radioai/etcd_ca.pem', parse: path, help: 'CA certificate for etcd (used when present)' },
   { key: 'etcdCert', flag: '--etcd-cert', env: 'ETCD_CERT', default: '/etc/radioai/etcd_client.pem', parse: path, help: 'client certificate for etcd (used when present)' },
   { key: 'etcdKey', flag: '--etcd-key', env: 'ETCD_KEY', default: '/etc/radioai/etcd_client.key', parse: path, help: 'client key for etcd (used when present)' },
@@ -273,7 +282,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'bandwidthLimit', flag: '--bandwidth-limit', env: 'BANDWIDTH_LIMIT', default: '0', parse: bitsPerSecond, help: 'outbound bits per second this node may serve (0: none)' },
   { key: 'maxListeners', flag: '--max-listeners', env: 'MAX_LISTENERS', default: '0', parse: integer(0, 10_000_000), help: 'listeners this node may serve (0: none)' },
   { key: 'workers', flag: '--workers', env: 'WORKERS', default: () => String(availableParallelism()), parse: integer(1, 256), help: 'worker threads', defaultText: 'the number of CPUs' },
-  { key: 'statsd', flag: '--statsd', env: 'STATSD', default: 'localhost:8125', parse: hostPortOrEmpty, help: 'statsd host:port; empty disables' },
+  { key: 'statsd', flag: '--statsd', env: 'STATSD', default: 'localhost:8125', parse: hostPortOrEmpty, help: 'statsd host:port; empty disables', empty: '' },
   { key: 'accessLog', flag: '--access-log', env: 'ACCESS_LOG', default: (c) => `${c.dataDir ?? '/var/lib/radioai'}/access.log`, defaultText: 'DATA_DIR/access.log', parse: logFile, help: 'the listener log (one line per finished listener request, combined format); - for stderr; empty disables; reopened on SIGHUP' },
   { key: 'trustedProxies', flag: '--trusted-proxies', env: 'TRUSTED_PROXIES', default: '', parse: prefixList, help: "comma-separated addresses and prefixes of reverse proxies whose X-Forwarded-For names the listener's address in the listener log" },
   { key: 'logFormat', flag: '--log-format', env: 'LOG_FORMAT', default: 'text', parse: logFormat, help: "radiod's log lines on stderr: text (LEVEL component: message) or json (one object a line); under systemd both carry the syslog priority" },

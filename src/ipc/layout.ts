@@ -6,9 +6,10 @@
  *
  *   +--------+-------------------+--------------------+------------------+---------+
  *   | header | node table        | mount table        | ready bitmaps    | strings |
- *   | 20 w   | maxNodes * 16 w   | maxMounts * 18 w   | maxMounts * M w  | bytes   |
+ *   | 20 w   | maxNodes * NW     | maxMounts * MW     | maxMounts * B w  | bytes   |
  *   +--------+-------------------+--------------------+------------------+---------+
- *   (w = Int32 word, M = ceil(maxNodes / 32))
+ *   (w = Int32 word, B = ceil(maxNodes / 32); NW and MW, the words of a
+ *   node and a mount record, come from their field tables in records.ts)
  *
  * The main thread is the only writer. It uses a sequence lock: SEQ is odd
  * while a snapshot is being written and even when it is whole, so a reader
@@ -19,9 +20,10 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { SALT_BYTES } from './credential.ts';
+import { MOUNT_RECORD, NODE_RECORD } from './records.ts';
 
 export const MAGIC = 0x52414449; // "RADI"
-export const LAYOUT_VERSION = 3;
+export const LAYOUT_VERSION = 4;
 
 /** Header words. */
 export const H = {
@@ -65,69 +67,6 @@ export const F_DRAINING = 1 << 2;
 /** Cut off from etcd while other nodes exist: health answers 503 and this node sends listeners elsewhere. */
 export const F_OUT_OF_SERVICE = 1 << 3;
 
-/** Node record words. */
-export const N = {
-  USED: 0,
-  GENERATION: 1,
-  NAME_OFF: 2,
-  NAME_LEN: 3,
-  /** Comma-joined addresses. */
-  ADDR_OFF: 4,
-  ADDR_LEN: 5,
-  HTTP_PORT: 6,
-  DNS_PORT: 7,
-  ICECAST_PORT: 8,
-  /** NF_* bits below. */
-  FLAGS: 9,
-  LISTENERS: 10,
-  /** Measured outbound rate, kbit/s. */
-  BANDWIDTH_KBPS: 11,
-  /** 0 = unlimited. */
-  MAX_LISTENERS: 12,
-  /** kbit/s, 0 = unlimited. */
-  BANDWIDTH_LIMIT_KBPS: 13,
-  /** Port of the node's own Icecast server. */
-  ICECAST_INTERNAL_PORT: 14,
-  /** HTTPS_PORT while the node serves HTTPS (it has a certificate), else 0. */
-  HTTPS_PORT: 15,
-} as const;
-export const NODE_WORDS = 16;
-
-/** Node FLAGS bits. */
-export const NF_ALIVE = 1 << 0;
-export const NF_MASTER = 1 << 1;
-export const NF_ICECAST_READY = 1 << 2;
-export const NF_ETCD_HEALTHY = 1 << 3;
-export const NF_PROXY = 1 << 4;
-
-/** Mount record words. */
-export const M = {
-  USED: 0,
-  GENERATION: 1,
-  PATH_OFF: 2,
-  PATH_LEN: 3,
-  /** MF_* bits below. */
-  FLAGS: 4,
-  /** Slot of the fallback mount, or -1. */
-  FALLBACK_SLOT: 5,
-  /** Listeners across the cluster, from node status. */
-  LISTENERS: 6,
-  /** Unix seconds of the last `radioctl kick-source`; sources carried since before it are dropped. 0: never. */
-  KICKED_AT: 7,
-  /** JSON of the mount's StreamInfo (snapshot.ts): what players are shown, never a password. */
-  INFO_OFF: 8,
-  INFO_LEN: 9,
-  /** 8 words: SHA-256 of the salt, the source user name and password (credential.ts); all zero when unknown. */
-  CREDENTIAL: 10,
-} as const;
-export const MOUNT_WORDS = 18;
-
-/** Mount FLAGS bits. */
-export const MF_RELAY = 1 << 0;
-export const MF_TRANSCODED = 1 << 1;
-export const MF_HAS_FALLBACK = 1 << 2;
-export const MF_SOURCE_CONNECTED = 1 << 3;
-
 export interface Capacity {
   maxNodes: number;
   maxMounts: number;
@@ -148,8 +87,8 @@ export interface Geometry extends Capacity {
 export function geometry(cap: Capacity): Geometry {
   const maskWords = Math.ceil(cap.maxNodes / 32);
   const nodeBase = HEADER_WORDS;
-  const mountBase = nodeBase + cap.maxNodes * NODE_WORDS;
-  const readyBase = mountBase + cap.maxMounts * MOUNT_WORDS;
+  const mountBase = nodeBase + cap.maxNodes * NODE_RECORD.words;
+  const readyBase = mountBase + cap.maxMounts * MOUNT_RECORD.words;
   const stringBase = (readyBase + cap.maxMounts * maskWords) * 4;
   return { ...cap, maskWords, nodeBase, mountBase, readyBase, stringBase, totalBytes: stringBase + cap.stringBytes };
 }

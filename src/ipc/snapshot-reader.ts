@@ -8,13 +8,10 @@
  * half-written snapshot. The writer holds the lock for microseconds; if a
  * read keeps failing anyway, the last good snapshot is returned.
  */
-import {
-  F_DRAINING, F_ETCD_CONNECTED, F_OUT_OF_SERVICE, F_STATE_LOADED, H, M, MF_HAS_FALLBACK, MF_RELAY, MF_SOURCE_CONNECTED,
-  MF_TRANSCODED, N, NF_ALIVE, NF_ETCD_HEALTHY, NF_ICECAST_READY, NF_MASTER, NF_PROXY, MOUNT_WORDS, NODE_WORDS,
-  geometryOf, type Geometry,
-} from './layout.ts';
-import { CREDENTIAL_BYTES, SALT_BYTES } from './credential.ts';
-import { NO_STREAM_INFO, streamInfoOf, type Snapshot, type SnapshotMount, type SnapshotNode, type StreamInfo } from './snapshot.ts';
+import { F_DRAINING, F_ETCD_CONNECTED, F_OUT_OF_SERVICE, F_STATE_LOADED, H, geometryOf, type Geometry } from './layout.ts';
+import { SALT_BYTES } from './credential.ts';
+import { MOUNT_RECORD, NODE_RECORD, USED, readRecord, type RecordSource } from './records.ts';
+import type { Snapshot, SnapshotMount, SnapshotNode } from './snapshot.ts';
 
 const MAX_TRIES = 1000;
 
@@ -23,14 +20,13 @@ export const EMPTY_SNAPSHOT: Snapshot = Object.freeze({
   self: null, master: null, dropped: 0, zoneSerial: 0, nodes: [], mounts: [], credentialSalt: '',
 });
 
-const NO_CREDENTIAL = '0'.repeat(CREDENTIAL_BYTES * 2);
-
 export class SnapshotReader {
   readonly #words: Int32Array;
   readonly #bytes: Buffer;
   /** The word area as bytes, for the credential hashes. */
   readonly #raw: Buffer;
   readonly #g: Geometry;
+  readonly #source: RecordSource;
   /** Written once when the buffer is allocated. */
   readonly #salt: string;
   #cached: Snapshot = EMPTY_SNAPSHOT;
@@ -44,6 +40,7 @@ export class SnapshotReader {
     this.#bytes = Buffer.from(sab, this.#g.stringBase, this.#g.stringBytes);
     this.#raw = Buffer.from(sab, 0, this.#g.stringBase);
     this.#salt = this.#raw.toString('hex', H.SALT * 4, H.SALT * 4 + SALT_BYTES);
+    this.#source = { words: this.#words, raw: this.#raw, str: (off, len) => this.#str(off, len) };
   }
 
   /** The sequence number now; cheap, for callers that cache derived data. */
@@ -80,21 +77,6 @@ export class SnapshotReader {
     return this.#bytes.toString('utf8', off, off + len);
   }
 
-  /** A torn read can hand us half a JSON text; the sequence check discards that copy anyway. */
-  #info(off: number, len: number): StreamInfo {
-    try {
-      return streamInfoOf(JSON.parse(this.#str(off, len)));
-    } catch {
-      return NO_STREAM_INFO;
-    }
-  }
-
-  #credential(mountBase: number): string {
-    const at = (mountBase + M.CREDENTIAL) * 4;
-    const hex = this.#raw.toString('hex', at, at + CREDENTIAL_BYTES);
-    return hex === NO_CREDENTIAL ? '' : hex;
-  }
-
   #decode(seq: number): Snapshot {
     const w = this.#words;
     const g = this.#g;
@@ -104,29 +86,9 @@ export class SnapshotReader {
     const nodes: SnapshotNode[] = [];
     const nameBySlot: (string | undefined)[] = [];
     for (let slot = 0; slot < nodeHigh; slot++) {
-      const b = g.nodeBase + slot * NODE_WORDS;
-      if (w[b + N.USED] === 0) continue;
-      const nf = w[b + N.FLAGS]!;
-      const addr = this.#str(w[b + N.ADDR_OFF]!, w[b + N.ADDR_LEN]!);
-      const node: SnapshotNode = {
-        slot,
-        name: this.#str(w[b + N.NAME_OFF]!, w[b + N.NAME_LEN]!),
-        addresses: addr === '' ? [] : addr.split(','),
-        httpPort: w[b + N.HTTP_PORT]!,
-        dnsPort: w[b + N.DNS_PORT]!,
-        icecastPort: w[b + N.ICECAST_PORT]!,
-        icecastInternalPort: w[b + N.ICECAST_INTERNAL_PORT]!,
-        httpsPort: w[b + N.HTTPS_PORT]!,
-        alive: (nf & NF_ALIVE) !== 0,
-        master: (nf & NF_MASTER) !== 0,
-        icecastReady: (nf & NF_ICECAST_READY) !== 0,
-        etcdHealthy: (nf & NF_ETCD_HEALTHY) !== 0,
-        proxy: (nf & NF_PROXY) !== 0,
-        listeners: w[b + N.LISTENERS]!,
-        bandwidthKbps: w[b + N.BANDWIDTH_KBPS]!,
-        maxListeners: w[b + N.MAX_LISTENERS]!,
-        bandwidthLimitKbps: w[b + N.BANDWIDTH_LIMIT_KBPS]!,
-      };
+      const b = g.nodeBase + slot * NODE_RECORD.words;
+      if (w[b + USED] === 0) continue;
+      const node = { slot, ...readRecord(NODE_RECORD, this.#source, b) } as unknown as SnapshotNode;
       nodes.push(node);
       nameBySlot[slot] = node.name;
     }
@@ -134,9 +96,8 @@ export class SnapshotReader {
     const pathBySlot: (string | undefined)[] = [];
     const fallbackSlots: number[] = [];
     for (let slot = 0; slot < mountHigh; slot++) {
-      const b = g.mountBase + slot * MOUNT_WORDS;
-      if (w[b + M.USED] === 0) continue;
-      const mf = w[b + M.FLAGS]!;
+      const b = g.mountBase + slot * MOUNT_RECORD.words;
+      if (w[b + USED] === 0) continue;
       const readyOn: string[] = [];
       const rb = g.readyBase + slot * g.maskWords;
       for (let k = 0; k < g.maskWords; k++) {
@@ -148,22 +109,10 @@ export class SnapshotReader {
           if (name !== undefined) readyOn.push(name);
         }
       }
-      const path = this.#str(w[b + M.PATH_OFF]!, w[b + M.PATH_LEN]!);
-      pathBySlot[slot] = path;
-      fallbackSlots.push((mf & MF_HAS_FALLBACK) !== 0 ? w[b + M.FALLBACK_SLOT]! : -1);
-      mounts.push({
-        slot,
-        path,
-        relay: (mf & MF_RELAY) !== 0,
-        transcoded: (mf & MF_TRANSCODED) !== 0,
-        fallbackPath: null,
-        sourceConnected: (mf & MF_SOURCE_CONNECTED) !== 0,
-        listeners: w[b + M.LISTENERS]!,
-        kickedAt: w[b + M.KICKED_AT]!,
-        readyOn,
-        info: this.#info(w[b + M.INFO_OFF]!, w[b + M.INFO_LEN]!),
-        credential: this.#credential(b),
-      });
+      const mount = { slot, ...readRecord(MOUNT_RECORD, this.#source, b), fallbackPath: null, readyOn } as unknown as SnapshotMount;
+      pathBySlot[slot] = mount.path;
+      fallbackSlots.push(w[b + MOUNT_RECORD.extra.fallbackSlot!]!);
+      mounts.push(mount);
     }
     mounts.forEach((m, i) => {
       const fs = fallbackSlots[i]!;

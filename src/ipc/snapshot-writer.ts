@@ -12,13 +12,10 @@
  * user name and password into the salted hash the workers check logins
  * against (ipc/credential.ts), and only that is published.
  */
-import { CREDENTIAL_BYTES, SALT_BYTES, credentialHash } from './credential.ts';
-import {
-  F_DRAINING, F_ETCD_CONNECTED, F_OUT_OF_SERVICE, F_STATE_LOADED, H, M, MF_HAS_FALLBACK, MF_RELAY, MF_SOURCE_CONNECTED,
-  MF_TRANSCODED, MOUNT_WORDS, N, NF_ALIVE, NF_ETCD_HEALTHY, NF_ICECAST_READY, NF_MASTER, NF_PROXY, NODE_WORDS,
-  allocate, geometry, type Capacity, type Geometry,
-} from './layout.ts';
-import type { SnapshotInput } from './snapshot.ts';
+import { SALT_BYTES, credentialHash } from './credential.ts';
+import { F_DRAINING, F_ETCD_CONNECTED, F_OUT_OF_SERVICE, F_STATE_LOADED, H, allocate, geometry, type Capacity, type Geometry } from './layout.ts';
+import { GENERATION, MOUNT_RECORD, NODE_RECORD, USED, textsOf, writeRecord, type RecordTarget } from './records.ts';
+import type { Snapshot, SnapshotInput, SnapshotMount, SnapshotNode } from './snapshot.ts';
 
 /** Stable slot assignment: an entry keeps its slot for as long as it exists. */
 class Slots {
@@ -67,6 +64,12 @@ export interface PublishResult {
   /** Entries left out for lack of capacity, with a reason. */
   dropped: string[];
   changed: boolean;
+  /**
+   * What readers now see, built from the input and the slots given (not
+   * decoded back from the buffer): the main thread's own view, with the
+   * slots its per-slot counters are kept under.
+   */
+  snapshot: Snapshot;
 }
 
 export class SnapshotWriter {
@@ -119,29 +122,38 @@ export class SnapshotWriter {
 
     // Plan: slots and string space, before touching the buffer.
     const nodeSlot = this.#nodeSlots.assign(input.nodes.map((n) => n.name));
-    const nodes: { slot: number; node: SnapshotInput['nodes'][number]; addr: string }[] = [];
-    for (const node of input.nodes) {
-      const slot = nodeSlot.get(node.name)!;
-      const addr = node.addresses.join(',');
-      if (slot < 0) dropped.push(`node ${node.name}: no free node slot (SNAPSHOT_NODES=${g.maxNodes})`);
-      else if (!fits(Buffer.byteLength(node.name) + Buffer.byteLength(addr))) {
-        dropped.push(`node ${node.name}: string area full (SNAPSHOT_BYTES=${g.stringBytes})`);
-        this.#nodeSlots.release(node.name);
-      } else nodes.push({ slot, node, addr });
+    const size = (texts: string[]): number => texts.reduce((a, t) => a + Buffer.byteLength(t), 0);
+    const nodes: { slot: number; node: SnapshotNode; texts: string[] }[] = [];
+    for (const n of input.nodes) {
+      const slot = nodeSlot.get(n.name)!;
+      const node: SnapshotNode = { slot, ...n, master: n.name === input.master };
+      const texts = textsOf(NODE_RECORD, node as unknown as Record<string, unknown>);
+      if (slot < 0) dropped.push(`node ${n.name}: no free node slot (SNAPSHOT_NODES=${g.maxNodes})`);
+      else if (!fits(size(texts))) {
+        dropped.push(`node ${n.name}: string area full (SNAPSHOT_BYTES=${g.stringBytes})`);
+        this.#nodeSlots.release(n.name);
+      } else nodes.push({ slot, node, texts });
     }
     const mountSlot = this.#mountSlots.assign(input.mounts.map((m) => m.path));
-    const mounts: { slot: number; mount: SnapshotInput['mounts'][number]; info: string }[] = [];
-    for (const mount of input.mounts) {
-      const slot = mountSlot.get(mount.path)!;
-      const info = JSON.stringify(mount.info);
-      if (slot < 0) dropped.push(`mount ${mount.path}: no free mount slot (SNAPSHOT_MOUNTS=${g.maxMounts})`);
-      else if (!fits(Buffer.byteLength(mount.path) + Buffer.byteLength(info))) {
-        dropped.push(`mount ${mount.path}: string area full (SNAPSHOT_BYTES=${g.stringBytes})`);
-        this.#mountSlots.release(mount.path);
-      } else mounts.push({ slot, mount, info });
+    const mounts: { slot: number; mount: SnapshotMount; texts: string[] }[] = [];
+    for (const m of input.mounts) {
+      const slot = mountSlot.get(m.path)!;
+      const mount: SnapshotMount = { slot, ...m };
+      const texts = textsOf(MOUNT_RECORD, mount as unknown as Record<string, unknown>);
+      if (slot < 0) dropped.push(`mount ${m.path}: no free mount slot (SNAPSHOT_MOUNTS=${g.maxMounts})`);
+      else if (!fits(size(texts))) {
+        dropped.push(`mount ${m.path}: string area full (SNAPSHOT_BYTES=${g.stringBytes})`);
+        this.#mountSlots.release(m.path);
+      } else mounts.push({ slot, mount, texts });
     }
     const slotByName = new Map(nodes.map((n) => [n.node.name, n.slot]));
     const slotByPath = new Map(mounts.map((m) => [m.mount.path, m.slot]));
+    // References to what was left out are dropped, as a reader would find them.
+    for (const { mount } of mounts) {
+      if (mount.fallbackPath !== null && !slotByPath.has(mount.fallbackPath)) mount.fallbackPath = null;
+      // In slot order, as a reader finds them in the bitmap.
+      mount.readyOn = [...new Set(mount.readyOn.filter((n) => slotByName.has(n)))].sort((x, y) => slotByName.get(x)! - slotByName.get(y)!);
+    }
 
     const content = JSON.stringify({ ...input, etcdSeenAt: 0, zoneSerial: 0, dropped: dropped.length });
     const changed = content !== this.#lastContent;
@@ -170,68 +182,31 @@ export class SnapshotWriter {
     w[H.SELF_NODE] = input.self !== null ? (slotByName.get(input.self) ?? -1) : -1;
     w[H.MASTER_NODE] = input.master !== null ? (slotByName.get(input.master) ?? -1) : -1;
 
-    w.fill(0, g.nodeBase, g.nodeBase + g.maxNodes * NODE_WORDS);
+    const target: RecordTarget = { words: w, raw: this.#raw, put: putString };
+    w.fill(0, g.nodeBase, g.nodeBase + g.maxNodes * NODE_RECORD.words);
     let nodeHigh = 0;
-    for (const { slot, node, addr } of nodes) {
-      const b = g.nodeBase + slot * NODE_WORDS;
-      const [nameOff, nameLen] = putString(node.name);
-      const [addrOff, addrLen] = putString(addr);
-      let nf = 0;
-      if (node.alive) nf |= NF_ALIVE;
-      if (node.name === input.master) nf |= NF_MASTER;
-      if (node.icecastReady) nf |= NF_ICECAST_READY;
-      if (node.etcdHealthy) nf |= NF_ETCD_HEALTHY;
-      if (node.proxy) nf |= NF_PROXY;
-      w[b + N.USED] = 1;
-      w[b + N.GENERATION] = this.#nodeSlots.generation(slot);
-      w[b + N.NAME_OFF] = nameOff;
-      w[b + N.NAME_LEN] = nameLen;
-      w[b + N.ADDR_OFF] = addrOff;
-      w[b + N.ADDR_LEN] = addrLen;
-      w[b + N.HTTP_PORT] = node.httpPort;
-      w[b + N.DNS_PORT] = node.dnsPort;
-      w[b + N.ICECAST_PORT] = node.icecastPort;
-      w[b + N.ICECAST_INTERNAL_PORT] = node.icecastInternalPort;
-      w[b + N.HTTPS_PORT] = node.httpsPort;
-      w[b + N.FLAGS] = nf;
-      w[b + N.LISTENERS] = node.listeners;
-      w[b + N.BANDWIDTH_KBPS] = node.bandwidthKbps;
-      w[b + N.MAX_LISTENERS] = node.maxListeners;
-      w[b + N.BANDWIDTH_LIMIT_KBPS] = node.bandwidthLimitKbps;
+    for (const { slot, node, texts } of nodes) {
+      const b = g.nodeBase + slot * NODE_RECORD.words;
+      w[b + USED] = 1;
+      w[b + GENERATION] = this.#nodeSlots.generation(slot);
+      writeRecord(NODE_RECORD, target, b, node as unknown as Record<string, unknown>, texts);
       nodeHigh = Math.max(nodeHigh, slot + 1);
     }
     w[H.NODE_HIGH] = nodeHigh;
 
-    w.fill(0, g.mountBase, g.mountBase + g.maxMounts * MOUNT_WORDS);
+    w.fill(0, g.mountBase, g.mountBase + g.maxMounts * MOUNT_RECORD.words);
     w.fill(0, g.readyBase, g.readyBase + g.maxMounts * g.maskWords);
     let mountHigh = 0;
-    for (const { slot, mount, info } of mounts) {
-      const b = g.mountBase + slot * MOUNT_WORDS;
-      const [pathOff, pathLen] = putString(mount.path);
-      const [infoOff, infoLen] = putString(info);
-      const fallback = mount.fallbackPath !== null ? slotByPath.get(mount.fallbackPath) : undefined;
-      let mf = 0;
-      if (mount.relay) mf |= MF_RELAY;
-      if (mount.transcoded) mf |= MF_TRANSCODED;
-      if (fallback !== undefined) mf |= MF_HAS_FALLBACK;
-      if (mount.sourceConnected) mf |= MF_SOURCE_CONNECTED;
-      w[b + M.USED] = 1;
-      w[b + M.GENERATION] = this.#mountSlots.generation(slot);
-      w[b + M.PATH_OFF] = pathOff;
-      w[b + M.PATH_LEN] = pathLen;
-      w[b + M.FLAGS] = mf;
-      w[b + M.FALLBACK_SLOT] = fallback ?? -1;
-      w[b + M.LISTENERS] = mount.listeners;
-      w[b + M.KICKED_AT] = mount.kickedAt;
-      w[b + M.INFO_OFF] = infoOff;
-      w[b + M.INFO_LEN] = infoLen;
-      // Zeros (no credential) unless a whole hash is given.
-      const cred = Buffer.from(mount.credential, 'hex');
-      if (cred.length === CREDENTIAL_BYTES) cred.copy(this.#raw, (b + M.CREDENTIAL) * 4);
+    for (const { slot, mount, texts } of mounts) {
+      const b = g.mountBase + slot * MOUNT_RECORD.words;
+      w[b + USED] = 1;
+      w[b + GENERATION] = this.#mountSlots.generation(slot);
+      writeRecord(MOUNT_RECORD, target, b, mount as unknown as Record<string, unknown>, texts);
+      w[b + MOUNT_RECORD.extra.fallbackSlot!] = mount.fallbackPath !== null ? slotByPath.get(mount.fallbackPath)! : -1;
       const rb = g.readyBase + slot * g.maskWords;
       for (const name of mount.readyOn) {
-        const ns = slotByName.get(name);
-        if (ns !== undefined) w[rb + (ns >> 5)]! |= 1 << (ns & 31);
+        const ns = slotByName.get(name)!;
+        w[rb + (ns >> 5)]! |= 1 << (ns & 31);
       }
       mountHigh = Math.max(mountHigh, slot + 1);
     }
@@ -240,6 +215,16 @@ export class SnapshotWriter {
 
     Atomics.add(w, H.SEQ, 1); // even again: the snapshot is whole
     Atomics.notify(w, H.SEQ);
-    return { seq: seq + 1, dropped, changed };
+    const snapshot: Snapshot = {
+      seq: seq + 1, contentVersion: w[H.CONTENT_VERSION]!, etcdConnected: input.etcdConnected, stateLoaded: input.stateLoaded,
+      draining: input.draining, outOfService: input.outOfService,
+      self: input.self !== null && slotByName.has(input.self) ? input.self : null,
+      master: input.master !== null && slotByName.has(input.master) ? input.master : null,
+      etcdSeenAt: w[H.ETCD_SEEN_AT]!, dropped: dropped.length, zoneSerial: w[H.ZONE_SERIAL]! >>> 0,
+      // In slot order, as a reader finds them.
+      nodes: nodes.map((n) => n.node).sort((x, y) => x.slot - y.slot), mounts: mounts.map((m) => m.mount).sort((x, y) => x.slot - y.slot),
+      credentialSalt: this.#salt.toString('hex'),
+    };
+    return { seq: seq + 1, dropped, changed, snapshot };
   }
 }

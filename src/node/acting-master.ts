@@ -11,7 +11,7 @@ import { nodeIcecast } from '../core/host-port.ts';
 import { allowedAddresses } from '../icecast/allow-list.ts';
 import type { IcecastDesired } from '../icecast/icecast-manager.ts';
 import { icecastRole } from '../icecast/icecast-role.ts';
-import type { MountStatus, NodeInfo } from '../state/cluster-model.ts';
+import type { MountStatus, NodeInfo } from '../state/cluster-state.ts';
 import type { MountRecord } from '../state/mount-record.ts';
 
 /** The master as `self` should act on it: the elected one, or while cut off the next candidate other than itself. */

@@ -21,8 +21,9 @@ import { batchUnavailable } from '../dns/udp-batch.ts';
 import { IcecastManager } from '../icecast/icecast-manager.ts';
 import { SourceKiller } from '../icecast/source-kill.ts';
 import { Transcoders } from '../icecast/transcoders.ts';
-import { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { SnapshotWriter } from '../ipc/snapshot-writer.ts';
+import { EMPTY_SNAPSHOT } from '../ipc/snapshot-reader.ts';
+import type { Snapshot } from '../ipc/snapshot.ts';
 import { S, statsBuffer, sumMountListeners, sumStats } from '../ipc/worker-stats.ts';
 import { connPeekUnavailable, loadConnPeek } from '../proxy/conn-peek.ts';
 import { ClusterModel, type NodeStatus } from '../state/cluster-model.ts';
@@ -57,7 +58,8 @@ export class Daemon {
   transcoders: Transcoders | null = null;
   /** Drops a source from this node's Icecast when its mount's credentials change or the mount goes. */
   sourceKiller: SourceKiller | null = null;
-  readonly #reader: SnapshotReader;
+  /** What the workers see since the last publish (the writer's own view, not read back). */
+  #published: Snapshot = EMPTY_SNAPSHOT;
   readonly #etcdWatch: EtcdWatch;
   readonly #listenCheck: ListenCheck;
   readonly #metrics: NodeMetrics;
@@ -82,7 +84,6 @@ export class Daemon {
     this.stats = statsBuffer(config.workers, config.snapshotMounts);
     this.workers = new WorkerSupervisor(config.workers, workerInit(config, { snapshot: this.writer.sab, stats: this.stats }));
     this.#feed = new WorkerFeed(config, this.workers);
-    this.#reader = new SnapshotReader(this.writer.sab);
     this.#listenCheck = new ListenCheck(config.bindAddrs[0]!, config.httpPort);
     this.#etcdWatch = new EtcdWatch({
       config,
@@ -100,7 +101,7 @@ export class Daemon {
     });
     this.#metrics = new NodeMetrics(config, {
       stats: this.stats,
-      mounts: () => this.#reader.current().mounts,
+      mounts: () => this.#published.mounts,
       totals: () => ({
         workerRestarts: this.workers.restarts,
         icecastRestarts: this.icecast.child.restarts,
@@ -192,7 +193,7 @@ export class Daemon {
     this.#metrics.report();
     this.publish();
     const model = this.model;
-    this.#feed.tick(this.#reader.current(), model?.masterCandidates() ?? [], (node, path) => model?.status.get(node)?.mounts[path]?.listeners ?? 0, Date.now());
+    this.#feed.tick(this.#published, model?.masterCandidates() ?? [], (node, path) => model?.status.get(node)?.mounts[path]?.listeners ?? 0, Date.now());
     void this.#writeStatus();
   }
 
@@ -247,7 +248,7 @@ export class Daemon {
 
   status(): NodeStatus {
     const c = this.config;
-    const slots = new Map(this.#reader.current().mounts.map((m) => [m.path, m.slot]));
+    const slots = new Map(this.#published.mounts.map((m) => [m.path, m.slot]));
     return nodeStatus({
       paths: this.model?.mounts.keys() ?? [],
       master: this.#master() === c.nodeName,
@@ -291,6 +292,7 @@ export class Daemon {
       zoneSerial: this.#zone,
       now: Date.now(),
     }));
+    this.#published = r.snapshot;
     if (r.dropped.length !== this.#lastDropped) {
       this.#lastDropped = r.dropped.length;
       if (r.dropped.length > 0) {

@@ -14,7 +14,9 @@ import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import type { LatencyRecorder } from '../ipc/latency.ts';
 import { S, type WorkerStats } from '../ipc/worker-stats.ts';
 import { nodeIcecast, sameHostPort } from '../core/host-port.ts';
-import { Hub, type Client, type Session, type Upstream } from './hub.ts';
+import { Hub } from './hub.ts';
+import type { Client, Session } from './hub-client.ts';
+import type { Upstream } from './upstream-link.ts';
 import { masterIcecast } from './source-forward.ts';
 
 export interface HubsOptions {

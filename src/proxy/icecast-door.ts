@@ -27,7 +27,7 @@ import { ALLOW, CORS_EXPOSE, CORS_ORIGIN, REPLIES, say, serialize, text, type An
 import { admittedAtHead, markAdmitted } from './conn-limits.ts';
 import { HeadParser, isChunked, type RequestHead } from './http-head.ts';
 import type { Hubs } from './hubs.ts';
-import type { StreamHead } from './hub.ts';
+import type { StreamHead } from './hub-client.ts';
 import { ICY_METAINT } from './icy.ts';
 import type { ListenRouter } from './listen-route.ts';
 import type { Pages } from './pages.ts';

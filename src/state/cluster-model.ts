@@ -4,86 +4,27 @@
  * watch covers everything. It starts from a full read and resumes from the
  * read's revision; when the watch is cancelled (a compacted revision) or
  * cannot be re-established, the model re-reads everything. While etcd is
- * unreachable the last known state stays in place.
+ * unreachable the last known state stays in place. The tables and what
+ * each event does to them are ClusterState's (cluster-state.ts).
  */
-import { createHash } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import { describe } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
-import { ELECTIONS, MASTER_ELECTION, MOUNTS, NODES, PREFIX, STATUS } from './keys.ts';
-import { parseMountRecord, type MountRecord } from './mount-record.ts';
-import { isNodeName, parseNodeInfo, parseNodeStatus } from './node-record.ts';
-import type { LiveInfo } from '../icecast/icecast-stats.ts';
+import { PREFIX } from './keys.ts';
+import { ClusterState } from './cluster-state.ts';
 
-/** What a node says about itself on its lease. */
-export interface NodeInfo {
-  name: string;
-  addresses: string[];
-  httpPort: number;
-  dnsPort: number;
-  icecastPort: number;
-  /** Port of the node's own Icecast server (the address is the first of `addresses`). */
-  icecastInternalPort: number;
-  proxy: boolean;
-  maxListeners: number;
-  /** bits/s, 0 = unlimited */
-  bandwidthLimit: number;
-  version: string;
-  startedAt: string;
-}
-
-export interface MountStatus {
-  /** The mount has its source (master) or its relay is up (other nodes). */
-  ready: boolean;
-  source: boolean;
-  listeners: number;
-  /** The live stream's description, reported by the node whose Icecast holds the source. */
-  info?: LiveInfo;
-}
-
-/** What a node reports about its load, at most once a second, on its lease. */
-export interface NodeStatus {
-  listeners: number;
-  /** Measured outbound bits/s. */
-  bandwidth: number;
-  icecastReady: boolean;
-  /** This node runs an etcd member that answers. */
-  etcdMember: boolean;
-  /**
-   * The node answers on its public port (its own probe, listen-check.ts).
-   * false takes it out of DNS and balancing; absent (older nodes) counts as true.
-   */
-  serving?: boolean;
-  /** HTTPS_PORT while the node serves HTTPS; absent or 0 when it does not. */
-  httpsPort?: number;
-  mounts: Record<string, MountStatus>;
-  updatedAt: string;
-}
-
-export interface ModelEvents {
-  change: [];
-  connection: [connected: boolean];
-}
+export type { ModelEvents, MountStatus, NodeInfo, NodeStatus } from './cluster-state.ts';
 
 const log = logger('model');
 
-export class ClusterModel extends EventEmitter<ModelEvents> {
-  readonly mounts = new Map<string, MountRecord>();
-  readonly nodes = new Map<string, NodeInfo>();
-  readonly status = new Map<string, NodeStatus>();
-  /** Election candidate keys: key -> election name, candidate value and creation revision. */
-  readonly candidates = new Map<string, { election: string; value: string; createRevision: bigint }>();
+export class ClusterModel extends ClusterState {
   loaded = false;
   /** Full re-reads done (the first load included). */
   reloads = 0;
   #client: Etcd3;
-  /** Digest of the value last refused at each key (one entry per refused key present in etcd). */
-  readonly #refused = new Map<string, string>();
   #watcher: Watcher | null = null;
   #stopped = false;
   #retryTimer: NodeJS.Timeout | null = null;
-  #pendingEmit = false;
   #backoffMs = 250;
   /** Unix ms of the last message from etcd. */
   lastContact = 0;
@@ -91,44 +32,6 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
   constructor(client: Etcd3) {
     super();
     this.#client = client;
-  }
-
-  /** A mount's state across the cluster, from every node's status. */
-  mountSummary(path: string): { listeners: number; source: boolean; readyOn: string[]; info: LiveInfo | null } {
-    let listeners = 0;
-    let source = false;
-    let info: LiveInfo | null = null;
-    const readyOn: string[] = [];
-    for (const [name, s] of this.status) {
-      const ms = s.mounts?.[path];
-      if (!ms) continue;
-      listeners += ms.listeners;
-      source ||= ms.source;
-      if (ms.ready) readyOn.push(name);
-      if (ms.info && (info === null || ms.source)) info = ms.info;
-    }
-    return { listeners, source, readyOn: readyOn.sort(), info };
-  }
-
-  /** The winner of an election: the candidate with the lowest creation revision (etcd's election rule). */
-  leader(election: string): string | null {
-    let best: { value: string; createRevision: bigint } | null = null;
-    for (const c of this.candidates.values()) {
-      if (c.election === election && (!best || c.createRevision < best.createRevision)) best = c;
-    }
-    return best?.value ?? null;
-  }
-
-  master(): string | null {
-    return this.leader(MASTER_ELECTION);
-  }
-
-  /** The master election's candidates, oldest (the winner) first. */
-  masterCandidates(): string[] {
-    return [...this.candidates.values()]
-      .filter((c) => c.election === MASTER_ELECTION)
-      .sort((a, b) => (a.createRevision < b.createRevision ? -1 : a.createRevision > b.createRevision ? 1 : 0))
-      .map((c) => c.value);
   }
 
   async start(): Promise<void> {
@@ -141,15 +44,6 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
     const w = this.#watcher;
     this.#watcher = null;
     if (w) await w.cancel().catch(() => undefined);
-  }
-
-  #changed(): void {
-    if (this.#pendingEmit) return;
-    this.#pendingEmit = true;
-    queueMicrotask(() => {
-      this.#pendingEmit = false;
-      this.emit('change');
-    });
   }
 
   #scheduleReload(why: string): void {
@@ -191,7 +85,8 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
       });
       let up = true;
       w.on('connected', () => {
-        this.lastContact = Date.now();
+        // Not contact: a member cut off from its quorum still accepts a
+        // reopened watch, and counting that would call a lost etcd present.
         if (!up) log.info('watch resumed');
         up = true;
         this.emit('connection', true);
@@ -214,83 +109,19 @@ export class ClusterModel extends EventEmitter<ModelEvents> {
   /** Reads the whole state once (no watch); returns the revision it reflects. */
   async readOnce(): Promise<bigint> {
     const res = await this.#client.getAll().prefix(PREFIX).exec();
-    this.mounts.clear();
-    this.nodes.clear();
-    this.status.clear();
-    this.candidates.clear();
+    this.clear();
     for (const kv of res.kvs) this.#apply(kv, false);
     // Keys deleted while no watch ran: forget what was refused there.
-    const present = new Set(res.kvs.map((kv) => kv.key.toString()));
-    for (const key of this.#refused.keys()) if (!present.has(key)) this.#refused.delete(key);
+    this.forgetRefusedExcept(new Set(res.kvs.map((kv) => kv.key.toString())));
     this.loaded = true;
     this.reloads++;
     this.lastContact = Date.now();
-    this.#changed();
+    this.changed();
     return BigInt(res.header.revision);
   }
 
   #apply(kv: IKeyValue, deleted: boolean): void {
-    const key = kv.key.toString();
     this.lastContact = Date.now();
-    let kind: 'mount' | 'node' | 'status' | 'candidate';
-    let name: string;
-    if (key.startsWith(MOUNTS)) [kind, name] = ['mount', `/${key.slice(MOUNTS.length)}`];
-    else if (key.startsWith(NODES)) [kind, name] = ['node', key.slice(NODES.length)];
-    else if (key.startsWith(STATUS)) [kind, name] = ['status', key.slice(STATUS.length)];
-    else if (key.startsWith(ELECTIONS)) [kind, name] = ['candidate', key];
-    else return;
-    const table = { mount: this.mounts, node: this.nodes, status: this.status, candidate: this.candidates }[kind] as Map<string, unknown>;
-    if (deleted) {
-      this.#refused.delete(key);
-      if (!table.delete(name)) return;
-      this.#changed();
-      return;
-    }
-    const raw = kv.value.toString();
-    let value: unknown;
-    try {
-      value = parseRecord(kind, name, raw, kv);
-    } catch (err) {
-      // Refused: treated as absent, so nothing derived from it (DNS, redirects, hubs,
-      // Icecast, liquidsoap) ever sees it; said once per key and value, not per event or re-read.
-      const digest = createHash('sha256').update(raw).digest('base64');
-      if (this.#refused.get(key) !== digest) {
-        this.#refused.set(key, digest);
-        log.error(`ignoring invalid record ${printable(key)}: ${printable(describe(err))}`);
-      }
-      if (table.delete(name)) this.#changed();
-      return;
-    }
-    this.#refused.delete(key);
-    table.set(name, value);
-    this.#changed();
+    this.apply({ key: kv.key.toString(), value: deleted ? null : kv.value.toString(), createRevision: BigInt(kv.create_revision) });
   }
-}
-
-/** Decodes and validates one value of the model's tables; throws when it is not acceptable. */
-function parseRecord(kind: 'mount' | 'node' | 'status' | 'candidate', name: string, raw: string, kv: IKeyValue): unknown {
-  switch (kind) {
-    case 'mount': {
-      const m = parseMountRecord(JSON.parse(raw));
-      if (m.path !== name) throw new Error(`the record's path ${JSON.stringify(m.path)} differs from its key's`);
-      return m;
-    }
-    case 'node':
-      return parseNodeInfo(name, JSON.parse(raw));
-    case 'status':
-      return parseNodeStatus(name, JSON.parse(raw));
-    case 'candidate': {
-      // A candidate's value is a node name: the master is looked up by it and shown to clients.
-      if (!isNodeName(raw)) throw new Error(`candidate ${JSON.stringify(raw.slice(0, 80))} is not a node name`);
-      const election = name.slice(ELECTIONS.length, name.lastIndexOf('/'));
-      return { election, value: raw, createRevision: BigInt(kv.create_revision) };
-    }
-  }
-}
-
-/** A log-safe rendering of text from etcd: one line, bounded. */
-function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  const one = s.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  return one.length > 300 ? `${one.slice(0, 297)}...` : one;
 }

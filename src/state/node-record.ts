@@ -13,7 +13,7 @@ import { isIP } from 'node:net';
 import { RadioError } from '../core/errors.ts';
 import { isDnsLabel } from '../config/settings.ts';
 import { isMountPath } from '../core/mount-path.ts';
-import type { MountStatus, NodeInfo, NodeStatus } from './cluster-model.ts';
+import type { MountStatus, NodeInfo, NodeStatus } from './cluster-state.ts';
 import type { LiveInfo } from '../icecast/icecast-stats.ts';
 
 /** Addresses a node may advertise; more is not a node but a flood. */

@@ -17,7 +17,7 @@
 import type { Etcd3, IKeyValue, Lease } from 'etcd3';
 import { RadioError, describe, hasCode } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
-import type { NodeInfo, NodeStatus } from './cluster-model.ts';
+import type { NodeInfo, NodeStatus } from './cluster-state.ts';
 import { nodeKey, statusKey } from './keys.ts';
 import { parseNodeInfo } from './node-record.ts';
 

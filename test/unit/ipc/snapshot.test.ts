@@ -11,6 +11,7 @@ import { SnapshotReader } from '../../../src/ipc/snapshot-reader.ts';
 import { credentialHash, credentialMatches } from '../../../src/ipc/credential.ts';
 import { NO_STREAM_INFO, type SnapshotInput } from '../../../src/ipc/snapshot.ts';
 import { SnapshotWriter } from '../../../src/ipc/snapshot-writer.ts';
+import { MOUNT_FIELDS, NODE_FIELDS, type FieldKind } from '../../../src/ipc/records.ts';
 
 function input(i: number): SnapshotInput {
   const nodes = Array.from({ length: 1 + (i % 7) }, (_, j) => ({
@@ -117,5 +118,58 @@ describe('shared snapshot', () => {
         assert.equal(all.indexOf(form), -1, `the snapshot holds ${form}`);
       }
     }
+  });
+
+  it('round-trips every field of the node and mount tables, and the writer\'s own view is what readers see', () => {
+    const writer = new SnapshotWriter({ maxNodes: 8, maxMounts: 8, stringBytes: 8192 });
+    const reader = new SnapshotReader(writer.sab);
+    const base = input(5);
+    const first = writer.publish(base);
+    assert.deepEqual(reader.current(), first.snapshot);
+    /** Another value of the same kind: a change to one field must reach the reader, and only it. */
+    const other = (kind: FieldKind, v: unknown): unknown => {
+      switch (kind) {
+        case 'int': return (v as number) + 7;
+        case 'flag': return !(v as boolean);
+        case 'text': return `${v as string}-é`;
+        case 'list': return [...(v as string[]), '192.0.2.9'];
+        case 'info': return { ...(v as object), title: 'Änother title', bitrate: 320 };
+        case 'hash': return createHash('sha256').update(String(v)).digest('hex');
+      }
+    };
+    for (const f of NODE_FIELDS) {
+      if (f.key === 'master' || f.key === 'name') continue; // master follows input.master; the name is the node's key
+      const nodes = base.nodes.map((n, i) => (i === 1 ? { ...n, [f.key]: other(f.kind, n[f.key]) } : n));
+      const r = writer.publish({ ...base, nodes });
+      const seen = reader.current();
+      assert.deepEqual(seen, r.snapshot, f.key);
+      assert.deepEqual(seen.nodes[1]![f.key], nodes[1]![f.key], `node field ${f.key}`);
+      assert.deepEqual(seen.nodes[0], first.snapshot.nodes[0], `node field ${f.key} leaves the others alone`);
+    }
+    for (const f of MOUNT_FIELDS) {
+      if (f.key === 'path') continue; // the mount's key
+      const mounts = base.mounts.map((m, i) => (i === 1 ? { ...m, [f.key]: other(f.kind, m[f.key]) } : m));
+      const r = writer.publish({ ...base, mounts });
+      const seen = reader.current();
+      assert.deepEqual(seen, r.snapshot, f.key);
+      assert.deepEqual(seen.mounts[1]![f.key], mounts[1]![f.key], `mount field ${f.key}`);
+      assert.deepEqual(seen.mounts[0], first.snapshot.mounts[0], `mount field ${f.key} leaves the others alone`);
+    }
+    // Slots stay while their entries do: a newcomer that sorts first takes a later slot, and the view says so.
+    const fresh = new SnapshotWriter({ maxNodes: 8, maxMounts: 8, stringBytes: 8192 });
+    const freshReader = new SnapshotReader(fresh.sab);
+    const [n1, n2, n3] = base.nodes;
+    fresh.publish({ ...base, nodes: [n2!, n3!], mounts: base.mounts.slice(2, 4) });
+    const later = fresh.publish({ ...base, nodes: [n1!, n2!, n3!], mounts: base.mounts.slice(0, 4).map((m) => ({ ...m, readyOn: [n3!.name, n1!.name, n2!.name, n1!.name] })) });
+    assert.deepEqual(later.snapshot.nodes.map((n) => n.name), [n2!.name, n3!.name, n1!.name]);
+    assert.deepEqual(freshReader.current(), later.snapshot);
+    // Values past 32 bits read back wrapped, in the view as well.
+    const wide = fresh.publish({ ...base, etcdSeenAt: 2 ** 31 + 5, nodes: base.nodes.map((n) => ({ ...n, bandwidthKbps: 2 ** 32 + 9 })), mounts: base.mounts.map((m) => ({ ...m, credential: m.credential.toUpperCase() })) });
+    assert.deepEqual(freshReader.current(), wide.snapshot);
+    // The keys of records: renamed, they keep no slot of the old name.
+    const renamed = writer.publish({ ...base, nodes: base.nodes.map((n, i) => (i === 1 ? { ...n, name: 'renamed' } : n)), master: 'renamed' });
+    assert.deepEqual(reader.current(), renamed.snapshot);
+    assert.equal(reader.current().master, 'renamed');
+    assert.ok(reader.current().nodes.find((n) => n.name === 'renamed')!.master);
   });
 });

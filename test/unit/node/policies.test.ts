@@ -14,7 +14,7 @@ import { ETCD_SILENCE_MS, etcdConnected, outOfService } from '../../../src/node/
 import { LiveFeed } from '../../../src/node/live-feed.ts';
 import { peersOf } from '../../../src/node/membership.ts';
 import { BandwidthMeter, ZoneSerial, nodeInfo, nodeStatus } from '../../../src/node/node-view.ts';
-import type { NodeInfo } from '../../../src/state/cluster-model.ts';
+import type { NodeInfo } from '../../../src/state/cluster-state.ts';
 import { parseMountRecord, type MountRecord } from '../../../src/state/mount-record.ts';
 
 function info(name: string, address: string, over: Partial<NodeInfo> = {}): NodeInfo {

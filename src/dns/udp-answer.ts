@@ -1,0 +1,96 @@
+/**
+ * Answers over UDP. From a batched socket (recvmmsg/sendmmsg) each answer
+ * is written into the batch's send buffer, rate limiting decides which go
+ * out, and one send hands them all to the kernel; from node:dgram one
+ * datagram at a time, with the socket's send queue bounded.
+ */
+import type { Socket as UdpSocket } from 'node:dgram';
+import type { LatencyRecorder } from '../ipc/latency.ts';
+import { S } from '../ipc/worker-stats.ts';
+import { DNS_LIMITS } from './limits.ts';
+import type { LocalCounts } from './local-counts.ts';
+import { questionLength, slipInPlace, writePlan, type Plan } from './plan.ts';
+import type { Responder } from './responder.ts';
+import { prefixKey, type Rrl } from './rrl.ts';
+import { senderKey, type UdpBatch } from './udp-batch.ts';
+
+/** Room kept free in a batch's send buffer: more than the largest UDP answer. */
+const OUT_RESERVE = 66_000;
+
+export interface UdpAnswerer {
+  responder: Responder;
+  rrl: Rrl;
+  counts: LocalCounts;
+  latency?: LatencyRecorder;
+}
+
+/** Answers the `n` datagrams a batched socket received. */
+export function answerBatch(a: UdpAnswerer, b: UdpBatch, n: number): void {
+  const t0 = performance.now();
+  const now = Date.now();
+  const { responder, rrl, counts } = a;
+  const out = b.out;
+  const meta = b.meta;
+  let off = 0;
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    const len = b.lens[i]!;
+    if (len === 0) continue; // larger than any query radiod answers
+    let p: Plan | null;
+    try {
+      p = responder.plan(b.in.subarray(i * b.slot, i * b.slot + len), true);
+    } catch {
+      continue; // never reached by design; a bug must not take the worker down
+    }
+    if (p === null) continue;
+    const verdict = rrl.checkKey(senderKey(b.addrs, i), now);
+    if (verdict === 'drop') {
+      counts.add(S.DNS_RRL_DROPPED);
+      continue;
+    }
+    if (out.length - off < OUT_RESERVE) {
+      b.send(k);
+      off = 0;
+      k = 0;
+    }
+    let size = writePlan(p, out, off);
+    if (verdict === 'slip') {
+      counts.add(S.DNS_RRL_SLIPPED);
+      size = slipInPlace(out, off, p.question.length);
+    }
+    meta[k * 3] = off;
+    meta[k * 3 + 1] = size;
+    meta[k * 3 + 2] = i;
+    k++;
+    off += size;
+  }
+  b.send(k);
+  const us = (performance.now() - t0) * 1000;
+  // From the batch's arrival to its answers handed to the kernel, for each answer.
+  if (k > 0) a.latency?.record('dns_answer_us', us, k);
+}
+
+/** Answers one datagram received by node:dgram. */
+export function answerDatagram(a: UdpAnswerer, sock: UdpSocket, msg: Buffer, address: string, port: number): void {
+  const t0 = performance.now();
+  let res: Buffer | null;
+  try {
+    res = a.responder.answer(msg, true);
+  } catch {
+    return; // never reached by design; a bug must not take the worker down
+  }
+  if (!res) return;
+  if (sock.getSendQueueSize() > DNS_LIMITS.udpSendQueueBytes) return;
+  const verdict = a.rrl.checkKey(prefixKey(address), Date.now());
+  if (verdict === 'drop') {
+    a.counts.add(S.DNS_RRL_DROPPED);
+    return;
+  }
+  if (verdict === 'slip') {
+    a.counts.add(S.DNS_RRL_SLIPPED);
+    res = res.subarray(0, slipInPlace(res, 0, res.readUInt16BE(4) === 1 ? questionLength(res) : 0));
+  }
+  sock.send(res, port, address);
+  // From the datagram's arrival to its answer handed to the kernel, in µs.
+  a.latency?.record('dns_answer_us', (performance.now() - t0) * 1000);
+}

@@ -1,0 +1,57 @@
+/** The ring a hub keeps of its stream, and the coalescing of frame streams. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { StreamRing } from '../../../src/proxy/stream-ring.ts';
+import { Coalescer, COALESCE_BYTES, COALESCE_MS } from '../../../src/proxy/coalescer.ts';
+
+test('the ring keeps whole chunks back to its size and says which positions are lost', () => {
+  const ring = new StreamRing(1000);
+  for (let i = 0; i < 10; i++) ring.push(Buffer.alloc(300, i), true);
+  assert.equal(ring.end, 3000);
+  // 300 * 4 = 1200 >= 1000 but dropping one more would leave 900 < 1000.
+  assert.deepEqual(ring.chunks.map((c) => c.off), [1800, 2100, 2400, 2700]);
+  assert.equal(ring.lost(1799), true);
+  assert.equal(ring.lost(1800), false);
+  assert.equal(ring.indexOf(2099), 0);
+  assert.equal(ring.indexOf(2100), 1);
+  assert.equal(ring.indexOf(3000), -1);
+  ring.clear();
+  assert.equal(ring.lost(0), false);
+});
+
+test('a new listener starts on a page boundary, or on an MP3 frame sync', () => {
+  const pages = new StreamRing(10_000);
+  pages.push(Buffer.alloc(100), true);
+  pages.push(Buffer.alloc(100), false);
+  pages.push(Buffer.alloc(100), true);
+  assert.equal(pages.startAt(0, true), 0);
+  assert.equal(pages.startAt(50, true), 200);
+  assert.equal(pages.startAt(250, true), 300, 'no boundary after: the end');
+
+  const frames = new StreamRing(10_000);
+  const a = Buffer.alloc(100);
+  a[40] = 0xff;
+  a[41] = 0xfb;
+  frames.push(a, false);
+  frames.push(Buffer.alloc(100), false);
+  assert.equal(frames.startAt(10, false), 40);
+  assert.equal(frames.startAt(41, false), 200, 'no sync after: the end');
+});
+
+test('frames are held until enough bytes or time, and a start goes out at once', async () => {
+  const out: number[] = [];
+  const c = new Coalescer((b) => out.push(b.length));
+  c.push(Buffer.alloc(400), true);
+  assert.deepEqual(out, [400]);
+  for (let i = 0; i < 10; i++) c.push(Buffer.alloc(400), false);
+  assert.deepEqual(out, [400], `nothing yet below ${COALESCE_BYTES} bytes`);
+  c.push(Buffer.alloc(400), false);
+  assert.deepEqual(out, [400, 4400]);
+  c.push(Buffer.alloc(100), false);
+  await new Promise((r) => setTimeout(r, COALESCE_MS + 50));
+  assert.deepEqual(out, [400, 4400, 100], 'released after the delay');
+  c.push(Buffer.alloc(100), false);
+  c.stop();
+  await new Promise((r) => setTimeout(r, COALESCE_MS + 50));
+  assert.deepEqual(out, [400, 4400, 100], 'nothing after stop');
+});
