@@ -1,8 +1,11 @@
 /**
  * `redirect`: requests per second and per CPU-second of the server for a
- * listener redirect, radiod (redirect mode, one worker) against nginx with
- * one worker answering `return 302`, with the same autocannon load in the
- * same run. Each server's answer is checked before it is measured.
+ * listener redirect, radiod in redirect mode (the whole routing and
+ * balancing decision) against nginx answering `return 302`, with the same
+ * autocannon load in the same run, at equal threads (one worker each, then
+ * two) and equal work: neither logs, then both write an access log line per
+ * request (radiod's listener log, nginx's combined log). Each server's
+ * answer is checked before it is measured.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +14,8 @@ import { freePort, waitFor } from '../harness/net.ts';
 import { httpGet } from '../harness/net.ts';
 import { run, tempDir } from '../harness/process.ts';
 import { cpuOf, family } from './proc-stats.ts';
-import { MOUNT, type Cluster } from './cluster.ts';
+import { MOUNT, ONE_ADDRESS_MANY_CLIENTS, type Cluster } from './cluster.ts';
+import { startRadiod, type Radiod } from '../harness/radiod.ts';
 
 export interface LoadResult {
   server: string;
@@ -50,19 +54,26 @@ export async function load(server: string, url: string, pids: number[]): Promise
  * A private nginx with one worker on a free port of 127.0.0.1; `server` is
  * the body of its server block (after `listen`). Stopped by its PID.
  */
-export async function startNginx(server: string, check: string, ok: (status: number) => boolean): Promise<{ base: string; dir: string; pids: () => number[]; stop: () => Promise<void> }> {
+export interface NginxOptions {
+  /** worker_processes; 1 unless given. */
+  workers?: number;
+  /** An access log in the combined format under its directory; off unless set. */
+  accessLog?: boolean;
+}
+
+export async function startNginx(server: string, check: string, ok: (status: number) => boolean, o: NginxOptions = {}): Promise<{ base: string; dir: string; pids: () => number[]; stop: () => Promise<void> }> {
   const dir = tempDir('nginx');
   const port = await freePort();
   mkdirSync(join(dir, 'tmp'), { recursive: true });
   const conf = join(dir, 'nginx.conf');
-  writeFileSync(conf, `worker_processes 1;
+  writeFileSync(conf, `worker_processes ${o.workers ?? 1};
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log;
 worker_rlimit_nofile 65536;
 events { worker_connections 65536; }
 http {
-  access_log off;
+  access_log ${o.accessLog ? `${dir}/access.log combined` : 'off'};
   client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp; fastcgi_temp_path ${dir}/tmp; uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;
   server { listen 127.0.0.1:${port} reuseport backlog=65535; ${server.replaceAll('DIR', dir)} }
 }
@@ -73,24 +84,39 @@ http {
   return { base, dir, pids: () => family(p.pid), stop: async () => void (await p.kill('SIGTERM')) };
 }
 
-export async function startNginx302(location: string): Promise<{ url: string; pids: () => number[]; stop: () => Promise<void> }> {
-  const n = await startNginx(`location / { return 302 ${location}; }`, MOUNT, (s) => s === 302);
+export async function startNginx302(location: string, o: NginxOptions = {}): Promise<{ url: string; pids: () => number[]; stop: () => Promise<void> }> {
+  const n = await startNginx(`location / { return 302 ${location}; }`, MOUNT, (s) => s === 302, o);
   return { url: `${n.base}${MOUNT}`, pids: n.pids, stop: n.stop };
 }
 
-export async function redirectBench(cluster: Cluster): Promise<LoadResult[]> {
-  const node = cluster.redirector;
+/** A radiod in redirect mode beside the cluster's, with its own workers and listener log. */
+async function redirector(cluster: Cluster, name: string, host: string, workers: number, log: boolean): Promise<Radiod> {
+  const node = await startRadiod({
+    name, host, etcd: cluster.etcd.url, workers, leaseTtl: 5,
+    extraArgs: ['--enable-icecast-proxy', 'false', ...ONE_ADDRESS_MANY_CLIENTS, ...(log ? [] : ['--access-log', ''])],
+  });
   const url = `http://${node.host}:${node.httpPort}${MOUNT}`;
-  const check = await httpGet(url);
-  if (check.status !== 302 || !String(check.headers.location).endsWith(MOUNT)) throw new Error(`radiod does not redirect: ${check.status}`);
-  const nginx = await startNginx302(String(check.headers.location));
-  try {
-    const results: LoadResult[] = [];
-    // Alternate to share whatever the machine is doing between both.
-    results.push(await load('radiod (redirect mode, 1 worker)', url, [node.proc.pid]));
-    results.push(await load('nginx return 302 (1 worker)', nginx.url, nginx.pids()));
-    return results;
-  } finally {
-    await nginx.stop();
+  await waitFor(async () => (await httpGet(url)).status === 302, 20_000, `redirector ${name}`);
+  return node;
+}
+
+export async function redirectBench(cluster: Cluster): Promise<LoadResult[]> {
+  const results: LoadResult[] = [];
+  const pairs: { threads: number; log: boolean }[] = [{ threads: 1, log: false }, { threads: 2, log: false }, { threads: 1, log: true }];
+  for (const [i, pair] of pairs.entries()) {
+    const node = await redirector(cluster, `bench-redirect-${i}`, `127.0.0.${6 + i}`, pair.threads, pair.log);
+    const url = `http://${node.host}:${node.httpPort}${MOUNT}`;
+    const check = await httpGet(url);
+    if (check.status !== 302 || !String(check.headers.location).endsWith(MOUNT)) throw new Error(`radiod does not redirect: ${check.status}`);
+    const nginx = await startNginx302(String(check.headers.location), { workers: pair.threads, accessLog: pair.log });
+    const what = `${pair.threads} worker${pair.threads > 1 ? 's' : ''}, ${pair.log ? 'access log on' : 'no log'}`;
+    try {
+      results.push(await load(`radiod redirect mode (${what})`, url, [node.proc.pid]));
+      results.push(await load(`nginx return 302 (${what})`, nginx.url, nginx.pids()));
+    } finally {
+      await nginx.stop();
+      await node.stop();
+    }
   }
+  return results;
 }

@@ -61,11 +61,14 @@ if (results.micro) {
   md.push('');
 }
 const loadTable = (name: string, rows: LoadResult[]): void => {
-  const [ours, peer] = rows;
   md.push(`## ${name}`, '', '| server | req/s | CPU s | req per CPU-s | p50 ms | p99 ms | errors |', '|---|---|---|---|---|---|---|');
   for (const r of rows) md.push(`| ${r.server} | ${r.rps} | ${r.cpuSeconds} | ${r.perCpuSecond} | ${r.p50ms} | ${r.p99ms} | ${r.non2xx3xx} |`);
-  if (ours && peer) md.push('', `radiod / nginx: ${(ours.perCpuSecond / peer.perCpuSecond).toFixed(2)} per CPU-second, ${(ours.rps / peer.rps).toFixed(2)} per second.`);
   md.push('');
+  // Rows come in pairs, radiod then its peer under the same conditions.
+  for (let i = 0; i + 1 < rows.length; i += 2) {
+    const [ours, peer] = [rows[i]!, rows[i + 1]!];
+    md.push(`${ours.server} / ${peer.server}: ${(ours.perCpuSecond / peer.perCpuSecond).toFixed(2)} per CPU-second, ${(ours.rps / peer.rps).toFixed(2)} per second.`, '');
+  }
 };
 if (results.redirect) loadTable('redirect', results.redirect);
 if (results.playlist) loadTable('playlist', results.playlist);

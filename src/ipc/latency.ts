@@ -19,12 +19,23 @@ function histogram(): Histogram {
   return build({ lowestDiscernibleValue: 1, highestTrackableValue: HIGHEST, numberOfSignificantValueDigits: 2 });
 }
 
+/**
+ * Values below this are counted in a plain array and added to the
+ * histogram when it is taken: the redirect and DNS paths record a few
+ * microseconds per request, and the histogram's own index arithmetic
+ * (logarithms and powers) cost more than the rest of recording.
+ */
+const SMALL = 128;
+
 export class LatencyRecorder {
   readonly #h = new Map<LatencyKind, Histogram>(LATENCY_KINDS.map((k) => [k, histogram()]));
+  readonly #small = new Map<LatencyKind, Float64Array>(LATENCY_KINDS.map((k) => [k, new Float64Array(SMALL)]));
   readonly #dirty = new Set<LatencyKind>();
 
   record(kind: LatencyKind, value: number, count = 1): void {
-    this.#h.get(kind)!.recordValueWithCount(Math.min(HIGHEST, Math.max(1, Math.round(value))), count);
+    const v = Math.min(HIGHEST, Math.max(1, Math.round(value)));
+    if (v < SMALL) this.#small.get(kind)![v]! += count;
+    else this.#h.get(kind)!.recordValueWithCount(v, count);
     this.#dirty.add(kind);
   }
 
@@ -32,7 +43,17 @@ export class LatencyRecorder {
   take(): EncodedLatency | null {
     if (this.#dirty.size === 0) return null;
     const out: EncodedLatency = {};
-    for (const k of this.#dirty) out[k] = encodeIntoCompressedBase64(this.#h.get(k)!);
+    for (const k of this.#dirty) {
+      const h = this.#h.get(k)!;
+      const small = this.#small.get(k)!;
+      for (let v = 1; v < SMALL; v++) {
+        if (small[v]! > 0) {
+          h.recordValueWithCount(v, small[v]!);
+          small[v] = 0;
+        }
+      }
+      out[k] = encodeIntoCompressedBase64(h);
+    }
     this.#dirty.clear();
     return out;
   }

@@ -14,13 +14,19 @@ import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { S, type WorkerStats } from '../ipc/worker-stats.ts';
 import { ALLOW, CORS_EXPOSE, CORS_ORIGIN, REPLIES, TEXT_PLAIN, replyText, say, statusText, text, type Answer } from './answers.ts';
 
-/** The redirect's status line, made once: the hot path of redirect mode writes it as it is. */
-const REDIRECT_STATUS = statusText(REPLIES.redirect.status);
+/**
+ * The redirect's fixed parts as bytes, made once: uWS copies bytes as they
+ * are, where a string is measured and encoded again on every call.
+ */
+const REDIRECT_STATUS = Buffer.from(statusText(REPLIES.redirect.status));
+const LOCATION = Buffer.from('Location');
+const TEXT_PLAIN_NAME = Buffer.from(TEXT_PLAIN[0]);
+const TEXT_PLAIN_VALUE = Buffer.from(TEXT_PLAIN[1]);
 import type { Hubs } from './hubs.ts';
 import { ICY_METAINT } from './icy.ts';
 import { UwsSink } from './sink.ts';
 import type { AdoptingApp } from './front-door.ts';
-import type { ListenRouter } from './listen-route.ts';
+import type { ListenDecision, ListenRouter } from './listen-route.ts';
 import type { Pages } from './pages.ts';
 
 export interface FrontOptions {
@@ -44,15 +50,30 @@ function write(res: HttpResponse, a: Answer, head: boolean, close = false): void
 
 const NOTHING = (): void => undefined;
 
-/** What the listener log needs of a uWS request, read inside its handler; status and bytes come later. */
-function finishedOf(res: HttpResponse, req: HttpRequest, method: string, path: string, listenerLog: ListenerLog): Omit<Finished, 'status'> {
+/** What the listener log needs of a uWS request, read inside its handler; status and bytes are filled in when it ends (note() copies). */
+function finishedOf(res: HttpResponse, req: HttpRequest, method: string, path: string, listenerLog: ListenerLog): Finished {
   const q = req.getQuery();
   const header = (name: string): string | undefined => req.getHeader(name) || undefined;
   return {
     address: listenerLog.address(Buffer.from(res.getRemoteAddressAsText()).toString(), header('x-forwarded-for')),
-    request: `${method} ${q ? `${path}?${q}` : path} HTTP/1.1`, bytes: 0,
+    request: `${method} ${q ? `${path}?${q}` : path} HTTP/1.1`, status: 0, bytes: 0,
     referer: header('referer'), userAgent: header('user-agent'), since: Date.now(),
   };
+}
+
+/**
+ * A redirect's Location and body as bytes, per decision: the router keeps
+ * each decision until the snapshot changes, so most requests find theirs.
+ */
+const encoded = new WeakMap<ListenDecision, [Buffer, Buffer]>();
+
+function redirectBytes(d: ListenDecision & { kind: 'redirect' }): [Buffer, Buffer] {
+  let e = encoded.get(d);
+  if (e === undefined) {
+    e = [Buffer.from(d.location), Buffer.from(replyText('redirect', d.location))];
+    encoded.set(d, e);
+  }
+  return e;
 }
 
 export function createFront(o: FrontOptions): AdoptingApp {
@@ -70,17 +91,29 @@ export function createFront(o: FrontOptions): AdoptingApp {
     const finished = o.listenerLog?.enabled === true ? finishedOf(res, req, method, path, o.listenerLog) : null;
     if (d.kind === 'redirect') {
       o.stats.add(S.REDIRECTS, 1);
-      if (finished) o.listenerLog!.note({ ...finished, status: REPLIES.redirect.status });
+      if (finished) {
+        finished.status = REPLIES.redirect.status;
+        o.listenerLog!.note(finished);
+      }
       const q = req.getQuery();
-      const location = q ? `${d.location}?${q}` : d.location;
-      // The hot path of redirect mode: no header loop, no closure.
-      res.writeStatus(REDIRECT_STATUS).writeHeader('Location', location).writeHeader(TEXT_PLAIN[0], TEXT_PLAIN[1]).end(replyText('redirect', location));
+      // The hot path of redirect mode: no header loop, no closure, bytes where they can be made once.
+      res.writeStatus(REDIRECT_STATUS);
+      if (q) {
+        const location = `${d.location}?${q}`;
+        res.writeHeader(LOCATION, location).writeHeader(TEXT_PLAIN_NAME, TEXT_PLAIN_VALUE).end(replyText('redirect', location));
+      } else {
+        const [location, body] = redirectBytes(d);
+        res.writeHeader(LOCATION, location).writeHeader(TEXT_PLAIN_NAME, TEXT_PLAIN_VALUE).end(body);
+      }
       // Routing and writing the answer, in µs (the network is the client's to measure).
       o.latency?.record('redirect_us', (performance.now() - t0) * 1000);
       return;
     }
     if (d.kind === 'error') {
-      if (finished) o.listenerLog!.note({ ...finished, status: d.status });
+      if (finished) {
+        finished.status = d.status;
+        o.listenerLog!.note(finished);
+      }
       return write(res, text(d.status, d.text, [CORS_ORIGIN]), method === 'HEAD');
     }
     // A stream asked for on a connection kept alive from an earlier short request: the front door
@@ -89,11 +122,15 @@ export function createFront(o: FrontOptions): AdoptingApp {
     // uWS uses for a body of unknown length; a player's own stream connection goes to the door.
     stream(res, req, path, method === 'HEAD', finished);
   };
-  const stream = (res: HttpResponse, req: HttpRequest, path: string, head: boolean, finished: Omit<Finished, 'status'> | null): void => {
+  const stream = (res: HttpResponse, req: HttpRequest, path: string, head: boolean, finished: Finished | null): void => {
     const icy = req.getHeader('icy-metadata') === '1';
     const ctx: { aborted: boolean; sink: UwsSink | null } = { aborted: false, sink: null };
     const note = (status: number, bytes: number): void => {
-      if (finished) o.listenerLog!.note({ ...finished, status, bytes });
+      if (finished) {
+        finished.status = status;
+        finished.bytes = bytes;
+        o.listenerLog!.note(finished);
+      }
     };
     res.onAborted(() => {
       ctx.aborted = true;

@@ -29,6 +29,8 @@ export const PLAYLIST_TYPES = { m3u: 'audio/x-mpegurl', pls: 'audio/x-scpls' } a
 
 /** Splits `/live.ogg.m3u` into the mount and the playlist kind, or null. */
 export function playlistOf(url: string): { mount: string; kind: 'm3u' | 'pls' } | null {
+  // Every listener request passes here: most are not playlists, which a look at one character says.
+  if (url.charCodeAt(url.length - 4) !== 46 /* . */) return null;
   const m = /^(.*)\.(m3u|pls)$/i.exec(url);
   if (!m) return null;
   return { mount: m[1]!, kind: m[2]!.toLowerCase() as 'm3u' | 'pls' };
