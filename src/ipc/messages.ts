@@ -42,7 +42,8 @@ export type FromWorker =
   /** The worker's latency histograms, encoded (latency.ts), when they changed. */
   | { type: 'LATENCY'; id: number; histograms: EncodedLatency }
   /** Finished listener requests for the listener log, once a second; `dropped` past the batch's bound. */
-  | { type: 'ACCESS'; id: number; entries: AccessEntry[]; dropped: number }
+  /** Listener log lines, formatted (proxy/access-line.ts): `count` lines, `dropped` lost in the worker. */
+  | { type: 'ACCESS'; id: number; lines: string; count: number; dropped: number }
   /** The answer to SESSIONS `req`: this worker's listeners. */
   | { type: 'SESSIONS'; id: number; req: number; sessions: ListenerSession[] };
 
@@ -57,28 +58,6 @@ export interface ListenerSession {
 function listenerSession(v: unknown): ListenerSession | null {
   if (!isObj(v) || typeof v.path !== 'string' || typeof v.address !== 'string' || typeof v.userAgent !== 'string' || typeof v.since !== 'number') return null;
   return { path: v.path, address: v.address, userAgent: v.userAgent, since: v.since };
-}
-
-/** What the listener log says of one listener request; `at` is when it ended (Unix ms). */
-export interface AccessEntry {
-  at: number;
-  address: string;
-  request: string;
-  status: number;
-  bytes: number;
-  referer: string;
-  userAgent: string;
-  seconds: number;
-}
-
-const ACCESS_STRINGS = ['address', 'request', 'referer', 'userAgent'] as const;
-const ACCESS_NUMBERS = ['at', 'status', 'bytes', 'seconds'] as const;
-
-function accessEntry(v: unknown): AccessEntry | null {
-  if (!isObj(v)) return null;
-  for (const k of ACCESS_STRINGS) if (typeof v[k] !== 'string') return null;
-  for (const k of ACCESS_NUMBERS) if (typeof v[k] !== 'number' || !Number.isFinite(v[k])) return null;
-  return v as unknown as AccessEntry;
 }
 
 /**
@@ -154,14 +133,10 @@ export function parseFromWorker(v: unknown): FromWorker | null {
       return histograms ? { type: 'LATENCY', id: v.id, histograms } : null;
     }
     case 'ACCESS': {
-      if (!Array.isArray(v.entries) || typeof v.dropped !== 'number') return null;
-      const entries: AccessEntry[] = [];
-      for (const e of v.entries) {
-        const ok = accessEntry(e);
-        if (ok === null) return null;
-        entries.push(ok);
-      }
-      return { type: 'ACCESS', id: v.id, entries, dropped: v.dropped };
+      if (typeof v.lines !== 'string' || typeof v.count !== 'number' || typeof v.dropped !== 'number') return null;
+      // Whole lines only: what reaches the file ends in a newline, whatever a worker sent.
+      if (v.lines !== '' && !v.lines.endsWith('\n')) return null;
+      return { type: 'ACCESS', id: v.id, lines: v.lines, count: v.count, dropped: v.dropped };
     }
     case 'SESSIONS': {
       if (typeof v.req !== 'number' || !Array.isArray(v.sessions)) return null;

@@ -7,7 +7,7 @@
  *   histograms changed;
  * - the status page's figures (live-feed.ts), when they changed;
  * - after a worker restart, both again: the new one has neither;
- * - back: the listener log's entries (ACCESS), written here.
+ * - back: the listener log's lines (ACCESS), formatted by the workers, written here.
  *
  * SIGHUP's work is here too: the listener log opened again (logrotate) and
  * the TLS pair read again.
@@ -39,9 +39,9 @@ export class WorkerFeed {
     this.#tls = new TlsFiles(config.tlsCert, config.tlsKey);
     // Before the workers start, this fills in the certificate they start with; after, it reaches the running ones.
     this.#tls.on('change', (m) => workers.setTls(m.cert, m.key));
-    this.#access = config.accessLog === '' ? null : new AccessLog(config.accessLog, config.nodeName);
+    this.#access = config.accessLog === '' ? null : new AccessLog(config.accessLog);
     const access = this.#access;
-    if (access) workers.on('access', (entries, dropped) => access.write(entries, dropped));
+    if (access) workers.on('access', (lines, count, dropped) => access.write(lines, count, dropped));
     workers.on('restart', () => {
       this.#latencyChanged = true;
       this.#live.resend();

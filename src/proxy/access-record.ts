@@ -1,9 +1,10 @@
 /**
- * The listener log, the worker's half: one entry per finished listener
- * request (a stream that ended, or the redirect or refusal it got), kept in
- * a batch and handed to the main thread once a second, which formats and
- * writes the lines (metrics/access-log.ts). Nothing is formatted or written
- * here, so a listener leaving costs an array push.
+ * The listener log, the worker's half: one line per finished listener
+ * request (a stream that ended, or the redirect or refusal it got),
+ * formatted here (access-line.ts) and added to one string that is handed to
+ * the main thread once a second, which only appends it to the file
+ * (metrics/access-log.ts): one string crosses the thread boundary instead of
+ * an object per request, and the formatting is spread over the workers.
  *
  * The client's address is the socket's, or the last address in
  * X-Forwarded-For that is not a trusted proxy when the socket's own
@@ -11,7 +12,7 @@
  * so it is believed only as far back as the chain of trusted proxies goes.
  */
 import { BlockList, isIP } from 'node:net';
-import type { AccessEntry } from '../ipc/messages.ts';
+import { accessLine } from './access-line.ts';
 
 /** Entries waiting for the next hand-over; past this many, new ones are counted and dropped. */
 export const MAX_PENDING = 20_000;
@@ -63,36 +64,39 @@ export function clientAddress(peer: string, forwarded: string | undefined, list:
 }
 
 export class AccessBatch {
-  #pending: AccessEntry[] = [];
-  readonly #send: (entries: AccessEntry[], dropped: number) => void;
+  #lines = '';
+  #count = 0;
+  readonly #send: (lines: string, count: number, dropped: number) => void;
   readonly #timer: NodeJS.Timeout;
   #dropped = 0;
-  /** Whether anyone wants the entries (ACCESS_LOG not empty). */
+  /** Whether anyone wants the lines (ACCESS_LOG not empty). */
   readonly enabled: boolean;
 
-  constructor(enabled: boolean, send: (entries: AccessEntry[], dropped: number) => void) {
+  constructor(enabled: boolean, send: (lines: string, count: number, dropped: number) => void) {
     this.enabled = enabled;
     this.#send = send;
     this.#timer = setInterval(() => this.flush(), FLUSH_MS);
     this.#timer.unref();
   }
 
-  push(e: AccessEntry): void {
+  /** Adds one line (ending in a newline). */
+  push(line: string): void {
     if (!this.enabled) return;
-    if (this.#pending.length >= MAX_PENDING) {
+    if (this.#count >= MAX_PENDING) {
       this.#dropped++;
       return;
     }
-    this.#pending.push(e);
+    this.#lines += line;
+    this.#count++;
   }
 
   flush(): void {
-    if (this.#pending.length === 0 && this.#dropped === 0) return;
-    const entries = this.#pending;
-    const dropped = this.#dropped;
-    this.#pending = [];
+    if (this.#count === 0 && this.#dropped === 0) return;
+    const [lines, count, dropped] = [this.#lines, this.#count, this.#dropped];
+    this.#lines = '';
+    this.#count = 0;
     this.#dropped = 0;
-    this.#send(entries, dropped);
+    this.#send(lines, count, dropped);
   }
 
   close(): void {
@@ -123,10 +127,13 @@ export interface Finished {
 export class ListenerLog {
   readonly #batch: AccessBatch;
   readonly #trusted: BlockList;
+  readonly #node: string;
 
-  constructor(batch: AccessBatch, trusted: BlockList) {
+  /** `node` is this node's name, the lines' second field. */
+  constructor(batch: AccessBatch, trusted: BlockList, node: string) {
     this.#batch = batch;
     this.#trusted = trusted;
+    this.#node = node;
   }
 
   get enabled(): boolean {
@@ -141,9 +148,9 @@ export class ListenerLog {
   note(f: Finished): void {
     if (!this.#batch.enabled) return;
     const at = Date.now();
-    this.#batch.push({
+    this.#batch.push(accessLine({
       at, address: f.address, request: cut(f.request), status: f.status, bytes: f.bytes,
       referer: cut(f.referer), userAgent: cut(f.userAgent), seconds: Math.max(0, (at - f.since) / 1000),
-    });
+    }, this.#node));
   }
 }

@@ -17,7 +17,7 @@ import type { EncodedLatency } from '../ipc/latency.ts';
 import { Worker } from 'node:worker_threads';
 import { RadioError } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
-import { parseFromWorker, type AccessEntry, type ListenerSession, type ToWorker, type WorkerInit } from '../ipc/messages.ts';
+import { parseFromWorker, type ListenerSession, type ToWorker, type WorkerInit } from '../ipc/messages.ts';
 import { S, workerStat } from '../ipc/worker-stats.ts';
 
 const log = logger('workers');
@@ -45,7 +45,7 @@ export const WATCHDOG = {
 export interface SupervisorEvents {
   restart: [id: number];
   latency: [id: number, histograms: EncodedLatency];
-  access: [entries: AccessEntry[], dropped: number];
+  access: [lines: string, count: number, dropped: number];
 }
 
 interface Slot {
@@ -155,7 +155,7 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
       } else if (msg.type === 'LATENCY') {
         this.emit('latency', id, msg.histograms);
       } else if (msg.type === 'ACCESS') {
-        this.emit('access', msg.entries, msg.dropped);
+        this.emit('access', msg.lines, msg.count, msg.dropped);
       } else if (msg.type === 'SESSIONS') {
         this.#sessionWaits.get(msg.req)?.(msg.sessions);
       } else if (msg.type === 'FATAL') {

@@ -75,8 +75,8 @@ function doorPort(kind: 'http' | 'icecast' | 'https', port: number): DoorPort {
 }
 const ports = { http: doorPort('http', s.httpPort), icecast: doorPort('icecast', s.icecastPort), https: doorPort('https', s.httpsPort) };
 /** Finished listener requests, handed to the main thread's listener log once a second. */
-const accessBatch = new AccessBatch(s.accessLog !== '', (entries, dropped) => send({ type: 'ACCESS', id: init.id, entries, dropped }));
-const listenerLog = new ListenerLog(accessBatch, trustedProxies(s.trustedProxies));
+const accessBatch = new AccessBatch(s.accessLog !== '', (lines, count, dropped) => send({ type: 'ACCESS', id: init.id, lines, count, dropped }));
+const listenerLog = new ListenerLog(accessBatch, trustedProxies(s.trustedProxies), s.nodeName);
 const apps = {
   http: createFront({ reader, hubs, stats, latency, listenerLog, ...ports.http }),
   icecast: createFront({ reader, hubs, stats, latency, listenerLog, ...ports.icecast }),

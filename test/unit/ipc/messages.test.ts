@@ -25,7 +25,7 @@ const fromWorker: FromWorker[] = [
   { type: 'CLOSED', id: 0 },
   { type: 'FATAL', id: 1, message: 'Error: boom' },
   { type: 'LATENCY', id: 0, histograms: { redirect_us: 'HISTFAAA' } },
-  { type: 'ACCESS', id: 1, entries: [{ at: 1, address: '203.0.113.7', request: 'GET / HTTP/1.1', status: 200, bytes: 10, referer: '', userAgent: 'VLC', seconds: 2 }], dropped: 0 },
+  { type: 'ACCESS', id: 1, lines: '203.0.113.7 a - [22/Nov/2026:08:01:02 +0000] "GET / HTTP/1.1" 200 10 "-" "VLC" 2\n', count: 1, dropped: 0 },
   { type: 'SESSIONS', id: 0, req: 7, sessions: [{ path: '/live.ogg', address: '203.0.113.7', userAgent: 'mpv', since: 5 }] },
 ];
 
@@ -39,7 +39,7 @@ describe('thread messages', () => {
     const bad: unknown[] = [null, 7, 'SHUTDOWN', {}, { type: 'NOPE' }, { type: 'CRASH', kind: 'rm -rf' }, { type: 'SESSIONS', req: '7', path: null },
       { type: 'TLS', cert: 1, key: 'k' }, { type: 'LIVE_STATUS' }];
     for (const m of bad) assert.equal(parseToWorker(m), null, JSON.stringify(m));
-    const badFrom: unknown[] = [{ type: 'READY', listening: [] }, { type: 'ACCESS', id: 0, entries: [{ at: 'x' }], dropped: 0 },
+    const badFrom: unknown[] = [{ type: 'READY', listening: [] }, { type: 'ACCESS', id: 0, lines: 'half a line', count: 1, dropped: 0 }, { type: 'ACCESS', id: 0, entries: [{ at: 'x' }], dropped: 0 },
       { type: 'SESSIONS', id: 0, req: 1, sessions: [{ path: 1 }] }, { type: 'LATENCY', id: 0, histograms: { redirect_us: 5 } }];
     for (const m of badFrom) assert.equal(parseFromWorker(m), null, JSON.stringify(m));
   });

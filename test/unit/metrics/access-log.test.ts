@@ -1,7 +1,7 @@
 /** Listener log lines on their own: the combined format, escaping, and whose X-Forwarded-For is believed. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { accessLine, quoted } from '../../../src/metrics/access-log.ts';
+import { accessLine, quoted } from '../../../src/proxy/access-line.ts';
 import { clientAddress, plain, trustedProxies } from '../../../src/proxy/access-record.ts';
 
 describe('listener log lines', () => {
