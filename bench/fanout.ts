@@ -54,7 +54,7 @@ function choice<T extends string>(name: string, allowed: readonly T[]): T {
  * listen backlog is a compile-time 5, and this measures steady state, not a
  * flash crowd.
  */
-async function arrive(url: string, n: number): Promise<{ counts: Float64Array; reqs: ClientRequest[] }> {
+export async function arrive(url: string, n: number): Promise<{ counts: Float64Array; reqs: ClientRequest[] }> {
   const counts = new Float64Array(n);
   const reqs: ClientRequest[] = [];
   for (let i = 0; i < n; i++) {

@@ -6,6 +6,10 @@
  * process read the time back. The first seconds are skipped (the burst on
  * connect is old audio by design). Distributions go into HDR histograms
  * and a percentile plot (SVG) is written beside the result table.
+ *
+ * It is measured with the probe alone on the mount, then with a crowd of
+ * other listeners on it on each path (BENCH_LATENCY_CROWDS, default
+ * 0,1000): radiod's hubs hold frames longer the more listen.
  */
 import { connect, type Socket } from 'node:net';
 import { get, type ClientRequest } from 'node:http';
@@ -13,6 +17,7 @@ import { build, type Histogram } from 'hdr-histogram-js';
 import { createMount } from '../harness/radiod.ts';
 import { waitFor } from '../harness/net.ts';
 import type { Cluster } from './cluster.ts';
+import { arrive } from './fanout.ts';
 
 export interface LatencyResult {
   server: string;
@@ -92,15 +97,26 @@ export async function latencyBench(cluster: Cluster): Promise<LatencyResult[]> {
     await res?.body?.cancel();
     return ok;
   }, 30_000, 'the latency probe source on Icecast');
-  const viaProxy = build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
-  const direct = build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
-  const a = listen(`http://${p.host}:${p.httpPort}/latency-probe`, viaProxy);
-  const b = listen(`http://${p.host}:${p.icecastInternalPort}/latency-probe`, direct);
-  await new Promise((r) => setTimeout(r, SECONDS * 1000 + SKIP_MS));
-  a.destroy();
-  b.destroy();
+  const crowds = (process.env.BENCH_LATENCY_CROWDS ?? '0,1000').split(',').map(Number);
+  const out: LatencyResult[] = [];
+  for (const crowd of crowds) {
+    const proxyUrl = `http://${p.host}:${p.httpPort}/latency-probe`;
+    const directUrl = `http://${p.host}:${p.icecastInternalPort}/latency-probe`;
+    const others = crowd > 0 ? [await arrive(proxyUrl, crowd), await arrive(directUrl, crowd)] : [];
+    const viaProxy = build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+    const direct = build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+    const a = listen(proxyUrl, viaProxy);
+    const b = listen(directUrl, direct);
+    await new Promise((r) => setTimeout(r, SECONDS * 1000 + SKIP_MS));
+    a.destroy();
+    b.destroy();
+    for (const o of others) for (const r of o.reqs) r.destroy();
+    const with_ = crowd > 0 ? `, ${crowd} other listeners` : '';
+    out.push(result(`radiod proxy (door -> Icecast -> hub)${with_}`, viaProxy), result(`Icecast direct${with_}`, direct));
+    await new Promise((r) => setTimeout(r, 2000));
+  }
   (src as ReturnType<typeof startSource> | null)?.stop();
-  return [result('radiod proxy (door -> Icecast -> hub)', viaProxy), result('Icecast direct', direct)];
+  return out;
 }
 
 /** A percentile plot of the latency distributions (x: percentile on a log scale of 1/(1-p)). */

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StreamRing } from '../../../src/proxy/stream-ring.ts';
-import { Coalescer, COALESCE_BYTES, COALESCE_MS } from '../../../src/proxy/coalescer.ts';
+import { Coalescer, COALESCE_BYTES, COALESCE_MS, holdMs } from '../../../src/proxy/coalescer.ts';
 
 test('the ring keeps whole chunks back to its size and says which positions are lost', () => {
   const ring = new StreamRing(1000);
@@ -54,4 +54,27 @@ test('frames are held until enough bytes or time, and a start goes out at once',
   c.stop();
   await new Promise((r) => setTimeout(r, COALESCE_MS + 50));
   assert.deepEqual(out, [400, 4400, 100], 'nothing after stop');
+});
+
+test('a hub holds frames longer the more listen: none for a few, a quarter second for a crowd', async () => {
+  assert.equal(holdMs(1), 0);
+  assert.equal(holdMs(63), 0);
+  assert.equal(holdMs(64), 20);
+  assert.equal(holdMs(500), 20);
+  assert.ok(holdMs(1500) > 20 && holdMs(1500) < COALESCE_MS);
+  assert.equal(holdMs(2500), COALESCE_MS);
+  assert.equal(holdMs(100_000), COALESCE_MS);
+  const out: number[] = [];
+  let listeners = 10;
+  const c = new Coalescer((b) => out.push(b.length), () => holdMs(listeners));
+  c.push(Buffer.alloc(400), false);
+  assert.deepEqual(out, [400], 'a hub of ten passes frames on at once');
+  listeners = 500;
+  c.push(Buffer.alloc(400), false);
+  c.push(Buffer.alloc(400), false);
+  assert.deepEqual(out, [400]);
+  assert.deepEqual(out, [400], 'held yet');
+  await new Promise((r) => setTimeout(r, 60));
+  assert.deepEqual(out, [400, 800], 'a hub of 500 holds them 20 ms');
+  c.stop();
 });
