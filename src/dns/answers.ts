@@ -15,7 +15,7 @@
  */
 import dnsPacket from 'dns-packet';
 import { AA, BADVERS_EXT, RCODE, TYPE } from './wire.ts';
-import { inZone, type Zone, type ZoneConfig } from './zone.ts';
+import type { Zone, ZoneConfig } from './zone.ts';
 
 /** The UDP payload size radioai advertises in its OPT record (the DNS flag day 2020 figure). */
 export const OUR_UDP_SIZE = 1232;
@@ -70,14 +70,20 @@ function namedType(qtype: number): boolean {
   return qtype === TYPE.A || qtype === TYPE.AAAA || qtype === TYPE.SOA || qtype === TYPE.NS || qtype === TYPE.ANY;
 }
 
+/** The end of a cache key per EDNS flag and named query type, so that a key is one concatenation. */
+const KEY_TAGS = [0, 1].map((e) => new Map([TYPE.A, TYPE.AAAA, TYPE.SOA, TYPE.NS, TYPE.ANY].map((t) => [t as number, `\0${t}\0${e}`])));
+
 export class AnswerCache {
   #zone: Zone;
+  /** `.` and the zone's domain: a name in the zone ends with it. */
+  #suffix: string;
   readonly #cfg: ZoneConfig;
   readonly #max: number;
   readonly #byKey = new Map<string, Answer>();
 
   constructor(zone: Zone, cfg: ZoneConfig, maxEntries = ANSWER_CACHE_ENTRIES) {
     this.#zone = zone;
+    this.#suffix = `.${zone.domain}`;
     this.#cfg = cfg;
     this.#max = Math.max(8, maxEntries);
   }
@@ -94,6 +100,7 @@ export class AnswerCache {
   /** A new zone version: drop every encoded answer. */
   setZone(zone: Zone): void {
     this.#zone = zone;
+    this.#suffix = `.${zone.domain}`;
     this.#byKey.clear();
   }
 
@@ -105,14 +112,14 @@ export class AnswerCache {
   get(name: string, qtype: number, edns: boolean): Answer {
     const zone = this.#zone;
     const e = edns ? 1 : 0;
-    if (!inZone(name, zone.domain)) return this.#byKey.get(`R${e}`) ?? this.#keep(`R${e}`, build(RCODE.REFUSED, [[]], [], [], edns));
+    if (name !== zone.domain && !name.endsWith(this.#suffix)) return this.#byKey.get(`R${e}`) ?? this.#keep(`R${e}`, build(RCODE.REFUSED, [[]], [], [], edns));
     const addrs = zone.names.get(name);
     if (!addrs && name !== zone.domain) {
       return this.#byKey.get(`X${e}`) ?? this.#keep(`X${e}`, build(AA | RCODE.NXDOMAIN, [[]], [soa(zone, this.#cfg)], [], edns));
     }
     if (!namedType(qtype)) return this.#nodata(e);
-    // The hot path: one key string and one map lookup, nothing else allocated.
-    const key = `${name}\0${qtype}\0${e}`;
+    // The hot path: one key string (the name and a tag made once) and one map lookup.
+    const key = name + KEY_TAGS[e]!.get(qtype)!;
     return this.#byKey.get(key) ?? this.#keep(key, this.#positive(name, qtype, addrs ?? { a: [], aaaa: [] }, edns));
   }
 

@@ -40,6 +40,29 @@ export type ParseResult =
   /** `id` is known when the header could be read: answer FORMERR; otherwise drop. */
   | { ok: false; id: number | null; why: string };
 
+/** Room for the longest name spelled with dots (255 bytes on the wire). */
+const NAME_BYTES = Buffer.alloc(256);
+
+/**
+ * The name at `off` (checked already) with what would make the text
+ * ambiguous escaped (a dot, a space or a byte outside printable ASCII
+ * inside a label); such names match nothing in the zone.
+ */
+function escapedName(buf: Buffer, off: number): string {
+  const labels: string[] = [];
+  for (let len = buf[off]!; len !== 0; len = buf[off]!) {
+    let label = '';
+    for (let i = off + 1; i < off + 1 + len; i++) {
+      let c = buf[i]!;
+      if (c >= 0x41 && c <= 0x5a) c += 32;
+      label += c === 0x2e || c < 0x21 || c > 0x7e ? `\\${c.toString().padStart(3, '0')}` : String.fromCharCode(c);
+    }
+    labels.push(label);
+    off += 1 + len;
+  }
+  return labels.join('.');
+}
+
 export function parseQuery(buf: Buffer): ParseResult {
   if (buf.length < 12) return { ok: false, id: null, why: 'shorter than a header' };
   const id = buf.readUInt16BE(0);
@@ -52,7 +75,10 @@ export function parseQuery(buf: Buffer): ParseResult {
   const ar = buf.readUInt16BE(10);
   if (qd !== 1) return { ok: false, id, why: `${qd} questions` };
   let off = 12;
-  let name = '';
+  // The name is spelled into NAME_BYTES (lower case, dots between labels) and made a string once:
+  // a string per label and their concatenation cost more than the rest of answering.
+  let n = 0;
+  let plain = true;
   for (let hops = 0; ; hops++) {
     if (off >= buf.length || hops > 127) return { ok: false, id, why: 'truncated name' };
     const len = buf[off]!;
@@ -62,29 +88,17 @@ export function parseQuery(buf: Buffer): ParseResult {
     }
     if (len > 63) return { ok: false, id, why: 'compressed or invalid label in the question' };
     if (off + 1 + len > buf.length) return { ok: false, id, why: 'truncated label' };
-    let plain = true;
+    if (n > 0) NAME_BYTES[n++] = 0x2e;
     for (let i = off + 1; i < off + 1 + len; i++) {
-      const c = buf[i]!;
-      if (c === 0x2e || c < 0x21 || c > 0x7e) {
-        plain = false;
-        break;
-      }
+      let c = buf[i]!;
+      if (c >= 0x41 && c <= 0x5a) c += 32;
+      else if (c === 0x2e || c < 0x21 || c > 0x7e) plain = false;
+      NAME_BYTES[n++] = c;
     }
-    let label: string;
-    if (plain) label = buf.toString('latin1', off + 1, off + 1 + len).toLowerCase();
-    else {
-      // Escape what would make the text ambiguous; such names match nothing in the zone.
-      label = '';
-      for (let i = off + 1; i < off + 1 + len; i++) {
-        let c = buf[i]!;
-        if (c >= 0x41 && c <= 0x5a) c += 32;
-        label += c === 0x2e || c < 0x21 || c > 0x7e ? `\\${c.toString().padStart(3, '0')}` : String.fromCharCode(c);
-      }
-    }
-    name += name === '' ? label : `.${label}`;
     off += 1 + len;
     if (off - 12 > 255) return { ok: false, id, why: 'name longer than 255 bytes' };
   }
+  const name = plain ? NAME_BYTES.toString('latin1', 0, n) : escapedName(buf, 12);
   if (off + 4 > buf.length) return { ok: false, id, why: 'truncated question' };
   const qtype = buf.readUInt16BE(off);
   const qclass = buf.readUInt16BE(off + 2);
