@@ -15,6 +15,7 @@ import type { LatencyRecorder } from '../ipc/latency.ts';
 import { S, type WorkerStats } from '../ipc/worker-stats.ts';
 import { nodeIcecast, sameHostPort } from '../core/host-port.ts';
 import { Hub } from './hub.ts';
+import { REPLIES } from './answers.ts';
 import type { Client, Session } from './hub-client.ts';
 import type { Upstream } from './upstream-link.ts';
 import { masterIcecast } from './source-forward.ts';
@@ -87,7 +88,9 @@ export class Hubs {
   listen(path: string, client: Client): void {
     let hub = this.#hubs.get(path);
     if (!hub || hub.closed) {
-      const h: Hub = new Hub({
+      // Declared first: a hub whose mount is already gone closes inside its constructor.
+      let h: Hub | null = null;
+      h = new Hub({
         path,
         // A listener of a mount that is not live (or not yet, as far as the snapshot knows) waits this long.
         pendingMs: 3000,
@@ -109,6 +112,7 @@ export class Hubs {
         },
       });
       hub = h;
+      if (hub.closed) return client.fail(REPLIES.streamUnavailable.status, REPLIES.streamUnavailable.text);
       this.#hubs.set(path, hub);
     }
     hub.add(client);

@@ -65,6 +65,8 @@ export class UpstreamLink {
 
   start(): void {
     this.#connect();
+    // A mount already gone closes the link at once, before there is a timer to clear.
+    if (this.#closed) return;
     this.#homeTimer = setInterval(() => this.#checkHome(), this.#o.homeCheckMs);
   }
 

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StreamRing } from '../../../src/proxy/stream-ring.ts';
+import { Hub } from '../../../src/proxy/hub.ts';
 import { Coalescer, COALESCE_BYTES, COALESCE_MS, holdMs } from '../../../src/proxy/coalescer.ts';
 
 test('the ring keeps whole chunks back to its size and says which positions are lost', () => {
@@ -77,4 +78,13 @@ test('a hub holds frames longer the more listen: none for a few, a quarter secon
   await new Promise((r) => setTimeout(r, 60));
   assert.deepEqual(out, [400, 800], 'a hub of 500 holds them 20 ms');
   c.stop();
+});
+
+test('a hub whose mount is already gone closes at once and leaves no timer behind', async () => {
+  let closed = 0;
+  const hub = new Hub({ path: '/gone.ogg', burstBytes: 1024, queueBytes: 4096, targets: () => [], exists: () => false, onClosed: () => closed++ });
+  assert.equal(hub.closed, true);
+  assert.equal(closed, 1);
+  // A timer left running would keep this test's process alive past its end (node --test reports it).
+  await new Promise((r) => setTimeout(r, 10));
 });
