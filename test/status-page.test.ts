@@ -76,7 +76,14 @@ describe('the status page in a browser', () => {
       for (let i = 0; i < 2; i++) listeners.push(new Listener(`http://${b.host}:${b.httpPort}/live.ogg`, 0));
       listeners.push(new Listener(`http://${a.host}:${a.icecastPort}/live.mp3`, 0));
       const auth = `Basic ${Buffer.from(`${mp3.username}:${mp3.password}`).toString('base64')}`;
-      await waitFor(async () => (await fetch(`http://${a.host}:${a.httpPort}/admin/metadata?mount=/live.mp3&mode=updinfo&song=${encodeURIComponent('Evening News')}`, { headers: { authorization: auth } })).status === 200, 10_000, 'title update');
+      let lastAnswer = 'none';
+      await waitFor(async () => {
+        const r = await fetch(`http://${a.host}:${a.httpPort}/admin/metadata?mount=/live.mp3&mode=updinfo&song=${encodeURIComponent('Evening News')}`, { headers: { authorization: auth } });
+        lastAnswer = `${r.status} ${(await r.text()).slice(0, 200)}`;
+        return r.status === 200;
+      }, 10_000, 'title update').catch((err: Error) => {
+        throw new Error(`${err.message}; the last answer: ${lastAnswer}`);
+      });
       await waitFor(async () => /\b2 listeners\b.*\bb: 2\b/s.test(await section(page, '/live.ogg')), 20_000, 'two listeners on b, on the page');
       await waitFor(async () => /Evening News/.test(await section(page, '/live.mp3')) && /\b1 listener\b.*\ba: 1\b/s.test(await section(page, '/live.mp3')), 20_000, 'the MP3 title and listener on the page');
       assert.equal(await page.evaluate('window.notReloaded'), true, 'updated in place, not reloaded');
