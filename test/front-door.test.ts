@@ -8,6 +8,7 @@
  * /status-json.xsl; CORS for browser players.
  */
 import assert from 'node:assert/strict';
+import { Agent, get } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../harness/net.ts';
 import { createMount, httpGet, radioctl, startEtcd, startRadiod, type Creds, type Etcd, type Proc, type Radiod } from '../harness/components.ts';
@@ -147,6 +148,27 @@ describe('front door across the cluster', () => {
           return s?.title.startsWith('Song 4') === true && s.server_type === 'audio/mpeg' && s.listenurl === `http://stream.radio.test:${port}/talk.mp3`;
         }, 10_000, `the title in status-json.xsl on ${n.name}:${port}`);
       }
+    }
+    // An HTTP library keeps its connection alive: a title update after a short request (served by uWS)
+    // goes down the same connection and is carried all the same.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const viaAgent = (path: string, headers: Record<string, string> = {}): Promise<{ status: number; reused: boolean }> => new Promise((resolve, reject) => {
+      const req = get({ host: r.host, port: r.httpPort, path, agent, headers }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+      });
+      req.on('error', reject);
+    });
+    try {
+      assert.equal((await viaAgent('/status-json.xsl')).status, 200);
+      const title = 'Kept alive';
+      const listening = titlesUntil(m.host, m.httpPort, '/talk.mp3', title, 15_000);
+      await new Promise((res) => setTimeout(res, 500));
+      const kept = await viaAgent(`/admin/metadata?mount=/talk.mp3&mode=updinfo&song=${encodeURIComponent(title)}`, { authorization: `Basic ${Buffer.from(`source:${mp3.password}`).toString('base64')}` });
+      assert.deepEqual(kept, { status: 200, reused: true }, 'a title update on a kept-alive connection');
+      assert.ok((await listening).includes(`StreamTitle='${title}';`));
+    } finally {
+      agent.destroy();
     }
   });
 

@@ -9,7 +9,8 @@
  */
 import { App, type HttpRequest, type HttpResponse } from 'uWebSockets.js';
 import type { LatencyRecorder } from '../ipc/latency.ts';
-import type { Finished, ListenerLog } from './access-record.ts';
+import { plain, type Finished, type ListenerLog } from './access-record.ts';
+import type { TitleRequest } from './title-update.ts';
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { S, type WorkerStats } from '../ipc/worker-stats.ts';
 import { ALLOW, CORS_EXPOSE, CORS_ORIGIN, REPLIES, TEXT_PLAIN, replyText, say, statusText, text, type Answer } from './answers.ts';
@@ -38,6 +39,8 @@ export interface FrontOptions {
   latency?: LatencyRecorder;
   /** The listener log (access-record.ts); none when absent. */
   listenerLog?: ListenerLog;
+  /** Title updates (the Icecast-compatible door's, with its login checks and lockout). */
+  titles?: (peer: string, r: TitleRequest) => Promise<Answer>;
 }
 
 /** Inside a uWS handler the response is corked already: write it out directly. */
@@ -76,6 +79,19 @@ function redirectBytes(d: ListenDecision & { kind: 'redirect' }): [Buffer, Buffe
   return e;
 }
 
+/** A title update on a connection uWS holds: answered when the master's Icecast has answered. */
+function titleUpdate(res: HttpResponse, req: HttpRequest, titles: NonNullable<FrontOptions['titles']>): void {
+  const r: TitleRequest = { query: req.getQuery() ?? '', authorization: req.getHeader('authorization') || undefined, userAgent: req.getHeader('user-agent') || undefined };
+  const peer = plain(Buffer.from(res.getRemoteAddressAsText()).toString());
+  let aborted = false;
+  res.onAborted(() => {
+    aborted = true;
+  });
+  void titles(peer, r).then((a) => {
+    if (!aborted) res.cork(() => write(res, a, false));
+  });
+}
+
 export function createFront(o: FrontOptions): AdoptingApp {
   const handle = (method: 'GET' | 'HEAD' | 'OPTIONS') => (res: HttpResponse, req: HttpRequest): void => {
     // uWS ends the whole process when a handler returns without answering and without an
@@ -83,6 +99,8 @@ export function createFront(o: FrontOptions): AdoptingApp {
     // stuck worker; with one attached, the thread ends alone.
     res.onAborted(NOTHING);
     const path = req.getUrl();
+    // A client that kept a connection alive from a short request may send its title update on it.
+    if (path === '/admin/metadata' && o.titles) return titleUpdate(res, req, o.titles);
     const page = o.pages.answer(method, path, method === 'GET' && path.startsWith('/debug/') ? Buffer.from(res.getRemoteAddressAsText()).toString() : '');
     if (page) return write(res, page, method === 'HEAD');
     const t0 = performance.now();

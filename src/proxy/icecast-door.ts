@@ -36,7 +36,7 @@ import { SourceGate } from './source-gate.ts';
 import type { GuardLimits } from './source-guard.ts';
 import { connectSoon, masterIcecast, type Target } from './source-forward.ts';
 import { SourceCarry } from './source-carry.ts';
-import { updateTitle } from './title-update.ts';
+import { titleRequestOf, updateTitle, type TitleRequest } from './title-update.ts';
 
 const log = logger('sources');
 
@@ -199,7 +199,15 @@ export class IcecastDoor {
 
   #admin(sock: Socket, head: RequestHead): void {
     if (head.path !== '/admin/metadata') return reply(sock, head, say('notFound'));
-    void updateTitle(head, (mount, auth) => this.#gate.admit(sock.remoteAddress ?? '', mount, auth)).then((a) => reply(sock, head, a));
+    void this.updateTitle(sock.remoteAddress ?? '', titleRequestOf(head)).then((a) => reply(sock, head, a));
+  }
+
+  /**
+   * A title update from `peer`, admitted like a source by this door's gate: also for the uWS app,
+   * which gets one on a connection kept alive from an earlier short request.
+   */
+  updateTitle(peer: string, r: TitleRequest): Promise<Answer> {
+    return updateTitle(r, (mount, auth) => this.#gate.admit(peer, mount, auth));
   }
 
   /** The login is checked here (and the address's lockout) before any connection to the master is opened. */

@@ -18,17 +18,29 @@ const TIMEOUT_MS = 5000;
 /** Icecast's answer is a short XML text; anything longer is cut. */
 const MAX_BODY = 16 * 1024;
 
+/** What a title update says, whichever door it came by. */
+export interface TitleRequest {
+  /** The query string, without the `?`. */
+  query: string;
+  authorization: string | undefined;
+  userAgent: string | undefined;
+}
+
+export function titleRequestOf(head: RequestHead): TitleRequest {
+  return { query: head.target.slice(head.path.length + 1), authorization: head.headers.get('authorization'), userAgent: head.headers.get('user-agent') };
+}
+
 /** `admit`: the door's admission of a login for a mount (source-gate.ts). */
-export async function updateTitle(head: RequestHead, admit: (mount: string, authorization: string | undefined) => Promise<Admission>): Promise<Answer> {
-  const query = head.target.slice(head.path.length + 1);
+export async function updateTitle(r: TitleRequest, admit: (mount: string, authorization: string | undefined) => Promise<Admission>): Promise<Answer> {
+  const query = r.query;
   const q = new URLSearchParams(query);
   if (q.get('mode') !== 'updinfo') return say('titleModeOnly');
-  const a = await admit(q.get('mount') ?? '', head.headers.get('authorization'));
+  const a = await admit(q.get('mount') ?? '', r.authorization);
   if (a.kind === 'refuse') return a.answer;
   return new Promise((resolve) => {
     const req = request({
       host: a.target.host, port: a.target.port, path: `/admin/metadata?${query}`, agent: false, timeout: TIMEOUT_MS,
-      headers: { authorization: a.authorization, 'user-agent': head.headers.get('user-agent') ?? 'radioai' },
+      headers: { authorization: a.authorization, 'user-agent': r.userAgent ?? 'radioai' },
     }, (res) => {
       const parts: Buffer[] = [];
       let n = 0;

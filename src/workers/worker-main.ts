@@ -78,8 +78,8 @@ const ports = { http: doorPort('http', s.httpPort), icecast: doorPort('icecast',
 const accessBatch = new AccessBatch(s.accessLog !== '', (lines, count, dropped) => send({ type: 'ACCESS', id: init.id, lines, count, dropped }));
 const listenerLog = new ListenerLog(accessBatch, trustedProxies(s.trustedProxies), s.nodeName);
 const apps = {
-  http: createFront({ reader, hubs, stats, latency, listenerLog, ...ports.http }),
-  icecast: createFront({ reader, hubs, stats, latency, listenerLog, ...ports.icecast }),
+  http: createFront({ reader, hubs, stats, latency, listenerLog, titles: (peer, r) => door.updateTitle(peer, r), ...ports.http }),
+  icecast: createFront({ reader, hubs, stats, latency, listenerLog, titles: (peer, r) => door.updateTitle(peer, r), ...ports.icecast }),
 };
 const door = new IcecastDoor({ reader, hubs, stats, sourceAuth: { failures: s.sourceAuthFailures, lockoutSeconds: s.sourceAuthLockout }, listenerLog });
 const front = new FrontDoor({ reader, door, limits: { maxConnections: s.maxConnections, clientRate: s.clientConnRate, clientPending: s.clientPending, workers: s.workers } });
