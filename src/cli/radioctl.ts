@@ -88,7 +88,7 @@ const COMMAND_SPECS: Record<string, CommandSpec> = {
 const USAGE_WIDTH = 96;
 
 /** A command's usage: `--x V | --no-x` where both exist, optional options in brackets, wrapped. */
-export function commandUsage(name: string, c: CommandSpec): string {
+function commandUsage(name: string, c: CommandSpec): string {
   const words = [name, ...(c.args ? [c.args] : [])];
   for (const o of c.options) {
     if (o.startsWith('--no-') && c.options.includes(`--${o.slice(5)}` as CommandOption)) continue;
@@ -196,7 +196,7 @@ async function run(command: string, args: ParsedArgs, client: Etcd3, io: Io): Pr
     }
     case 'create-transcoding-mount': {
       const p = path();
-      const source = args.flags.get('--source') ?? usageError('create-transcoding-mount needs --source PATH');
+      const source = args.flags.get('--source')!; // required: checked with the command's options
       const quality = args.flags.get('--quality');
       if (quality !== undefined && !/^-?\d+(\.\d+)?$/.test(quality)) usageError(`--quality takes a number, got "${quality}"`);
       const transcode: Transcode = checkTranscode({
@@ -354,6 +354,7 @@ export async function radioctl(argv: readonly string[], io: Io): Promise<number>
     for (const f of [...args.flags.keys()].filter((k) => k.startsWith('--')).concat([...args.switches])) {
       if (!['--timeout', '--json', '--help', '--version'].includes(f) && !(spec.options as string[]).includes(f)) usageError(`${command} does not take ${f}`);
     }
+    for (const o of spec.required ?? []) if (!args.flags.has(o)) usageError(`${command} needs ${o} ${COMMAND_OPTIONS[o]}`);
     const maxArgs = spec.args === '' ? 0 : 1;
     if (rest.length > maxArgs) usageError(`unexpected argument "${rest[maxArgs]}"`);
     const timeoutRaw = args.flags.get('--timeout') ?? '5';

@@ -14,7 +14,7 @@
  */
 import { SALT_BYTES, credentialHash } from './credential.ts';
 import { F_DRAINING, F_ETCD_CONNECTED, F_OUT_OF_SERVICE, F_STATE_LOADED, H, allocate, geometry, type Capacity, type Geometry } from './layout.ts';
-import { GENERATION, MOUNT_RECORD, NODE_RECORD, USED, textsOf, writeRecord, type RecordTarget } from './records.ts';
+import { GENERATION, MOUNT_RECORD, NODE_RECORD, USED, textsOf, writeRecord, type RecordLayout, type RecordTarget } from './records.ts';
 import type { Snapshot, SnapshotInput, SnapshotMount, SnapshotNode } from './snapshot.ts';
 
 /** Stable slot assignment: an entry keeps its slot for as long as it exists. */
@@ -121,35 +121,30 @@ export class SnapshotWriter {
     };
 
     // Plan: slots and string space, before touching the buffer.
-    const nodeSlot = this.#nodeSlots.assign(input.nodes.map((n) => n.name));
     const size = (texts: string[]): number => texts.reduce((a, t) => a + Buffer.byteLength(t), 0);
-    const nodes: { slot: number; node: SnapshotNode; texts: string[] }[] = [];
-    for (const n of input.nodes) {
-      const slot = nodeSlot.get(n.name)!;
-      const node: SnapshotNode = { slot, ...n, master: n.name === input.master };
-      const texts = textsOf(NODE_RECORD, node as unknown as Record<string, unknown>);
-      if (slot < 0) dropped.push(`node ${n.name}: no free node slot (SNAPSHOT_NODES=${g.maxNodes})`);
-      else if (!fits(size(texts))) {
-        dropped.push(`node ${n.name}: string area full (SNAPSHOT_BYTES=${g.stringBytes})`);
-        this.#nodeSlots.release(n.name);
-      } else nodes.push({ slot, node, texts });
-    }
+    /** The entries that have a slot and room for their texts; the others are left out with the reason. */
+    const place = <T extends { slot: number }>(kind: 'node' | 'mount', entries: { key: string; value: T }[], record: RecordLayout, slots: Slots, capacity: string): { value: T; texts: string[] }[] => {
+      const out: { value: T; texts: string[] }[] = [];
+      for (const { key, value } of entries) {
+        const texts = textsOf(record, value);
+        if (value.slot < 0) dropped.push(`${kind} ${key}: no free ${kind} slot (${capacity})`);
+        else if (!fits(size(texts))) {
+          dropped.push(`${kind} ${key}: string area full (SNAPSHOT_BYTES=${g.stringBytes})`);
+          slots.release(key);
+        } else out.push({ value, texts });
+      }
+      return out;
+    };
+    const nodeSlot = this.#nodeSlots.assign(input.nodes.map((n) => n.name));
+    const nodes = place('node', input.nodes.map((n): { key: string; value: SnapshotNode } => ({ key: n.name, value: { slot: nodeSlot.get(n.name)!, ...n, master: n.name === input.master } })),
+      NODE_RECORD, this.#nodeSlots, `SNAPSHOT_NODES=${g.maxNodes}`);
     const mountSlot = this.#mountSlots.assign(input.mounts.map((m) => m.path));
-    const mounts: { slot: number; mount: SnapshotMount; texts: string[] }[] = [];
-    for (const m of input.mounts) {
-      const slot = mountSlot.get(m.path)!;
-      const mount: SnapshotMount = { slot, ...m };
-      const texts = textsOf(MOUNT_RECORD, mount as unknown as Record<string, unknown>);
-      if (slot < 0) dropped.push(`mount ${m.path}: no free mount slot (SNAPSHOT_MOUNTS=${g.maxMounts})`);
-      else if (!fits(size(texts))) {
-        dropped.push(`mount ${m.path}: string area full (SNAPSHOT_BYTES=${g.stringBytes})`);
-        this.#mountSlots.release(m.path);
-      } else mounts.push({ slot, mount, texts });
-    }
-    const slotByName = new Map(nodes.map((n) => [n.node.name, n.slot]));
-    const slotByPath = new Map(mounts.map((m) => [m.mount.path, m.slot]));
+    const mounts = place('mount', input.mounts.map((m): { key: string; value: SnapshotMount } => ({ key: m.path, value: { slot: mountSlot.get(m.path)!, ...m } })),
+      MOUNT_RECORD, this.#mountSlots, `SNAPSHOT_MOUNTS=${g.maxMounts}`);
+    const slotByName = new Map(nodes.map(({ value: n }) => [n.name, n.slot]));
+    const slotByPath = new Map(mounts.map(({ value: m }) => [m.path, m.slot]));
     // References to what was left out are dropped, as a reader would find them.
-    for (const { mount } of mounts) {
+    for (const { value: mount } of mounts) {
       if (mount.fallbackPath !== null && !slotByPath.has(mount.fallbackPath)) mount.fallbackPath = null;
       // In slot order, as a reader finds them in the bitmap.
       mount.readyOn = [...new Set(mount.readyOn.filter((n) => slotByName.has(n)))].sort((x, y) => slotByName.get(x)! - slotByName.get(y)!);
@@ -183,33 +178,32 @@ export class SnapshotWriter {
     w[H.MASTER_NODE] = input.master !== null ? (slotByName.get(input.master) ?? -1) : -1;
 
     const target: RecordTarget = { words: w, raw: this.#raw, put: putString };
+    /** Writes each entry at its slot of the table at `base`; returns one past the highest slot. */
+    const writeAll = <T extends { slot: number }>(record: RecordLayout, base: number, slots: Slots, entries: { value: T; texts: string[] }[], more?: (b: number, value: T) => void): number => {
+      let high = 0;
+      for (const { value, texts } of entries) {
+        const b = base + value.slot * record.words;
+        w[b + USED] = 1;
+        w[b + GENERATION] = slots.generation(value.slot);
+        writeRecord(record, target, b, value, texts);
+        more?.(b, value);
+        high = Math.max(high, value.slot + 1);
+      }
+      return high;
+    };
     w.fill(0, g.nodeBase, g.nodeBase + g.maxNodes * NODE_RECORD.words);
-    let nodeHigh = 0;
-    for (const { slot, node, texts } of nodes) {
-      const b = g.nodeBase + slot * NODE_RECORD.words;
-      w[b + USED] = 1;
-      w[b + GENERATION] = this.#nodeSlots.generation(slot);
-      writeRecord(NODE_RECORD, target, b, node as unknown as Record<string, unknown>, texts);
-      nodeHigh = Math.max(nodeHigh, slot + 1);
-    }
-    w[H.NODE_HIGH] = nodeHigh;
+    w[H.NODE_HIGH] = writeAll(NODE_RECORD, g.nodeBase, this.#nodeSlots, nodes);
 
     w.fill(0, g.mountBase, g.mountBase + g.maxMounts * MOUNT_RECORD.words);
     w.fill(0, g.readyBase, g.readyBase + g.maxMounts * g.maskWords);
-    let mountHigh = 0;
-    for (const { slot, mount, texts } of mounts) {
-      const b = g.mountBase + slot * MOUNT_RECORD.words;
-      w[b + USED] = 1;
-      w[b + GENERATION] = this.#mountSlots.generation(slot);
-      writeRecord(MOUNT_RECORD, target, b, mount as unknown as Record<string, unknown>, texts);
+    const mountHigh = writeAll(MOUNT_RECORD, g.mountBase, this.#mountSlots, mounts, (b, mount) => {
       w[b + MOUNT_RECORD.extra.fallbackSlot!] = mount.fallbackPath !== null ? slotByPath.get(mount.fallbackPath)! : -1;
-      const rb = g.readyBase + slot * g.maskWords;
+      const rb = g.readyBase + mount.slot * g.maskWords;
       for (const name of mount.readyOn) {
         const ns = slotByName.get(name)!;
         w[rb + (ns >> 5)]! |= 1 << (ns & 31);
       }
-      mountHigh = Math.max(mountHigh, slot + 1);
-    }
+    });
     w[H.MOUNT_HIGH] = mountHigh;
     w[H.STRINGS_USED] = off;
 
@@ -222,7 +216,7 @@ export class SnapshotWriter {
       master: input.master !== null && slotByName.has(input.master) ? input.master : null,
       etcdSeenAt: w[H.ETCD_SEEN_AT]!, dropped: dropped.length, zoneSerial: w[H.ZONE_SERIAL]! >>> 0,
       // In slot order, as a reader finds them.
-      nodes: nodes.map((n) => n.node).sort((x, y) => x.slot - y.slot), mounts: mounts.map((m) => m.mount).sort((x, y) => x.slot - y.slot),
+      nodes: nodes.map((n) => n.value).sort((x, y) => x.slot - y.slot), mounts: mounts.map((m) => m.value).sort((x, y) => x.slot - y.slot),
       credentialSalt: this.#salt.toString('hex'),
     };
     return { seq: seq + 1, dropped, changed, snapshot };

@@ -14,6 +14,12 @@ import type { TitleRequest } from './title-update.ts';
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { S, type WorkerStats } from '../ipc/worker-stats.ts';
 import { ALLOW, CORS_EXPOSE, CORS_ORIGIN, REPLIES, TEXT_PLAIN, replyText, say, statusText, text, type Answer } from './answers.ts';
+import type { Hubs } from './hubs.ts';
+import { ICY_METAINT } from './icy.ts';
+import { UwsSink } from './sink.ts';
+import type { AdoptingApp } from './front-door.ts';
+import type { ListenDecision, ListenRouter } from './listen-route.ts';
+import type { Pages } from './pages.ts';
 
 /**
  * The redirect's fixed parts as bytes, made once: uWS copies bytes as they
@@ -23,12 +29,9 @@ const REDIRECT_STATUS = Buffer.from(statusText(REPLIES.redirect.status));
 const LOCATION = Buffer.from('Location');
 const TEXT_PLAIN_NAME = Buffer.from(TEXT_PLAIN[0]);
 const TEXT_PLAIN_VALUE = Buffer.from(TEXT_PLAIN[1]);
-import type { Hubs } from './hubs.ts';
-import { ICY_METAINT } from './icy.ts';
-import { UwsSink } from './sink.ts';
-import type { AdoptingApp } from './front-door.ts';
-import type { ListenDecision, ListenRouter } from './listen-route.ts';
-import type { Pages } from './pages.ts';
+
+/** The client's address as uWS spells it (plain() in access-record.ts turns its IPv4-mapped form into IPv4). */
+const peerOf = (res: HttpResponse): string => Buffer.from(res.getRemoteAddressAsText()).toString();
 
 export interface FrontOptions {
   reader: SnapshotReader;
@@ -58,7 +61,7 @@ function finishedOf(res: HttpResponse, req: HttpRequest, method: string, path: s
   const q = req.getQuery();
   const header = (name: string): string | undefined => req.getHeader(name) || undefined;
   return {
-    address: listenerLog.address(Buffer.from(res.getRemoteAddressAsText()).toString(), header('x-forwarded-for')),
+    address: listenerLog.address(peerOf(res), header('x-forwarded-for')),
     request: `${method} ${q ? `${path}?${q}` : path} HTTP/1.1`, status: 0, bytes: 0,
     referer: header('referer'), userAgent: header('user-agent'), since: Date.now(),
   };
@@ -79,10 +82,16 @@ function redirectBytes(d: ListenDecision & { kind: 'redirect' }): [Buffer, Buffe
   return e;
 }
 
+/** A redirect's Location and body when the request carried a query (passed on, so not made once). */
+function withQuery(location: string, q: string): [string, string] {
+  const l = `${location}?${q}`;
+  return [l, replyText('redirect', l)];
+}
+
 /** A title update on a connection uWS holds: answered when the master's Icecast has answered. */
 function titleUpdate(res: HttpResponse, req: HttpRequest, titles: NonNullable<FrontOptions['titles']>): void {
   const r: TitleRequest = { query: req.getQuery() ?? '', authorization: req.getHeader('authorization') || undefined, userAgent: req.getHeader('user-agent') || undefined };
-  const peer = plain(Buffer.from(res.getRemoteAddressAsText()).toString());
+  const peer = plain(peerOf(res));
   let aborted = false;
   res.onAborted(() => {
     aborted = true;
@@ -101,7 +110,7 @@ export function createFront(o: FrontOptions): AdoptingApp {
     const path = req.getUrl();
     // A client that kept a connection alive from a short request may send its title update on it.
     if (path === '/admin/metadata' && o.titles) return titleUpdate(res, req, o.titles);
-    const page = o.pages.answer(method, path, method === 'GET' && path.startsWith('/debug/') ? Buffer.from(res.getRemoteAddressAsText()).toString() : '');
+    const page = o.pages.answer(method, path, method === 'GET' && path.startsWith('/debug/') ? peerOf(res) : '');
     if (page) return write(res, page, method === 'HEAD');
     const t0 = performance.now();
     const d = o.router.route(o.reader.current(), path);
@@ -115,14 +124,8 @@ export function createFront(o: FrontOptions): AdoptingApp {
       }
       const q = req.getQuery();
       // The hot path of redirect mode: no header loop, no closure, bytes where they can be made once.
-      res.writeStatus(REDIRECT_STATUS);
-      if (q) {
-        const location = `${d.location}?${q}`;
-        res.writeHeader(LOCATION, location).writeHeader(TEXT_PLAIN_NAME, TEXT_PLAIN_VALUE).end(replyText('redirect', location));
-      } else {
-        const [location, body] = redirectBytes(d);
-        res.writeHeader(LOCATION, location).writeHeader(TEXT_PLAIN_NAME, TEXT_PLAIN_VALUE).end(body);
-      }
+      const [location, body] = q ? withQuery(d.location, q) : redirectBytes(d);
+      res.writeStatus(REDIRECT_STATUS).writeHeader(LOCATION, location).writeHeader(TEXT_PLAIN_NAME, TEXT_PLAIN_VALUE).end(body);
       // Routing and writing the answer, in µs (the network is the client's to measure).
       o.latency?.record('redirect_us', (performance.now() - t0) * 1000);
       return;
@@ -156,7 +159,7 @@ export function createFront(o: FrontOptions): AdoptingApp {
       ctx.sink?.gone();
     });
     // Who listens, for radioctl listeners: read once, with the listener log's when it has it.
-    const peer = finished ? '' : Buffer.from(res.getRemoteAddressAsText()).toString();
+    const peer = finished ? '' : peerOf(res);
     const who = finished
       ? { address: finished.address, userAgent: finished.userAgent ?? '', since: finished.since }
       : { address: o.listenerLog?.address(peer, req.getHeader('x-forwarded-for') || undefined) ?? peer, userAgent: req.getHeader('user-agent'), since: Date.now() };
