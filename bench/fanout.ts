@@ -33,6 +33,8 @@ export interface FanoutResult {
   format: StreamFormat;
   listeners: number;
   connected: number;
+  /** The server's CPU with the stream flowing and none of these listeners yet: what it costs before the first listener. */
+  idleCpuPercent: number;
   cpuPercent: number;
   cpuPerListenerPct: number;
   rssPerListenerKiB: number;
@@ -41,6 +43,8 @@ export interface FanoutResult {
 }
 
 const MEASURE_S = Number(process.env.BENCH_FANOUT_SECONDS ?? 10);
+/** Seconds of the server's CPU measured before listeners arrive. */
+const IDLE_S = 3;
 
 function choice<T extends string>(name: string, allowed: readonly T[]): T {
   const v = process.env[name] ?? allowed[0]!;
@@ -71,6 +75,11 @@ export async function arrive(url: string, n: number): Promise<{ counts: Float64A
 
 async function measure(server: string, format: StreamFormat, url: string, n: number, pids: number[]): Promise<FanoutResult> {
   const rss0 = rssOf(pids);
+  const idle0 = cpuOf(pids);
+  const i0 = Date.now();
+  await new Promise((r) => setTimeout(r, IDLE_S * 1000));
+  const idleCpu = cpuOf(pids) - idle0;
+  const idleSecs = (Date.now() - i0) / 1000;
   const { counts, reqs } = await arrive(url, n);
   await new Promise((r) => setTimeout(r, 2000));
   const before = Float64Array.from(counts);
@@ -88,6 +97,7 @@ async function measure(server: string, format: StreamFormat, url: string, n: num
     format,
     listeners: n,
     connected: Array.from(counts).filter((c) => c > 0).length,
+    idleCpuPercent: Number(((idleCpu / idleSecs) * 100).toFixed(2)),
     cpuPercent: Number(((cpu / secs) * 100).toFixed(1)),
     cpuPerListenerPct: Number((((cpu / secs) * 100) / n).toFixed(4)),
     rssPerListenerKiB: Number((rss / n / 1024).toFixed(1)),

@@ -74,8 +74,8 @@ if (results.redirect) loadTable('redirect', results.redirect);
 if (results.playlist) loadTable('playlist', results.playlist);
 if (results.status) loadTable('status', results.status);
 if (results.fanout) {
-  md.push('## fanout', '', '| server | format | listeners | connected | CPU % | CPU % per listener | RSS KiB per listener | share >= 15 kB/s | median B/s |', '|---|---|---|---|---|---|---|---|---|');
-  for (const r of results.fanout) md.push(`| ${r.server} | ${r.format} | ${r.listeners} | ${r.connected} | ${r.cpuPercent} | ${r.cpuPerListenerPct} | ${r.rssPerListenerKiB} | ${r.atRate} | ${r.medianBps} |`);
+  md.push('## fanout', '', '| server | format | listeners | connected | CPU % before they came | CPU % | CPU % per listener | RSS KiB per listener | share >= 15 kB/s | median B/s |', '|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of results.fanout) md.push(`| ${r.server} | ${r.format} | ${r.listeners} | ${r.connected} | ${r.idleCpuPercent} | ${r.cpuPercent} | ${r.cpuPerListenerPct} | ${r.rssPerListenerKiB} | ${r.atRate} | ${r.medianBps} |`);
   md.push('');
 }
 if (results.ops) {

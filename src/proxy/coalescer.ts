@@ -1,14 +1,19 @@
 /**
  * MP3, AAC and other frame streams arrive a frame at a time (about 400
  * bytes, 38 a second at 128 kbit/s); writing each to every listener costs
- * a system call per frame per listener. Held until COALESCE_BYTES or for
- * a while, they go out as a few writes a second, as Ogg pages do.
+ * a system call per frame per listener. Held, they go out as fewer writes.
  *
- * How long is a trade between CPU and delay that depends on how many
- * listen (holdMs): a hub with a few listeners passes frames on as they
- * come, as Icecast does, since its writes cost little in all; a crowded
- * one holds them up to COALESCE_MS, where the writes saved are worth a
- * quarter of a second.
+ * How many to hold is a trade between CPU and delay that depends on how
+ * many listen (holdOf): a hub with a few listeners passes frames on as
+ * they come, as Icecast does, since its writes cost little in all; a
+ * crowded one holds them up to COALESCE_BYTES or COALESCE_MS, where the
+ * writes saved are worth a quarter of a second.
+ *
+ * In between, frames are counted rather than timed: a hold of three pieces
+ * writes a third as often and delays a piece by one piece's interval on
+ * average (the first waits for two more, the last not at all). A hold of
+ * 20 ms, shorter than the 26 ms between MP3 frames, delayed every frame
+ * by 20 ms and saved no write at all.
  */
 
 /** Frames are released in pieces of at least this many bytes... */
@@ -16,30 +21,44 @@ export const COALESCE_BYTES = 4096;
 /** ...or after at most this long (at 128 kbit/s: every 250 ms, 4 KiB). */
 export const COALESCE_MS = 250;
 
+/** How a hub holds frames: released once `pieces` are held, or `ms` after the first. */
+export interface Hold {
+  readonly pieces: number;
+  readonly ms: number;
+}
+
+const NO_HOLD: Hold = { pieces: 1, ms: 0 };
+/** A mount of 1,000 listeners has 500 a hub on two workers. */
+const FEW: Hold = { pieces: 3, ms: 80 };
+const CROWD_FROM = 500;
+const CROWD_FULL = 2500;
+
 /**
- * How long a hub with `listeners` holds frames: not at all below 64; 20 ms
- * up to 500 (a mount of 1,000 listeners has 500 a hub on two workers; its
- * listeners measured 25 ms later than Icecast's own at the median); then
- * longer with each listener, up to COALESCE_MS from 2,500 (a mount of
- * 5,000 on two workers), where the writes saved halve the CPU per listener.
+ * How a hub with `listeners` holds frames: not at all below 64; up to 500,
+ * three pieces (at most 80 ms, for a source that sends seldom); then
+ * longer with each listener, up to COALESCE_MS (or COALESCE_BYTES) from
+ * 2,500 (a mount of 5,000 on two workers).
  */
-export function holdMs(listeners: number): number {
-  if (listeners < 64) return 0;
-  if (listeners <= 500) return 20;
-  return Math.min(COALESCE_MS, Math.round(20 + ((listeners - 500) * (COALESCE_MS - 20)) / 2000));
+export function holdOf(listeners: number): Hold {
+  if (listeners < 64) return NO_HOLD;
+  if (listeners <= CROWD_FROM) return FEW;
+  const ms = Math.min(COALESCE_MS, Math.round(FEW.ms + ((listeners - CROWD_FROM) * (COALESCE_MS - FEW.ms)) / (CROWD_FULL - CROWD_FROM)));
+  return { pieces: Infinity, ms };
 }
 
 export class Coalescer {
   #held: Buffer[] = [];
   #bytes = 0;
+  /** Pieces to hold before releasing, set when the first is held. */
+  #pieces = 1;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
 
   readonly #out: (buf: Buffer) => void;
-  readonly #hold: () => number;
+  readonly #hold: () => Hold;
 
-  /** `hold` says how long to hold frames now, in ms (holdMs of the listeners). */
-  constructor(out: (buf: Buffer) => void, hold: () => number = () => COALESCE_MS) {
+  /** `hold` says how to hold frames now (holdOf the listeners); by default up to COALESCE_BYTES or COALESCE_MS. */
+  constructor(out: (buf: Buffer) => void, hold: () => Hold = () => ({ pieces: Infinity, ms: COALESCE_MS })) {
     this.#out = out;
     this.#hold = hold;
   }
@@ -48,11 +67,15 @@ export class Coalescer {
   push(buf: Buffer, now: boolean): void {
     this.#held.push(buf);
     this.#bytes += buf.length;
-    if (this.#bytes >= COALESCE_BYTES || now) return this.release();
-    if (this.#timer) return;
-    const ms = this.#hold();
-    if (ms <= 0) this.release();
-    else this.#timer = setTimeout(() => this.release(), ms);
+    if (now || this.#bytes >= COALESCE_BYTES) return this.release();
+    if (this.#timer) {
+      if (this.#held.length >= this.#pieces) this.release();
+      return;
+    }
+    const h = this.#hold();
+    if (h.ms <= 0 || h.pieces <= 1) return this.release();
+    this.#pieces = h.pieces;
+    this.#timer = setTimeout(() => this.release(), h.ms);
   }
 
   /** Sends what is held as one buffer. */

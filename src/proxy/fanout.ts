@@ -6,6 +6,7 @@
  * by more than the queue size) it is dropped, so a slow listener never
  * slows the others and memory per listener stays at most one chunk.
  */
+import { SendBatch } from './fan-send.ts';
 import { IcyInserter } from './icy.ts';
 import type { Session } from './hub-client.ts';
 import type { Sink } from './sink.ts';
@@ -25,6 +26,8 @@ export class Fanout {
   readonly #listeners = new Set<Listener>();
   readonly #onSent: (bytes: number) => void;
   readonly #onEmpty: () => void;
+  /** Caught-up listeners whose next chunk goes to their socket in one call for all (fan-send.ts); null without it. */
+  readonly #direct = SendBatch.create<Listener>();
   /** The stream title for listeners that asked for ICY metadata. */
   metadata = '';
 
@@ -66,13 +69,29 @@ export class Fanout {
     const ring = this.ring;
     ring.push(buf, boundary);
     const end = ring.end;
+    const direct = this.#direct;
     for (const l of this.#listeners) {
       if (l.blocked) {
         if (ring.lost(l.pos)) l.sink.close();
         continue;
       }
       l.pos = end;
+      if (direct !== null && l.icy === null) {
+        const fd = l.sink.directFd();
+        if (fd >= 0) {
+          direct.add(l, fd);
+          continue;
+        }
+      }
       if (!this.#send(l, buf)) l.blocked = true;
+    }
+    if (direct === null) return;
+    const n = direct.send(buf);
+    if (n === 0) return;
+    this.#onSent(n * buf.length);
+    for (let i = 0; i < n; i++) {
+      const l = direct.take(i);
+      if (!l.sink.afterDirect(buf, direct.result(i))) l.blocked = true;
     }
   }
 

@@ -20,7 +20,7 @@ import { OggHeaderTracker, OggSplitter } from './ogg.ts';
 import { REPLIES } from './answers.ts';
 import type { Client, Session, StreamHead } from './hub-client.ts';
 import { Fanout } from './fanout.ts';
-import { Coalescer, holdMs } from './coalescer.ts';
+import { Coalescer, holdOf } from './coalescer.ts';
 import { UpstreamLink, type Upstream } from './upstream-link.ts';
 
 export interface HubOptions {
@@ -57,7 +57,7 @@ export class Hub {
   readonly #o: Required<HubOptions>;
   readonly #pending = new Set<Client>();
   readonly #fanout: Fanout;
-  readonly #coalescer = new Coalescer((buf) => this.#fanout.append(buf, false), () => holdMs(this.#fanout.size));
+  readonly #coalescer = new Coalescer((buf) => this.#fanout.append(buf, false), () => holdOf(this.#fanout.size));
   readonly #link: UpstreamLink;
   #head: StreamHead | null = null;
   #isOgg = false;

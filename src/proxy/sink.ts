@@ -5,8 +5,10 @@
  * and plain sockets (the Icecast-compatible door).
  */
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { HttpResponse } from 'uWebSockets.js';
 import { markAdmitted } from './conn-limits.ts';
+import { SEND_FULL } from './fan-send.ts';
 
 export interface Sink {
   write(chunk: Buffer): boolean;
@@ -18,6 +20,17 @@ export interface Sink {
   readonly closed: boolean;
   /** Bytes handed to the connection so far (the listener log's). */
   readonly bytes: number;
+  /**
+   * The connection's descriptor when the next write may go straight to it
+   * (fan-send.ts: a plain TCP socket with nothing queued), else -1.
+   */
+  directFd(): number;
+  /**
+   * `chunk` went to directFd() and send(2) answered `result` (bytes or
+   * -errno): counts it, hands what was not sent to the connection, and
+   * answers as write() would.
+   */
+  afterDirect(chunk: Buffer, result: number): boolean;
 }
 
 export class UwsSink implements Sink {
@@ -60,10 +73,20 @@ export class UwsSink implements Sink {
     if (this.closed) return;
     this.#res.close(); // runs onAborted, which reports the close
   }
+
+  directFd(): number {
+    return -1; // uWS owns its sockets' writes
+  }
+
+  afterDirect(chunk: Buffer): boolean {
+    return this.write(chunk);
+  }
 }
 
 export class SocketSink implements Sink {
   readonly #socket: Socket;
+  /** The socket's descriptor; -1 for TLS, whose bytes only Node's TLS layer may write. */
+  readonly #fd: number;
   closed = false;
   bytes = 0;
   onDrain: (() => void) | null = null;
@@ -71,6 +94,8 @@ export class SocketSink implements Sink {
 
   constructor(socket: Socket) {
     this.#socket = socket;
+    const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+    this.#fd = socket instanceof TLSSocket || typeof fd !== 'number' ? -1 : fd;
     // A listener's stream: the connection is no longer counted as pending for its address.
     markAdmitted(socket);
     socket.on('drain', () => this.onDrain?.());
@@ -89,5 +114,22 @@ export class SocketSink implements Sink {
 
   close(): void {
     this.#socket.destroy();
+  }
+
+  directFd(): number {
+    const s = this.#socket;
+    // A destroyed socket's descriptor may already belong to another connection.
+    return this.#fd >= 0 && !this.closed && !s.destroyed && s.writableLength === 0 ? this.#fd : -1;
+  }
+
+  afterDirect(chunk: Buffer, result: number): boolean {
+    this.bytes += chunk.length;
+    if (result === chunk.length) return true;
+    if (result < 0 && result !== SEND_FULL) {
+      // Reset or gone: Node reports the close, and the hub lets the listener go.
+      this.#socket.destroy();
+      return true;
+    }
+    return this.#socket.write(result > 0 ? chunk.subarray(result) : chunk);
   }
 }

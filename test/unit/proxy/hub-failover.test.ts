@@ -95,6 +95,8 @@ class Ear implements Client {
         this.closedAt = Date.now();
         sink.onClose?.();
       },
+      directFd: () => -1,
+      afterDirect: (b: Buffer): boolean => sink.write(b),
     };
     this.sink = sink;
     return sink;

@@ -404,7 +404,10 @@ describe('hub: a listener joining while the codec headers arrive', () => {
     const got: Buffer[][] = [[], []];
     const client = (k: number): Client => ({
       icy: false,
-      begin: () => ({ write: (b: Buffer) => (got[k]!.push(Buffer.from(b)), true), close: () => undefined, onDrain: null, onClose: null, closed: false, bytes: 0 }),
+      begin: () => ({
+        write: (b: Buffer) => (got[k]!.push(Buffer.from(b)), true), close: () => undefined, onDrain: null, onClose: null, closed: false, bytes: 0,
+        directFd: () => -1, afterDirect: (b: Buffer) => (got[k]!.push(Buffer.from(b)), true),
+      }),
       fail: () => assert.fail('no stream'),
     });
     const hub = new Hub({ path: '/x.ogg', burstBytes: 65536, queueBytes: 1 << 20, targets: () => [{ name: 'up', host: '127.0.0.1', port }], onClosed: () => undefined });

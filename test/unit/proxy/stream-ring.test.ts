@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StreamRing } from '../../../src/proxy/stream-ring.ts';
 import { Hub } from '../../../src/proxy/hub.ts';
-import { Coalescer, COALESCE_BYTES, COALESCE_MS, holdMs } from '../../../src/proxy/coalescer.ts';
+import { Coalescer, COALESCE_BYTES, COALESCE_MS, holdOf } from '../../../src/proxy/coalescer.ts';
 
 test('the ring keeps whole chunks back to its size and says which positions are lost', () => {
   const ring = new StreamRing(1000);
@@ -57,26 +57,31 @@ test('frames are held until enough bytes or time, and a start goes out at once',
   assert.deepEqual(out, [400, 4400, 100], 'nothing after stop');
 });
 
-test('a hub holds frames longer the more listen: none for a few, a quarter second for a crowd', async () => {
-  assert.equal(holdMs(1), 0);
-  assert.equal(holdMs(63), 0);
-  assert.equal(holdMs(64), 20);
-  assert.equal(holdMs(500), 20);
-  assert.ok(holdMs(1500) > 20 && holdMs(1500) < COALESCE_MS);
-  assert.equal(holdMs(2500), COALESCE_MS);
-  assert.equal(holdMs(100_000), COALESCE_MS);
+test('a hub holds frames longer the more listen: none for a few, three pieces for hundreds, a quarter second for a crowd', async () => {
+  assert.deepEqual(holdOf(1), { pieces: 1, ms: 0 });
+  assert.deepEqual(holdOf(63), { pieces: 1, ms: 0 });
+  assert.deepEqual(holdOf(64), { pieces: 3, ms: 80 });
+  assert.deepEqual(holdOf(500), { pieces: 3, ms: 80 });
+  const mid = holdOf(1500);
+  assert.ok(mid.pieces === Infinity && mid.ms > 80 && mid.ms < COALESCE_MS);
+  assert.deepEqual(holdOf(2500), { pieces: Infinity, ms: COALESCE_MS });
+  assert.deepEqual(holdOf(100_000), { pieces: Infinity, ms: COALESCE_MS });
   const out: number[] = [];
   let listeners = 10;
-  const c = new Coalescer((b) => out.push(b.length), () => holdMs(listeners));
+  const c = new Coalescer((b) => out.push(b.length), () => holdOf(listeners));
   c.push(Buffer.alloc(400), false);
   assert.deepEqual(out, [400], 'a hub of ten passes frames on at once');
   listeners = 500;
   c.push(Buffer.alloc(400), false);
   c.push(Buffer.alloc(400), false);
-  assert.deepEqual(out, [400]);
   assert.deepEqual(out, [400], 'held yet');
-  await new Promise((r) => setTimeout(r, 60));
-  assert.deepEqual(out, [400, 800], 'a hub of 500 holds them 20 ms');
+  c.push(Buffer.alloc(400), false);
+  assert.deepEqual(out, [400, 1200], 'a hub of 500 writes every third piece');
+  c.push(Buffer.alloc(300), false);
+  await new Promise((r) => setTimeout(r, 40));
+  assert.deepEqual(out, [400, 1200], 'held yet');
+  await new Promise((r) => setTimeout(r, 80));
+  assert.deepEqual(out, [400, 1200, 300], 'and a piece alone waits at most 80 ms');
   c.stop();
 });
 
