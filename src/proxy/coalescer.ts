@@ -1,81 +1,93 @@
 /**
  * MP3, AAC and other frame streams arrive a frame at a time (about 400
- * bytes, 38 a second at 128 kbit/s); writing each to every listener costs
- * a system call per frame per listener. Held, they go out as fewer writes.
+ * bytes, 38 a second at 128 kbit/s), Ogg a page at a time (a few a second);
+ * writing each to every listener costs a system call per piece per
+ * listener, and the kernel's TCP path is most of what a listener costs.
+ * Held, pieces go out as fewer writes.
  *
  * How many to hold is a trade between CPU and delay that depends on how
- * many listen (holdOf): a hub with a few listeners passes frames on as
+ * many listen (holdOf): a hub with a few listeners passes pieces on as
  * they come, as Icecast does, since its writes cost little in all; a
- * crowded one holds them up to COALESCE_BYTES or COALESCE_MS, where the
- * writes saved are worth a quarter of a second.
+ * crowded one holds them up to CROWD_BYTES or CROWD_MS, where each
+ * listener costs about one write a second.
  *
  * In between, frames are counted rather than timed: a hold of three pieces
  * writes a third as often and delays a piece by one piece's interval on
  * average (the first waits for two more, the last not at all). A hold of
  * 20 ms, shorter than the 26 ms between MP3 frames, delayed every frame
- * by 20 ms and saved no write at all.
+ * by 20 ms and saved no write at all. Ogg pages are held only in a crowd:
+ * a page is already a quarter of a second or more.
  */
 
-/** Frames are released in pieces of at least this many bytes... */
-export const COALESCE_BYTES = 4096;
-/** ...or after at most this long (at 128 kbit/s: every 250 ms, 4 KiB). */
-export const COALESCE_MS = 250;
-
-/** How a hub holds frames: released once `pieces` are held, or `ms` after the first. */
+/** How a hub holds pieces: released once `pieces` or `bytes` are held, or `ms` after the first. */
 export interface Hold {
   readonly pieces: number;
+  readonly bytes: number;
   readonly ms: number;
 }
 
-const NO_HOLD: Hold = { pieces: 1, ms: 0 };
+/** A crowded hub's pieces go out at least this large (a second at 128 kbit/s)... */
+export const CROWD_BYTES = 16384;
+/** ...or this long after the first was held. */
+export const CROWD_MS = 1000;
+/** Held frames never wait longer than this in a hub of a few hundred. */
+export const FEW_MS = 80;
+
+const NO_HOLD: Hold = { pieces: 1, bytes: 0, ms: 0 };
+const FEW: Hold = { pieces: 3, bytes: 4096, ms: FEW_MS };
 /** A mount of 1,000 listeners has 500 a hub on two workers. */
-const FEW: Hold = { pieces: 3, ms: 80 };
 const CROWD_FROM = 500;
+/** A mount of 5,000 on two workers. */
 const CROWD_FULL = 2500;
 
 /**
- * How a hub with `listeners` holds frames: not at all below 64; up to 500,
- * three pieces (at most 80 ms, for a source that sends seldom); then
- * longer with each listener, up to COALESCE_MS (or COALESCE_BYTES) from
- * 2,500 (a mount of 5,000 on two workers).
+ * How a hub with `listeners` holds pieces; `pages` for Ogg. Below 64 not at
+ * all. Up to CROWD_FROM, frames three at a time (at most FEW_MS, for a
+ * source that sends seldom) and pages not at all. Then longer and larger
+ * with each listener, up to CROWD_MS and CROWD_BYTES from CROWD_FULL.
  */
-export function holdOf(listeners: number): Hold {
-  if (listeners < 64) return NO_HOLD;
+export function holdOf(listeners: number, pages = false): Hold {
+  if (listeners < 64 || (pages && listeners <= CROWD_FROM)) return NO_HOLD;
   if (listeners <= CROWD_FROM) return FEW;
-  const ms = Math.min(COALESCE_MS, Math.round(FEW.ms + ((listeners - CROWD_FROM) * (COALESCE_MS - FEW.ms)) / (CROWD_FULL - CROWD_FROM)));
-  return { pieces: Infinity, ms };
+  const f = Math.min(1, (listeners - CROWD_FROM) / (CROWD_FULL - CROWD_FROM));
+  return {
+    pieces: Infinity,
+    bytes: Math.round(FEW.bytes + f * (CROWD_BYTES - FEW.bytes)),
+    ms: Math.round(FEW.ms + f * (CROWD_MS - FEW.ms)),
+  };
 }
+
+const CROWD: Hold = holdOf(CROWD_FULL);
 
 export class Coalescer {
   #held: Buffer[] = [];
   #bytes = 0;
-  /** Pieces to hold before releasing, set when the first is held. */
-  #pieces = 1;
+  /** The hold taken when the first piece was held. */
+  #now: Hold = NO_HOLD;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
 
   readonly #out: (buf: Buffer) => void;
   readonly #hold: () => Hold;
 
-  /** `hold` says how to hold frames now (holdOf the listeners); by default up to COALESCE_BYTES or COALESCE_MS. */
-  constructor(out: (buf: Buffer) => void, hold: () => Hold = () => ({ pieces: Infinity, ms: COALESCE_MS })) {
+  /** `hold` says how to hold pieces now (holdOf the listeners); by default as a full crowd. */
+  constructor(out: (buf: Buffer) => void, hold: () => Hold = () => CROWD) {
     this.#out = out;
     this.#hold = hold;
   }
 
   /** Holds `buf`; `now` releases it with what is held at once (a listener waits for a start). */
   push(buf: Buffer, now: boolean): void {
+    if (this.#stopped) return;
     this.#held.push(buf);
     this.#bytes += buf.length;
-    if (now || this.#bytes >= COALESCE_BYTES) return this.release();
-    if (this.#timer) {
-      if (this.#held.length >= this.#pieces) this.release();
-      return;
+    if (now) return this.release();
+    if (this.#timer === null) {
+      this.#now = this.#hold();
+      if (this.#now.ms <= 0) return this.release();
+      this.#timer = setTimeout(() => this.release(), this.#now.ms);
     }
-    const h = this.#hold();
-    if (h.ms <= 0 || h.pieces <= 1) return this.release();
-    this.#pieces = h.pieces;
-    this.#timer = setTimeout(() => this.release(), h.ms);
+    if (this.#bytes >= this.#now.bytes || this.#held.length >= this.#now.pieces) this.release();
   }
 
   /** Sends what is held as one buffer. */

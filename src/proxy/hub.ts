@@ -3,8 +3,8 @@
  * while it is down) out to every listener of one mount in this worker.
  *
  * The upstream's bytes are taken apart here (ICY metadata stripped and
- * kept, Ogg split into pages with its codec headers tracked, frame streams
- * held a moment by the coalescer) and handed to the fan-out (fanout.ts),
+ * kept, Ogg split into pages with its codec headers tracked, frames, and
+ * Ogg pages in a crowd, held a moment by the coalescer) and handed to the fan-out (fanout.ts),
  * where each listener is a position in a ring of recent chunks. A new
  * listener starts with the codec headers (Ogg) and a burst of recent audio
  * from a page or frame boundary, as Icecast does.
@@ -58,6 +58,8 @@ export class Hub {
   readonly #pending = new Set<Client>();
   readonly #fanout: Fanout;
   readonly #coalescer = new Coalescer((buf) => this.#fanout.append(buf, false), () => holdOf(this.#fanout.size));
+  /** Ogg audio pages, held only in a crowd; header pages are never held (listeners start after them). */
+  readonly #pages = new Coalescer((buf) => this.#fanout.append(buf, true), () => holdOf(this.#fanout.size, true));
   readonly #link: UpstreamLink;
   #head: StreamHead | null = null;
   #isOgg = false;
@@ -165,9 +167,14 @@ export class Hub {
         if (header && this.#headers.chain !== this.#chainSeen) this.#chainAudioStart = -1;
         else if (!header && this.#headers.chain !== this.#chainSeen) {
           this.#chainSeen = this.#headers.chain;
+          this.#pages.release();
+          // The next release puts this page here, at the start of its chunk.
           this.#chainAudioStart = this.#fanout.ring.end;
         }
-        this.#fanout.append(page.data, true);
+        if (header) {
+          this.#pages.release();
+          this.#fanout.append(page.data, true);
+        } else this.#pages.push(page.data, false);
       }
     }
     if (this.#pending.size > 0 && this.#fanout.ring.end > 0) {
@@ -187,6 +194,7 @@ export class Hub {
     }
     // Bytes held from the previous upstream belong before the new one's.
     this.#coalescer.release();
+    this.#pages.release();
     const wasStreaming = this.#head !== null;
     this.#isOgg = /ogg|opus|flac/i.test(type);
     this.#head ??= { contentType: type, headers, icyCapable: !this.#isOgg };
@@ -208,6 +216,7 @@ export class Hub {
     if (this.#closed) return;
     this.#closed = true;
     this.#coalescer.stop();
+    this.#pages.stop();
     for (const t of [this.#linger, this.#pendingTimer]) if (t) clearTimeout(t);
     this.#link.close();
     for (const c of this.#pending) c.fail(REPLIES.streamUnavailable.status, REPLIES.streamUnavailable.text);

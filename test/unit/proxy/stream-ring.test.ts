@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StreamRing } from '../../../src/proxy/stream-ring.ts';
 import { Hub } from '../../../src/proxy/hub.ts';
-import { Coalescer, COALESCE_BYTES, COALESCE_MS, holdOf } from '../../../src/proxy/coalescer.ts';
+import { Coalescer, CROWD_BYTES, CROWD_MS, FEW_MS, holdOf } from '../../../src/proxy/coalescer.ts';
 
 test('the ring keeps whole chunks back to its size and says which positions are lost', () => {
   const ring = new StreamRing(1000);
@@ -39,33 +39,37 @@ test('a new listener starts on a page boundary, or on an MP3 frame sync', () => 
   assert.equal(frames.startAt(41, false), 200, 'no sync after: the end');
 });
 
-test('frames are held until enough bytes or time, and a start goes out at once', async () => {
+test('pieces in a crowd are held until enough bytes or time, and a start goes out at once', async () => {
   const out: number[] = [];
   const c = new Coalescer((b) => out.push(b.length));
   c.push(Buffer.alloc(400), true);
   assert.deepEqual(out, [400]);
-  for (let i = 0; i < 10; i++) c.push(Buffer.alloc(400), false);
-  assert.deepEqual(out, [400], `nothing yet below ${COALESCE_BYTES} bytes`);
+  for (let i = 0; i < 40; i++) c.push(Buffer.alloc(400), false);
+  assert.deepEqual(out, [400], `nothing yet below ${CROWD_BYTES} bytes`);
   c.push(Buffer.alloc(400), false);
-  assert.deepEqual(out, [400, 4400]);
+  assert.deepEqual(out, [400, 16400]);
   c.push(Buffer.alloc(100), false);
-  await new Promise((r) => setTimeout(r, COALESCE_MS + 50));
-  assert.deepEqual(out, [400, 4400, 100], 'released after the delay');
+  await new Promise((r) => setTimeout(r, CROWD_MS + 50));
+  assert.deepEqual(out, [400, 16400, 100], 'released after the delay');
   c.push(Buffer.alloc(100), false);
   c.stop();
-  await new Promise((r) => setTimeout(r, COALESCE_MS + 50));
-  assert.deepEqual(out, [400, 4400, 100], 'nothing after stop');
+  c.push(Buffer.alloc(100), false);
+  await new Promise((r) => setTimeout(r, CROWD_MS + 50));
+  assert.deepEqual(out, [400, 16400, 100], 'nothing after stop');
 });
 
-test('a hub holds frames longer the more listen: none for a few, three pieces for hundreds, a quarter second for a crowd', async () => {
-  assert.deepEqual(holdOf(1), { pieces: 1, ms: 0 });
-  assert.deepEqual(holdOf(63), { pieces: 1, ms: 0 });
-  assert.deepEqual(holdOf(64), { pieces: 3, ms: 80 });
-  assert.deepEqual(holdOf(500), { pieces: 3, ms: 80 });
+test('a hub holds pieces longer the more listen: none for a few, three frames for hundreds, a second for a crowd', async () => {
+  const none = { pieces: 1, bytes: 0, ms: 0 };
+  assert.deepEqual(holdOf(1), none);
+  assert.deepEqual(holdOf(63), none);
+  assert.deepEqual(holdOf(64), { pieces: 3, bytes: 4096, ms: FEW_MS });
+  assert.deepEqual(holdOf(500), { pieces: 3, bytes: 4096, ms: FEW_MS });
+  assert.deepEqual(holdOf(500, true), none, 'Ogg pages are not held below a crowd');
   const mid = holdOf(1500);
-  assert.ok(mid.pieces === Infinity && mid.ms > 80 && mid.ms < COALESCE_MS);
-  assert.deepEqual(holdOf(2500), { pieces: Infinity, ms: COALESCE_MS });
-  assert.deepEqual(holdOf(100_000), { pieces: Infinity, ms: COALESCE_MS });
+  assert.ok(mid.pieces === Infinity && mid.ms > FEW_MS && mid.ms < CROWD_MS && mid.bytes > 4096 && mid.bytes < CROWD_BYTES);
+  assert.deepEqual(holdOf(1500, true), mid, 'pages in a crowd as frames');
+  assert.deepEqual(holdOf(2500), { pieces: Infinity, bytes: CROWD_BYTES, ms: CROWD_MS });
+  assert.deepEqual(holdOf(100_000), { pieces: Infinity, bytes: CROWD_BYTES, ms: CROWD_MS });
   const out: number[] = [];
   let listeners = 10;
   const c = new Coalescer((b) => out.push(b.length), () => holdOf(listeners));
@@ -78,10 +82,10 @@ test('a hub holds frames longer the more listen: none for a few, three pieces fo
   c.push(Buffer.alloc(400), false);
   assert.deepEqual(out, [400, 1200], 'a hub of 500 writes every third piece');
   c.push(Buffer.alloc(300), false);
-  await new Promise((r) => setTimeout(r, 40));
+  await new Promise((r) => setTimeout(r, FEW_MS / 2));
   assert.deepEqual(out, [400, 1200], 'held yet');
-  await new Promise((r) => setTimeout(r, 80));
-  assert.deepEqual(out, [400, 1200, 300], 'and a piece alone waits at most 80 ms');
+  await new Promise((r) => setTimeout(r, FEW_MS));
+  assert.deepEqual(out, [400, 1200, 300], `and a piece alone waits at most ${FEW_MS} ms`);
   c.stop();
 });
 
