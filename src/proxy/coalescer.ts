@@ -11,11 +11,13 @@
  * crowded one holds them up to CROWD_BYTES or CROWD_MS, where each
  * listener costs about one write a second.
  *
- * In between, frames are counted rather than timed: a hold of three pieces
- * writes a third as often and delays a piece by one piece's interval on
- * average (the first waits for two more, the last not at all). A hold of
- * 20 ms, shorter than the 26 ms between MP3 frames, delayed every frame
- * by 20 ms and saved no write at all. Ogg pages are held only in a crowd:
+ * In between, frames are counted rather than timed: a hold of two pieces
+ * writes half as often and delays a piece by half a piece's interval on
+ * average (the first waits for the second, which waits not at all). A
+ * hold of 20 ms, shorter than the 26 ms between MP3 frames, delayed every
+ * frame by 20 ms and saved no write at all; three pieces, as Icecast
+ * passes on a source's frames two at a time at times, cost 60 ms at the
+ * median (`npm run bench -- latency`). Ogg pages are held only in a crowd:
  * a page is already a quarter of a second or more.
  */
 
@@ -30,11 +32,13 @@ export interface Hold {
 export const CROWD_BYTES = 16384;
 /** ...or this long after the first was held. */
 export const CROWD_MS = 1000;
-/** Held frames never wait longer than this in a hub of a few hundred. */
-export const FEW_MS = 80;
+/** Frames a hub of a few hundred holds before writing... */
+export const FEW_PIECES = 2;
+/** ...waiting never longer than this for the next one. */
+export const FEW_MS = 50;
 
 const NO_HOLD: Hold = { pieces: 1, bytes: 0, ms: 0 };
-const FEW: Hold = { pieces: 3, bytes: 4096, ms: FEW_MS };
+const FEW: Hold = { pieces: FEW_PIECES, bytes: 4096, ms: FEW_MS };
 /** A mount of 1,000 listeners has 500 a hub on two workers. */
 const CROWD_FROM = 500;
 /** A mount of 5,000 on two workers. */
@@ -42,7 +46,7 @@ const CROWD_FULL = 2500;
 
 /**
  * How a hub with `listeners` holds pieces; `pages` for Ogg. Below 64 not at
- * all. Up to CROWD_FROM, frames three at a time (at most FEW_MS, for a
+ * all. Up to CROWD_FROM, frames FEW_PIECES at a time (at most FEW_MS, for a
  * source that sends seldom) and pages not at all. Then longer and larger
  * with each listener, up to CROWD_MS and CROWD_BYTES from CROWD_FULL.
  */

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { StreamRing } from '../../../src/proxy/stream-ring.ts';
 import { Hub } from '../../../src/proxy/hub.ts';
-import { Coalescer, CROWD_BYTES, CROWD_MS, FEW_MS, holdOf } from '../../../src/proxy/coalescer.ts';
+import { Coalescer, CROWD_BYTES, CROWD_MS, FEW_MS, FEW_PIECES, holdOf } from '../../../src/proxy/coalescer.ts';
 
 test('the ring keeps whole chunks back to its size and says which positions are lost', () => {
   const ring = new StreamRing(1000);
@@ -58,12 +58,13 @@ test('pieces in a crowd are held until enough bytes or time, and a start goes ou
   assert.deepEqual(out, [400, 16400, 100], 'nothing after stop');
 });
 
-test('a hub holds pieces longer the more listen: none for a few, three frames for hundreds, a second for a crowd', async () => {
+test('a hub holds pieces longer the more listen: none for a few, two frames for hundreds, a second for a crowd', async () => {
   const none = { pieces: 1, bytes: 0, ms: 0 };
   assert.deepEqual(holdOf(1), none);
   assert.deepEqual(holdOf(63), none);
-  assert.deepEqual(holdOf(64), { pieces: 3, bytes: 4096, ms: FEW_MS });
-  assert.deepEqual(holdOf(500), { pieces: 3, bytes: 4096, ms: FEW_MS });
+  assert.equal(FEW_PIECES, 2);
+  assert.deepEqual(holdOf(64), { pieces: 2, bytes: 4096, ms: FEW_MS });
+  assert.deepEqual(holdOf(500), { pieces: 2, bytes: 4096, ms: FEW_MS });
   assert.deepEqual(holdOf(500, true), none, 'Ogg pages are not held below a crowd');
   const mid = holdOf(1500);
   assert.ok(mid.pieces === Infinity && mid.ms > FEW_MS && mid.ms < CROWD_MS && mid.bytes > 4096 && mid.bytes < CROWD_BYTES);
@@ -77,15 +78,14 @@ test('a hub holds pieces longer the more listen: none for a few, three frames fo
   assert.deepEqual(out, [400], 'a hub of ten passes frames on at once');
   listeners = 500;
   c.push(Buffer.alloc(400), false);
-  c.push(Buffer.alloc(400), false);
   assert.deepEqual(out, [400], 'held yet');
   c.push(Buffer.alloc(400), false);
-  assert.deepEqual(out, [400, 1200], 'a hub of 500 writes every third piece');
+  assert.deepEqual(out, [400, 800], 'a hub of 500 writes every second piece');
   c.push(Buffer.alloc(300), false);
   await new Promise((r) => setTimeout(r, FEW_MS / 2));
-  assert.deepEqual(out, [400, 1200], 'held yet');
+  assert.deepEqual(out, [400, 800], 'held yet');
   await new Promise((r) => setTimeout(r, FEW_MS));
-  assert.deepEqual(out, [400, 1200, 300], `and a piece alone waits at most ${FEW_MS} ms`);
+  assert.deepEqual(out, [400, 800, 300], `and a piece alone waits at most ${FEW_MS} ms`);
   c.stop();
 });
 
