@@ -11,14 +11,15 @@
  * crowded one holds them up to CROWD_BYTES or CROWD_MS, where each
  * listener costs about one write a second.
  *
- * In between, frames are counted rather than timed: a hold of two pieces
- * writes half as often and delays a piece by half a piece's interval on
- * average (the first waits for the second, which waits not at all). A
- * hold of 20 ms, shorter than the 26 ms between MP3 frames, delayed every
- * frame by 20 ms and saved no write at all; three pieces, as Icecast
- * passes on a source's frames two at a time at times, cost 60 ms at the
- * median (`npm run bench -- latency`). Ogg pages are held only in a crowd:
- * a page is already a quarter of a second or more.
+ * In between, a hub of a few hundred holds a frame until the next one
+ * arrives or FEW_MS have passed: Icecast often passes a source's frames
+ * on in bursts, which then go out as one write, and a frame alone waits
+ * at most FEW_MS. With 1,000 listeners on a mount (`npm run bench --
+ * latency`), holding by count alone cost more delay at the median than it
+ * saved writes were worth: three pieces (at most 80 ms) 60 ms over
+ * Icecast's own listeners, two (at most 50 ms) 42 ms, two or 20 ms 14 ms.
+ * Ogg pages are held only in a crowd: a page is already a quarter of a
+ * second or more.
  */
 
 /** How a hub holds pieces: released once `pieces` or `bytes` are held, or `ms` after the first. */
@@ -32,10 +33,10 @@ export interface Hold {
 export const CROWD_BYTES = 16384;
 /** ...or this long after the first was held. */
 export const CROWD_MS = 1000;
-/** Frames a hub of a few hundred holds before writing... */
+/** Frames a hub of a few hundred writes together at most... */
 export const FEW_PIECES = 2;
-/** ...waiting never longer than this for the next one. */
-export const FEW_MS = 50;
+/** ...waiting no longer than this for the next one. */
+export const FEW_MS = 20;
 
 const NO_HOLD: Hold = { pieces: 1, bytes: 0, ms: 0 };
 const FEW: Hold = { pieces: FEW_PIECES, bytes: 4096, ms: FEW_MS };
@@ -46,8 +47,8 @@ const CROWD_FULL = 2500;
 
 /**
  * How a hub with `listeners` holds pieces; `pages` for Ogg. Below 64 not at
- * all. Up to CROWD_FROM, frames FEW_PIECES at a time (at most FEW_MS, for a
- * source that sends seldom) and pages not at all. Then longer and larger
+ * all. Up to CROWD_FROM, frames FEW_PIECES at a time, none waiting longer
+ * than FEW_MS, and pages not at all. Then longer and larger
  * with each listener, up to CROWD_MS and CROWD_BYTES from CROWD_FULL.
  */
 export function holdOf(listeners: number, pages = false): Hold {
