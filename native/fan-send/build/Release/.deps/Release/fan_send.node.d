@@ -1,1 +1,0 @@
-cmd_Release/fan_send.node := ln -f "Release/obj.target/fan_send.node" "Release/fan_send.node" 2>/dev/null || (rm -rf "Release/fan_send.node" && cp -af "Release/obj.target/fan_send.node" "Release/fan_send.node")

@@ -1,1 +1,0 @@
-cmd_Release/obj.target/fan_send.node := g++ -o Release/obj.target/fan_send.node -shared -pthread -rdynamic -m64  -Wl,-soname=fan_send.node -Wl,--start-group Release/obj.target/fan_send/fan_send.o -Wl,--end-group 
