@@ -6,7 +6,7 @@
  * answer; here a whole batch costs two system calls and one call into
  * JavaScript. Without the addon (not built) the DNS server uses node:dgram.
  */
-import { createRequire } from 'node:module';
+import { loadAddon, type Loaded } from '../core/native-addon.ts';
 
 interface NativeSocket {
   handle: object;
@@ -30,29 +30,16 @@ export const ADDR_BYTES = 28;
 const AF_INET = 2;
 const AF_INET6 = 10;
 
-let addon: Addon | null | undefined;
-let whyNot = '';
+let loaded: Loaded<Addon> | undefined;
 
 /** The addon, or null with the reason in `batchUnavailable()`. */
 function load(): Addon | null {
-  if (addon !== undefined) return addon;
-  if (process.env.RADIOAI_DNS_UDP === 'dgram') {
-    addon = null;
-    whyNot = 'RADIOAI_DNS_UDP=dgram';
-    return addon;
-  }
-  try {
-    addon = createRequire(import.meta.url)('@radioai/udp-batch') as Addon;
-  } catch (err) {
-    addon = null;
-    whyNot = (err as Error).message.split('\n')[0]!;
-  }
-  return addon;
+  return (loaded ??= loadAddon<Addon>('@radioai/udp-batch', 'RADIOAI_DNS_UDP', 'dgram')).addon;
 }
 
 /** Null when batched UDP is available, else why not. */
 export function batchUnavailable(): string | null {
-  return load() ? null : whyNot;
+  return load() ? null : loaded!.why;
 }
 
 export class UdpBatch {
@@ -75,7 +62,7 @@ export class UdpBatch {
   /** Binds address:port (SO_REUSEPORT) and calls `onBatch(this, n)` for every batch of n datagrams. */
   constructor(address: string, port: number, onBatch: (b: UdpBatch, n: number) => void) {
     const a = load();
-    if (!a) throw new Error(`batched UDP unavailable: ${whyNot}`);
+    if (!a) throw new Error(`batched UDP unavailable: ${loaded!.why}`);
     this.#addon = a;
     const s = a.open(address, port, (n) => onBatch(this, n));
     this.#handle = s.handle;

@@ -6,6 +6,7 @@
  * serves every connection through the Icecast-compatible door.
  */
 import { createRequire } from 'node:module';
+import { loadAddon, type Loaded } from '../core/native-addon.ts';
 
 export interface ConnPeek {
   /** Duplicates `fd` and calls `onReadable` once when bytes (or the end) can be read. */
@@ -24,28 +25,15 @@ export interface ConnPeek {
 
 export const EAGAIN = -11;
 
-let addon: ConnPeek | null | undefined;
-let whyNot = '';
+let loaded: Loaded<ConnPeek> | undefined;
 
 export function loadConnPeek(): ConnPeek | null {
-  if (addon !== undefined) return addon;
-  if (process.env.RADIOAI_FRONT === 'door') {
-    whyNot = 'RADIOAI_FRONT=door';
-    addon = null;
-    return addon;
-  }
-  try {
-    addon = createRequire(import.meta.url)('@radioai/conn-peek') as ConnPeek;
-  } catch (err) {
-    addon = null;
-    whyNot = (err as Error).message.split('\n')[0]!;
-  }
-  return addon;
+  return (loaded ??= loadAddon<ConnPeek>('@radioai/conn-peek', 'RADIOAI_FRONT', 'door')).addon;
 }
 
 /** Why loadConnPeek() returned null, for the log. */
 export function connPeekUnavailable(): string {
-  return whyNot;
+  return loaded?.why ?? '';
 }
 
 /**

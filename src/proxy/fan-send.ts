@@ -12,8 +12,8 @@
  * Without the addon (not built), or with RADIOAI_FAN_SEND=stream, every write
  * goes through Node's streams as before.
  */
-import { createRequire } from 'node:module';
 import { constants } from 'node:os';
+import { loadAddon, type Loaded } from '../core/native-addon.ts';
 
 interface Addon {
   sendAll: (fds: Int32Array, count: number, data: Uint8Array, results: Int32Array) => void;
@@ -22,27 +22,15 @@ interface Addon {
 /** What send(2) answers when a socket's buffer is full, as a result (-errno). */
 export const SEND_FULL = -constants.errno.EAGAIN;
 
-let addon: Addon | null | undefined;
-let whyNot = '';
+let loaded: Loaded<Addon> | undefined;
 
 function load(): Addon | null {
-  if (addon !== undefined) return addon;
-  if (process.env.RADIOAI_FAN_SEND === 'stream') {
-    whyNot = 'RADIOAI_FAN_SEND=stream';
-    return (addon = null);
-  }
-  try {
-    addon = createRequire(import.meta.url)('@radioai/fan-send') as Addon;
-  } catch (err) {
-    addon = null;
-    whyNot = (err as Error).message.split('\n')[0]!;
-  }
-  return addon;
+  return (loaded ??= loadAddon<Addon>('@radioai/fan-send', 'RADIOAI_FAN_SEND', 'stream')).addon;
 }
 
 /** Null when batched sends are available, else why not. */
 export function fanSendUnavailable(): string | null {
-  return load() ? null : whyNot;
+  return load() ? null : loaded!.why;
 }
 
 /**
