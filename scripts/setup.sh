@@ -68,7 +68,7 @@ if [ ! -f native/conn-peek/build/Release/conn_peek.node ]; then
   echo "setup: native/conn-peek was not built; the front door will serve every request without uWebSockets.js" >&2
 fi
 # And native/fan-send, with which a hub sends each piece of a stream to its listeners' sockets in one call;
-# without it every write goes through Node's streams, at about twice the CPU per listener.
+# without it every write goes through Node's streams, at more CPU per listener.
 if [ ! -f native/fan-send/build/Release/fan_send.node ]; then
   echo "setup: native/fan-send was not built; hubs will write to each listener through Node's streams" >&2
 fi

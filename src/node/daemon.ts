@@ -26,6 +26,7 @@ import { EMPTY_SNAPSHOT } from '../ipc/snapshot-reader.ts';
 import type { Snapshot } from '../ipc/snapshot.ts';
 import { S, statsBuffer, sumMountListeners, sumStats } from '../ipc/worker-stats.ts';
 import { connPeekUnavailable, loadConnPeek } from '../proxy/conn-peek.ts';
+import { fanSendUnavailable } from '../proxy/fan-send.ts';
 import { ClusterModel, type NodeStatus } from '../state/cluster-model.ts';
 import { ListenerQueries } from '../state/listener-query.ts';
 import { ListenCheck, listening, replaceWorkers } from '../workers/listen-check.ts';
@@ -133,6 +134,9 @@ export class Daemon {
     log.info(noBatch === null ? 'DNS over UDP in batches (recvmmsg/sendmmsg)' : `DNS over UDP with node:dgram; batched UDP unavailable: ${noBatch}`);
     log.info(loadConnPeek() ? 'front door: short HTTP/1.1 requests to uWebSockets.js, the rest to the Icecast-compatible door'
       : `front door: every request through the Icecast-compatible door; connection peeking unavailable: ${connPeekUnavailable()}`);
+    const noFanSend = fanSendUnavailable();
+    log.info(noFanSend === null ? 'listeners: each piece sent to all caught-up sockets in one call (fan-send)'
+      : `listeners: every write through Node's streams; batched sends unavailable: ${noFanSend}`);
     if (c.etcdServer === '') this.etcd = await startEmbeddedEtcd({ dataDir: c.dataDir, clientPort: c.embeddedEtcdPort }, log);
     const { client, endpoints } = await this.#etcdWatch.connect();
     this.client = client;

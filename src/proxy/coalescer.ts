@@ -12,7 +12,7 @@
  * listener costs about one write a second.
  *
  * In between, a hub of a few hundred holds a frame until the next one
- * arrives or FEW_MS have passed: Icecast often passes a source's frames
+ * arrives or FEW_MS have passed (or 4 KiB are held): Icecast often passes a source's frames
  * on in bursts, which then go out as one write, and a frame alone waits
  * at most FEW_MS. With 1,000 listeners on a mount (`npm run bench --
  * latency`), holding by count alone cost more delay at the median than it
@@ -47,8 +47,8 @@ const CROWD_FULL = 2500;
 
 /**
  * How a hub with `listeners` holds pieces; `pages` for Ogg. Below 64 not at
- * all. Up to CROWD_FROM, frames FEW_PIECES at a time, none waiting longer
- * than FEW_MS, and pages not at all. Then longer and larger
+ * all. Up to CROWD_FROM, frames FEW_PIECES at a time (at most 4 KiB), none
+ * waiting longer than FEW_MS, and pages not at all. Then longer and larger
  * with each listener, up to CROWD_MS and CROWD_BYTES from CROWD_FULL.
  */
 export function holdOf(listeners: number, pages = false): Hold {

@@ -159,7 +159,7 @@ export class Hub {
     if (this.#icy) this.#fanout.metadata = this.#icy.metadata;
     if (audio.length === 0) return;
     if (!this.#isOgg) {
-      // The first bytes after a (re)connect go out at once: waiting listeners need a start.
+      // The hub's first bytes go out at once: waiting listeners need a start.
       this.#coalescer.push(audio, this.#fanout.ring.end === 0);
     } else {
       for (const page of this.#ogg.push(audio)) {

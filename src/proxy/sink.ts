@@ -116,6 +116,12 @@ export class SocketSink implements Sink {
     this.#socket.destroy();
   }
 
+  /*
+   * Writes that bypass the Node stream also bypass what it does per write:
+   * its idle timer (so a listener's socket must have no setTimeout) and
+   * bytesWritten; and they assume nobody corks the socket or writes to it
+   * but through socket.write.
+   */
   directFd(): number {
     const s = this.#socket;
     // A destroyed socket's descriptor may already belong to another connection.

@@ -22,11 +22,16 @@ import { SocketSink } from '../../../src/proxy/sink.ts';
 /** Accepted and connecting ends of `n` loopback connections. */
 async function pairs(n: number): Promise<{ server: Socket[]; client: Socket[]; close: () => void }> {
   const server: Socket[] = [];
-  const srv = createServer((s) => server.push(s));
+  const srv = createServer((s) => {
+    // A reset the kernel reports to Node's read before the batched send sees it must not crash the test.
+    s.on('error', () => undefined);
+    server.push(s);
+  });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const port = (srv.address() as AddressInfo).port;
   const client = await Promise.all(Array.from({ length: n }, () => new Promise<Socket>((r) => {
     const c = connect(port, '127.0.0.1', () => r(c));
+    c.on('error', () => undefined);
   })));
   await waitFor(() => server.length === n, 5000, 'connections accepted');
   return { server, client, close: () => { for (const s of [...server, ...client]) s.destroy(); srv.close(); } };
@@ -51,11 +56,14 @@ function chunk(i: number, size: number): Buffer {
 }
 
 describe('batched sends to listeners (fan-send)', () => {
+  // scripts/setup.sh builds the addon; without it hubs write through Node's streams, which other tests cover.
   it('is built here', () => {
     assert.equal(fanSendUnavailable(), null);
   });
 
-  it('gives every listener every byte in order, one that stalls and resumes included', async () => {
+  const built = { skip: fanSendUnavailable() !== null };
+
+  it('gives every listener every byte in order, one that stalls and resumes included', built, async () => {
     const { server, client, close } = await pairs(3);
     try {
       const fanout = new Fanout(64 << 20, () => undefined, () => undefined);
@@ -71,13 +79,14 @@ describe('batched sends to listeners (fan-send)', () => {
         const b = chunk(i, 8192);
         sent.push(b);
         fanout.append(b, true);
-        if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+        // The readers keep up between turns: 64 KiB a turn fits what the kernel takes at once.
+        if (i % 8 === 7) await new Promise((r) => setImmediate(r));
       }
       const total = sent.reduce((a, b) => a + b.length, 0);
       // 13 MB is more than the two sides' socket buffers hold: send(2) took part of a chunk or none, and Node queued the rest.
       assert.ok(sinks[2]!.short >= 1, 'a short send to the stalled listener');
       assert.ok(server[2]!.writableLength > 0, 'the rest queued in Node');
-      assert.ok(sinks[0]!.direct >= 1000, `most chunks sent in batches (${sinks[0]!.direct})`);
+      assert.ok(sinks[0]!.direct >= 800, `most chunks sent in batches (${sinks[0]!.direct} of 1600)`);
       client[2]!.resume();
       await waitFor(() => got.every((g) => g.reduce((a, b) => a + b.length, 0) >= total), 20_000, 'every byte to every listener');
       const want = Buffer.concat(sent);
@@ -88,7 +97,7 @@ describe('batched sends to listeners (fan-send)', () => {
     }
   });
 
-  it('lets a listener that resets go and keeps serving the others', async () => {
+  it('lets a listener that resets go and keeps serving the others', built, async () => {
     const { server, client, close } = await pairs(2);
     try {
       let left = 0;

@@ -457,18 +457,18 @@ describe('hub: a crowd of Ogg listeners', () => {
       };
     };
     const hub = new Hub({ path: '/x.ogg', burstBytes: 1 << 20, queueBytes: 1 << 20, targets: () => [{ name: 'up', host: '127.0.0.1', port }], onClosed: () => undefined });
+    // Each group in one write: without holding, the hub would still write its pages one by one.
     const send = async (pages: Buffer[]): Promise<void> => {
-      for (const p of pages) {
-        upstream!.write(p);
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      upstream!.write(Buffer.concat(pages));
+      await new Promise((r) => setTimeout(r, 20));
     };
     try {
       for (let i = 0; i < 600; i++) hub.add(client());
       await waitFor(() => upstream !== null, 5000, 'the upstream');
       const one = serial(7);
       const two = serial(8);
-      await send([one.bos, one.setup, ...audio(7, 1)]);
+      await send([one.bos, one.setup]); // the 600 start on the stream's first bytes
+      await send(audio(7, 1));
       await waitFor(() => got[0]!.length > 2, 5000, 'the first chain');
       hub.add(client()); // joins in the middle of the first chain, in a crowd
       await send(audio(7, 13));
@@ -476,15 +476,15 @@ describe('hub: a crowd of Ogg listeners', () => {
       const wantAll = [0n, 0n, ...Array.from({ length: 24 }, (_, i) => BigInt(1000 * (i + 1))), 0n, 0n, ...Array.from({ length: 12 }, (_, i) => BigInt(1000 * (i + 1)))];
       const granules = (k: number): bigint[] => new OggSplitter().push(Buffer.concat(got[k]!)).map((p) => p.granule);
       await waitFor(() => granules(0).length === wantAll.length, 5000, 'the whole stream to the first listener');
-      await waitFor(() => granules(600).at(-1) === 12000n && granules(600).length > 14, 5000, 'the late joiner to the end');
+      await waitFor(() => granules(600).length >= wantAll.length, 5000, 'the late joiner to the end');
       for (const k of [0, 599]) {
         assert.deepEqual(granules(k), wantAll, `listener ${k}: each chain's headers once, then its audio in order`);
         assert.ok(got[k]!.length < 20, `listener ${k}: 40 pages in ${got[k]!.length} writes`);
       }
+      // Its burst (1 MiB) reaches back to the chain's first audio page: it hears all of it, headers once.
       const late = new OggSplitter().push(Buffer.concat(got[600]!));
-      assert.deepEqual(late.slice(0, 2).map((p) => p.granule), [0n, 0n], 'the late joiner starts with the headers');
+      assert.deepEqual(late.map((p) => p.granule), wantAll, 'the late joiner: the headers, then every page once, in order');
       assert.equal(late.filter((p) => p.bos).length, 2, 'one BOS page per chain');
-      assert.ok(late.slice(2).every((p, i, a) => i === 0 || p.granule === 0n || a[i - 1]!.granule === 0n || p.granule === a[i - 1]!.granule + 1000n), 'then audio pages in order');
     } finally {
       hub.close('test');
       server.closeAllConnections();
