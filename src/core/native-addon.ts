@@ -4,8 +4,12 @@
  * tests and benchmarks can compare the two. One loader for all of them.
  */
 import { createRequire } from 'node:module';
+import { constants } from 'node:os';
 
 const require = createRequire(import.meta.url);
+
+/** What an addon answers (as -errno) when a socket has nothing to read, or no room to write. */
+export const EAGAIN = -constants.errno.EAGAIN;
 
 /** An addon, or null and why not. */
 export interface Loaded<T> {

@@ -12,9 +12,9 @@
  * listener costs about one write a second.
  *
  * In between, a hub of a few hundred holds a frame until the next one
- * arrives or FEW_MS have passed (or 4 KiB are held): Icecast often passes a source's frames
- * on in bursts, which then go out as one write, and a frame alone waits
- * at most FEW_MS. With 1,000 listeners on a mount (`npm run bench --
+ * arrives or FEW_MS have passed (or 4 KiB are held): Icecast often passes
+ * a source's frames on in bursts, which then go out as one write, and a
+ * frame alone waits at most FEW_MS. With 1,000 listeners on a mount (`npm run bench --
  * latency`), holding by count alone cost more delay at the median than it
  * saved writes were worth: three pieces (at most 80 ms) 60 ms over
  * Icecast's own listeners, two (at most 50 ms) 42 ms, two or 20 ms 14 ms.

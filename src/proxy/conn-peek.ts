@@ -23,8 +23,6 @@ export interface ConnPeek {
   guardTeardown: () => void;
 }
 
-export const EAGAIN = -11;
-
 let loaded: Loaded<ConnPeek> | undefined;
 
 export function loadConnPeek(): ConnPeek | null {

@@ -12,15 +12,11 @@
  * Without the addon (not built), or with RADIOAI_FAN_SEND=stream, every write
  * goes through Node's streams as before.
  */
-import { constants } from 'node:os';
 import { loadAddon, type Loaded } from '../core/native-addon.ts';
 
 interface Addon {
   sendAll: (fds: Int32Array, count: number, data: Uint8Array, results: Int32Array) => void;
 }
-
-/** What send(2) answers when a socket's buffer is full, as a result (-errno). */
-export const SEND_FULL = -constants.errno.EAGAIN;
 
 let loaded: Loaded<Addon> | undefined;
 

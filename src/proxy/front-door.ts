@@ -36,7 +36,8 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { classify, headState } from './classify.ts';
 import { BUSY_ANSWER, ClientTable, onAdmitted, workerShare, type FrontLimits, type Refusal } from './conn-limits.ts';
-import { EAGAIN, loadConnPeek, type ConnPeek } from './conn-peek.ts';
+import { EAGAIN } from '../core/native-addon.ts';
+import { loadConnPeek, type ConnPeek } from './conn-peek.ts';
 import { DOOR_LIMITS, type DoorPort, type IcecastDoor } from './icecast-door.ts';
 
 /** uWS's App has adoptSocket(fd), which its type declarations leave out. */

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { HttpResponse } from 'uWebSockets.js';
 import { markAdmitted } from './conn-limits.ts';
-import { SEND_FULL } from './fan-send.ts';
+import { EAGAIN } from '../core/native-addon.ts';
 
 export interface Sink {
   write(chunk: Buffer): boolean;
@@ -131,7 +131,7 @@ export class SocketSink implements Sink {
   afterDirect(chunk: Buffer, result: number): boolean {
     this.bytes += chunk.length;
     if (result === chunk.length) return true;
-    if (result < 0 && result !== SEND_FULL) {
+    if (result < 0 && result !== EAGAIN) {
       // Reset or gone: Node reports the close, and the hub lets the listener go.
       this.#socket.destroy();
       return true;
