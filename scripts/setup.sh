@@ -72,5 +72,10 @@ fi
 if [ ! -f native/fan-send/build/Release/fan_send.node ]; then
   echo "setup: native/fan-send was not built; hubs will write to each listener through Node's streams" >&2
 fi
+# And native/known-answers, which answers a redirect already decided without entering JavaScript;
+# without it uWebSockets.js answers every short request.
+if [ ! -f native/known-answers/build/Release/known_answers.node ]; then
+  echo "setup: native/known-answers was not built; every redirect will go through uWebSockets.js" >&2
+fi
 node_modules/.bin/node -e 'const [maj] = process.versions.node.split("."); if (+maj < 22) { console.error("setup: Node " + process.version + " is too old"); process.exit(1); }'
 echo "setup: ready (node $(node_modules/.bin/node --version))"

@@ -48,6 +48,11 @@ export class SnapshotReader {
     return Atomics.load(this.#words, H.SEQ);
   }
 
+  /** Where the sequence number lives, for native code that watches it (native/known-answers). */
+  seqSlot(): { words: Int32Array; index: number } {
+    return { words: this.#words, index: H.SEQ };
+  }
+
   current(): Snapshot {
     const seq = Atomics.load(this.#words, H.SEQ);
     if (seq === this.#cachedSeq) return this.#cached;

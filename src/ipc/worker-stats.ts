@@ -60,6 +60,11 @@ export class WorkerStats {
     Atomics.add(this.#w, this.#base + word, n);
   }
 
+  /** Where `word` lives, for native code that adds to it as add() does (native/known-answers). */
+  slot(word: number): { words: Int32Array; index: number } {
+    return { words: this.#w, index: this.#base + word };
+  }
+
   set(word: number, n: number): void {
     Atomics.store(this.#w, this.#base + word, n);
   }

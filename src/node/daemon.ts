@@ -27,6 +27,7 @@ import type { Snapshot } from '../ipc/snapshot.ts';
 import { S, statsBuffer, sumMountListeners, sumStats } from '../ipc/worker-stats.ts';
 import { connPeekUnavailable, loadConnPeek } from '../proxy/conn-peek.ts';
 import { fanSendUnavailable } from '../proxy/fan-send.ts';
+import { knownAnswersUnavailable } from '../proxy/known-answers.ts';
 import { ClusterModel, type NodeStatus } from '../state/cluster-model.ts';
 import { ListenerQueries } from '../state/listener-query.ts';
 import { ListenCheck, listening, replaceWorkers } from '../workers/listen-check.ts';
@@ -137,6 +138,9 @@ export class Daemon {
     const noFanSend = fanSendUnavailable();
     log.info(noFanSend === null ? 'listeners: each piece sent to all caught-up sockets in one call (fan-send)'
       : `listeners: every write through Node's streams; batched sends unavailable: ${noFanSend}`);
+    const noKnown = c.accessLog !== '' ? 'the listener log is on' : knownAnswersUnavailable();
+    log.info(noKnown === null ? 'redirects: answered natively once decided (known-answers)'
+      : `redirects: every one through uWebSockets.js; native answers unavailable: ${noKnown}`);
     if (c.etcdServer === '') this.etcd = await startEmbeddedEtcd({ dataDir: c.dataDir, clientPort: c.embeddedEtcdPort }, log);
     const { client, endpoints } = await this.#etcdWatch.connect();
     this.client = client;

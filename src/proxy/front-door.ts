@@ -30,7 +30,8 @@
  * node:tls decrypts. Its TLS context can be replaced at any time
  * (setSecureContext); connections keep the one they started with.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { closeSync } from 'node:fs';
+import { Socket, createServer, type Server } from 'node:net';
 import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
@@ -39,6 +40,8 @@ import { BUSY_ANSWER, ClientTable, onAdmitted, workerShare, type FrontLimits, ty
 import { EAGAIN } from '../core/native-addon.ts';
 import { loadConnPeek, type ConnPeek } from './conn-peek.ts';
 import { DOOR_LIMITS, type DoorPort, type IcecastDoor } from './icecast-door.ts';
+import { KnownAnswers } from './known-answers.ts';
+import type { WorkerStats } from '../ipc/worker-stats.ts';
 
 /** uWS's App has adoptSocket(fd), which its type declarations leave out. */
 export type AdoptingApp = TemplatedApp & { adoptSocket(fd: number): void };
@@ -48,6 +51,12 @@ export interface FrontDoorOptions {
   door: IcecastDoor;
   /** Connection limits for the whole node (conn-limits.ts); this worker takes its share. None: no limits but the defaults' cap. */
   limits?: FrontLimits;
+  /**
+   * Redirects already decided are answered by native code (known-answers.ts)
+   * on the connections whose first request is one; the worker's counters
+   * are its to add to. Not given: uWS answers every short request.
+   */
+  knownAnswers?: { stats: WorkerStats };
 }
 
 /** How long to wait before looking again at a head that has not all arrived... */
@@ -100,6 +109,8 @@ export class FrontDoor {
   #refusing = 0;
   /** Per HTTPS port, the TLS context new connections get. */
   readonly #tls = new Map<number, { context: SecureContext }>();
+  /** Per plain port, the native answerer of known redirects, if any. */
+  readonly #known: KnownAnswers[] = [];
   /** Connections refused at accept, by reason. */
   readonly refused: Record<Refusal, number> = { busy: 0, rate: 0, pending: 0 };
 
@@ -116,8 +127,17 @@ export class FrontDoor {
     app.filter((_res, n) => {
       count.open = Math.max(0, count.open + (n > 0 ? 1 : -1));
     });
+    const known = this.#o.knownAnswers ? KnownAnswers.create({
+      reader: this.#o.reader, stats: this.#o.knownAnswers.stats, port: door,
+      // A connection the addon gives back stays counted: it is the door's from here, and its close uncounts it.
+      handoff: (fd, unsent, unread) => this.#resume(fd, unsent, unread, door, count),
+      closed: () => {
+        count.open = Math.max(0, count.open - 1);
+      },
+    }) : null;
+    if (known) this.#known.push(known);
     return Promise.all(addrs.map((host) => new Promise<void>((resolve, reject) => {
-      const server = createServer({ noDelay: true, pauseOnConnect: true }, (sock) => this.#accept(sock, door, app, count));
+      const server = createServer({ noDelay: true, pauseOnConnect: true }, (sock) => this.#accept(sock, door, app, count, known));
       server.once('error', reject);
       server.listen({ host, port, reusePort: true, backlog: 4096 }, () => {
         server.off('error', reject);
@@ -175,6 +195,47 @@ export class FrontDoor {
   /** Stops accepting; connections already handed on are their owners' to close. */
   close(): void {
     for (const s of this.#servers.splice(0)) s.close();
+  }
+
+  /** Closes the connections native code holds (known redirects); none are taken after. */
+  closeKnown(): void {
+    for (const k of this.#known.splice(0)) k.close();
+  }
+
+  /** Redirects native code answered since the last call, and their nanoseconds. */
+  knownAnswered(): { count: number; ns: number } {
+    let count = 0;
+    let ns = 0;
+    for (const k of this.#known) {
+      const [c, n] = k.drain();
+      count += c;
+      ns += n;
+    }
+    return { count, ns };
+  }
+
+  /**
+   * A connection native code gave back: its answers not yet sent go first,
+   * and the door reads the bytes already read as if they had just come.
+   */
+  #resume(fd: number, unsent: Buffer, unread: Buffer, door: DoorPort, count: PortCount): void {
+    let sock: Socket;
+    try {
+      sock = new Socket({ fd, readable: true, writable: true, allowHalfOpen: false });
+    } catch {
+      closeSync(fd);
+      count.open = Math.max(0, count.open - 1);
+      return;
+    }
+    sock.setNoDelay(true);
+    sock.on('error', () => undefined);
+    sock.once('close', () => {
+      count.open = Math.max(0, count.open - 1);
+    });
+    if (unsent.length > 0) sock.write(unsent);
+    sock.pause();
+    if (unread.length > 0) sock.unshift(unread);
+    this.#o.door.accept(sock, door, performance.now() + DOOR_LIMITS.headerTimeoutMs);
   }
 
   /**
@@ -239,7 +300,7 @@ export class FrontDoor {
     return { admit, headDeadline };
   }
 
-  #accept(sock: Socket, door: DoorPort, app: AdoptingApp, count: PortCount): void {
+  #accept(sock: Socket, door: DoorPort, app: AdoptingApp, count: PortCount, known: KnownAnswers | null): void {
     const opened = this.#open(sock, count);
     if (!opened) return;
     const { admit, headDeadline } = opened;
@@ -271,9 +332,10 @@ export class FrontDoor {
         cleanup();
         admit();
         const own = peek.release(watch);
-        // uWS counts the connection from here (its filter); node:net's close below uncounts this side.
+        // uWS, or native code, counts the connection from here; node:net's close below uncounts this side.
         sock.destroy();
-        app.adoptSocket(own);
+        if (known?.take(own, first)) count.open++;
+        else app.adoptSocket(own);
         return;
       }
       finish(() => this.#o.door.accept(sock, door, headDeadline));

@@ -106,6 +106,11 @@ export class ListenRouter {
     return d;
   }
 
+  /** Whether `d`, just returned by route() for `path`, is remembered until the snapshot changes. */
+  remembers(path: string, d: ListenDecision): boolean {
+    return this.#memo.get(path) === d;
+  }
+
   #isSelf(snap: Snapshot, location: string): boolean {
     const self = snap.nodes.find((n) => n.name === this.#ctx.nodeName);
     return self !== undefined && self.addresses[0] !== undefined && location.startsWith(`http://${hostPort(self.addresses[0], self.icecastPort)}/`);
