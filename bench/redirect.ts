@@ -31,8 +31,16 @@ export interface LoadResult {
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+/**
+ * Seconds of the same load before the measured window, not counted: a
+ * radiod just started is still compiling its JavaScript (V8's optimising
+ * compiler ran on a thread of its own for about 5% of the first seconds),
+ * which a server that runs for days pays once.
+ */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 
 export async function load(server: string, url: string, pids: number[]): Promise<LoadResult> {
+  if (WARMUP > 0) await autocannon({ url, connections: CONNECTIONS, duration: WARMUP, pipelining: 1 });
   const cpu0 = cpuOf(pids);
   const r = await autocannon({ url, connections: CONNECTIONS, duration: DURATION, pipelining: 1 });
   const cpu = cpuOf(pids) - cpu0;

@@ -227,6 +227,21 @@ describe('front-end', () => {
       x.destroy();
     }));
     assert.equal(target, 200, 'the redirect target serves the stream itself');
+    // With the listener log on (the default), uWS answers: a HEAD gets a head only, and the
+    // answer to the next request on the connection follows it directly.
+    const two = await rawExchange(d.host, d.httpPort, 'HEAD /live.ogg HTTP/1.1\r\nHost: x\r\n\r\nGET /live.ogg HTTP/1.1\r\nHost: x\r\n\r\n', {
+      until: (b) => b.toString().endsWith('/live.ogg\n'), timeoutMs: 5000,
+    });
+    const text = two.toString();
+    const headEnd = text.indexOf('\r\n\r\n');
+    assert.match(text.slice(0, headEnd), /^HTTP\/1\.1 302 [\s\S]*Location: /);
+    assert.match(text.slice(headEnd + 4), /^HTTP\/1\.1 302 [\s\S]*\r\n\r\nhttp:\/\/[^\n]*\/live\.ogg\n$/, 'no body after the HEAD\'s head');
+    const pages = await rawExchange(d.host, d.httpPort, 'HEAD /status-json.xsl HTTP/1.1\r\nHost: x\r\n\r\nGET /status-json.xsl HTTP/1.1\r\nHost: x\r\n\r\n', {
+      until: (b) => b.toString().endsWith('}}\n'), timeoutMs: 5000,
+    });
+    const [first, second] = pages.toString().split(/\r\n\r\n/);
+    assert.match(first!, /^HTTP\/1\.1 200 [\s\S]*Content-Length: [1-9]/, 'HEAD of a page: its length, no body');
+    assert.match(second!, /^HTTP\/1\.1 200 /, 'and the next request on the connection is answered');
   });
 
   it('fans out to 1000 listeners at full rate with at most WORKERS connections to Icecast', async (t) => {

@@ -47,11 +47,21 @@ export interface FrontOptions {
 }
 
 /** Inside a uWS handler the response is corked already: write it out directly. */
-function write(res: HttpResponse, a: Answer, head: boolean, close = false): void {
+function write(res: HttpResponse, a: Answer, head: boolean): void {
   res.writeStatus(statusText(a.status));
   for (const [k, v] of a.headers) res.writeHeader(k, v);
-  if (head) res.endWithoutBody(Buffer.byteLength(a.body), close);
-  else res.end(a.body, close);
+  if (head) endHead(res, Buffer.byteLength(a.body));
+  else res.end(a.body);
+}
+
+/**
+ * Ends the answer to a HEAD: the length the body would have, and no body.
+ * Not endWithoutBody(length): this uWS takes that length as a body still to
+ * come, so the answer never ends and the connection's next request waits
+ * for ever (and pipelined ones with it).
+ */
+function endHead(res: HttpResponse, length: number): void {
+  res.writeHeader('Content-Length', String(length)).endWithoutBody();
 }
 
 const NOTHING = (): void => undefined;
@@ -125,7 +135,10 @@ export function createFront(o: FrontOptions): AdoptingApp {
       const q = req.getQuery();
       // The hot path of redirect mode: no header loop, no closure, bytes where they can be made once.
       const [location, body] = q ? withQuery(d.location, q) : redirectBytes(d);
-      res.writeStatus(REDIRECT_STATUS).writeHeader(LOCATION, location).writeHeader(TEXT_PLAIN_NAME, TEXT_PLAIN_VALUE).end(body);
+      res.writeStatus(REDIRECT_STATUS).writeHeader(LOCATION, location).writeHeader(TEXT_PLAIN_NAME, TEXT_PLAIN_VALUE);
+      // A HEAD gets the head alone: body bytes after it would be read as the start of the next answer.
+      if (method === 'HEAD') endHead(res, Buffer.byteLength(body));
+      else res.end(body);
       // Routing and writing the answer, in µs (the network is the client's to measure).
       o.latency?.record('redirect_us', (performance.now() - t0) * 1000);
       return;
