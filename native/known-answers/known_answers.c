@@ -301,9 +301,13 @@ static known_t *ask(server_t *s, int is_head, const char *t, size_t tlen, known_
   napi_create_string_latin1(env, t, tlen, &argv[1]);
   napi_status st = napi_call_function(env, recv, fn, 2, argv, &r);
   if (st == napi_pending_exception) {
+    /*
+     * JavaScript answers this request then, through the door, where the same
+     * error (if it is one) is reported as any other; a thread being
+     * terminated lands here too, and must not be told of it again.
+     */
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);
-    napi_fatal_exception(env, err);
     goto done;
   }
   bool arr = false;
