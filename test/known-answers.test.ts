@@ -9,7 +9,7 @@
  * JavaScript; a deleted mount stops being redirected at once; a client that
  * pipelines thousands of requests without reading gets every answer once
  * it reads; native answers count in radioai_redirects_total; an idle
- * connection is let go.
+ * connection, or one whose head trickles in, is let go.
  */
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
@@ -205,6 +205,23 @@ describe('redirects answered natively', () => {
     const t0 = Date.now();
     await waitFor(() => idle.closed, 20_000, 'the idle connection to be closed');
     assert.ok(Date.now() - t0 >= 8000, `closed after ${Date.now() - t0} ms, not before it was idle`);
+  });
+
+  it('lets go a head that trickles in, however steadily its bytes come', async () => {
+    const c = open();
+    await c.send(get(MOUNT));
+    assert.equal((await c.answers(1))[0]!.status, 302);
+    const t0 = Date.now();
+    // One byte every second of a head that never ends: the 10 s run from its first byte.
+    let i = 0;
+    const drip = setInterval(() => void c.send('GET /known.mp3 HTTP/1.1\r\nX-Slow: '.charAt(i++) || 'a'), 1000);
+    try {
+      await waitFor(() => c.closed, 20_000, 'the trickling connection to be closed');
+    } finally {
+      clearInterval(drip);
+    }
+    const ms = Date.now() - t0;
+    assert.ok(ms >= 8000 && ms < 15_000, `closed ${ms} ms after the head began`);
   });
 
   it('stops redirecting a deleted mount at once, on a connection it answered before', async () => {

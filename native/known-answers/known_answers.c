@@ -26,12 +26,13 @@
  * target not known yet is asked of decide(isHead, target), which returns
  * null or [head, body, keep]: the status line and headers up to (not
  * including) Date, the body, and whether the answer may be kept for the
- * snapshot. Anything else, or a head not whole within IDLE_MS, leaves this
- * code: handoff(fd, unsent, unread) gives the descriptor to JavaScript with
- * the answers not yet sent and the bytes read and not answered, and
- * JavaScript serves the rest of the connection. A connection that closes
- * (or stays idle IDLE_MS, as uWebSockets.js lets HTTP connections) is
- * reported by closed().
+ * snapshot. Anything else leaves this code: handoff(fd, unsent, unread)
+ * gives the descriptor to JavaScript with the answers not yet sent and the
+ * bytes read and not answered, and JavaScript serves the rest of the
+ * connection. A connection that closes, stays idle IDLE_MS (as
+ * uWebSockets.js lets HTTP connections) or has not completed a head
+ * IDLE_MS after its first byte, however slowly the rest trickles in, is
+ * closed and reported by closed().
  *
  * Answers for pipelined requests go out in order in one send. A client
  * that does not read its answers is not read from until it has: at most
@@ -75,6 +76,7 @@ typedef struct conn {
   server_t *srv;
   struct conn *prev, *next;
   uint64_t active_ms;
+  uint64_t head_since_ms; /* when the partial head in `in` began; 0 when none */
   char *in;          /* bytes read and not answered yet (a partial head, or requests held back) */
   size_t in_len;
   char *out;         /* answers the socket has not taken yet */
@@ -389,8 +391,11 @@ static void keep_in(conn_t *c, const char *p, size_t n) {
     free(c->in);
     c->in = NULL;
     c->in_len = 0;
+    c->head_since_ms = 0;
     return;
   }
+  /* A head that trickles in keeps its first byte's time: bytes that keep coming do not make it young. */
+  if (!c->head_since_ms) c->head_since_ms = uv_now(c->poll.loop);
   char *m = malloc(n);
   if (!m) {
     close_conn(c, 1);
@@ -544,7 +549,7 @@ static void on_sweep(uv_timer_t *t) {
   uint64_t now = uv_now(t->loop);
   for (conn_t *c = s->conns, *next; c; c = next) {
     next = c->next;
-    if (now - c->active_ms >= IDLE_MS) close_conn(c, 1);
+    if (now - c->active_ms >= IDLE_MS || (c->head_since_ms && now - c->head_since_ms >= IDLE_MS)) close_conn(c, 1);
   }
 }
 
