@@ -9,7 +9,8 @@
  * JavaScript; a deleted mount stops being redirected at once; a client that
  * pipelines thousands of requests without reading gets every answer once
  * it reads; native answers count in radioai_redirects_total; an idle
- * connection, or one whose head trickles in, is let go.
+ * connection, or one whose head trickles in, is let go, and so is every
+ * connection when the watchdog ends a wedged worker.
  */
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
@@ -106,7 +107,7 @@ describe('redirects answered natively', () => {
     metricsPort = await freePort('127.0.0.36');
     r = await startRadiod({
       name: 'r', host: '127.0.0.36', etcd: etcd.url, leaseTtl: 3, workers: 1, metricsAddr: `127.0.0.36:${metricsPort}`,
-      extraArgs: ['--enable-icecast-proxy', 'false', '--access-log', ''],
+      extraArgs: ['--enable-icecast-proxy', 'false', '--access-log', ''], env: { RADIOAI_FAULTS: '1' },
     });
     const creds = await createMount(etcd.url, ['create-mount', MOUNT]);
     source = new KeepSource(() => ffmpegMp3Source(icecastUrl(creds.username, creds.password, m.host, m.icecastPort, MOUNT)));
@@ -222,6 +223,25 @@ describe('redirects answered natively', () => {
     }
     const ms = Date.now() - t0;
     assert.ok(ms >= 8000 && ms < 15_000, `closed ${ms} ms after the head began`);
+  });
+
+  it('lets its connections go when the watchdog ends a wedged worker, and the process lives on', async () => {
+    const held = [open(), open(), open()];
+    for (const c of held) {
+      await c.send(get(MOUNT));
+      assert.equal((await c.answers(1))[0]!.status, 302);
+    }
+    const pid = r.proc.pid;
+    // The only worker spins inside a request until the watchdog terminates it (4 s without a heartbeat).
+    void httpGet(`http://${r.host}:${r.httpPort}/debug/fault/wedge`, 2000).catch(() => undefined);
+    // Well before they would be idle for 10 s: it is the worker's end that closes them.
+    await waitFor(() => held.every((c) => c.closed), 9000, 'the held connections to be closed with their worker');
+    await waitFor(async () => (await httpGet(`http://${r.host}:${r.httpPort}${MOUNT}`).catch(() => ({ status: 0 }))).status === 302, 20_000, 'a new worker to redirect');
+    assert.equal(r.proc.pid, pid);
+    assert.ok(process.kill(pid, 0), 'radiod lives on');
+    const fresh = open();
+    await fresh.send(get(MOUNT) + get(MOUNT));
+    assert.deepEqual((await fresh.answers(2)).map((a) => a.status), [302, 302]);
   });
 
   it('stops redirecting a deleted mount at once, on a connection it answered before', async () => {
