@@ -70,7 +70,7 @@ class KeptAlive {
         this.#buf = this.#buf.subarray(end + 4 + len);
       }
       return true;
-    }, timeoutMs, `${n} answers (${out.length} so far)`, 10);
+    }, timeoutMs, `${n} answers`, 10);
     return out;
   }
 
@@ -173,6 +173,47 @@ describe('redirects answered natively', () => {
     await unknown.send(get(MOUNT) + get('/no-such.mp3'));
     const [, missing] = await unknown.answers(2);
     assert.equal(missing!.status, 404);
+  });
+
+  it('answers a head that comes in many small pieces, and one whose lines end in a bare LF', async () => {
+    const c = open();
+    await c.send(get(MOUNT));
+    assert.equal((await c.answers(1))[0]!.status, 302);
+    // Forty pieces 10 ms apart: past the pieces native code reads itself, JavaScript finishes the head.
+    const whole = get(`${MOUNT}?pieces=40`);
+    const step = Math.ceil(whole.length / 40);
+    for (let i = 0; i < whole.length; i += step) {
+      await c.send(whole.slice(i, i + step));
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    const [pieces] = await c.answers(1);
+    assert.equal(pieces!.status, 302);
+    assert.equal(pieces!.headers.get('location'), `${location}?pieces=40`);
+
+    const lf = open();
+    await lf.send(get(MOUNT));
+    assert.equal((await lf.answers(1))[0]!.status, 302);
+    await lf.send(`GET ${MOUNT} HTTP/1.1\nHost: radio.test\n\n`);
+    const [bare] = await lf.answers(1, [], 5000);
+    assert.ok(bare!.status === 302 || bare!.status === 400, `a bare-LF head is answered (${bare!.status}), not left waiting`);
+  });
+
+  it('keeps a connection whose reads keep ending in the middle of a request', async () => {
+    const c = open();
+    const whole = get(MOUNT);
+    const [first, rest] = [whole.slice(0, 25), whole.slice(25)];
+    // The first request whole (the front door gives native code only a connection whose first head is whole).
+    await c.send(whole + first);
+    assert.equal((await c.answers(1))[0]!.status, 302);
+    // 12 s of requests that each arrive split, the next one's start with the last one's end.
+    for (let i = 0; i < 24; i++) {
+      await new Promise((res) => setTimeout(res, 500));
+      await c.send(rest + first);
+      assert.equal((await c.answers(1))[0]!.status, 302, `request ${i + 1}`);
+    }
+    await c.send(rest);
+    assert.equal((await c.answers(1))[0]!.status, 302);
+    assert.equal(c.closed, false, 'still open after 12 s of split requests');
   });
 
   it('answers every one of thousands of pipelined requests, in order, once the client reads', async () => {

@@ -26,10 +26,12 @@
  * target not known yet is asked of decide(isHead, target), which returns
  * null or [head, body, keep]: the status line and headers up to (not
  * including) Date, the body, and whether the answer may be kept for the
- * snapshot. Anything else leaves this code: handoff(fd, unsent, unread)
- * gives the descriptor to JavaScript with the answers not yet sent and the
- * bytes read and not answered, and JavaScript serves the rest of the
- * connection. A connection that closes, stays idle IDLE_MS (as
+ * snapshot. Anything else leaves this code: handoff(fd, unsent, unread,
+ * headAgeMs) gives the descriptor to JavaScript with the answers not yet
+ * sent, the bytes read and not answered and how long ago the head they
+ * start began, and JavaScript serves the rest of the connection (returning
+ * true; otherwise the descriptor is closed here). A head that comes in more
+ * than MAX_HEAD_READS pieces goes to JavaScript too. A connection that closes, stays idle IDLE_MS (as
  * uWebSockets.js lets HTTP connections) or has not completed a head
  * IDLE_MS after its first byte, however slowly the rest trickles in, is
  * closed and reported by closed().
@@ -56,6 +58,7 @@
 #define MAX_KNOWN 64            /* targets remembered per snapshot */
 #define IDLE_MS 10000           /* an idle connection, or a head not whole, is let go */
 #define SWEEP_MS 1000
+#define MAX_HEAD_READS 16       /* a head in more pieces goes to JavaScript: each piece here re-reads the head */
 
 typedef struct known {
   char *target;
@@ -77,6 +80,7 @@ typedef struct conn {
   struct conn *prev, *next;
   uint64_t active_ms;
   uint64_t head_since_ms; /* when the partial head in `in` began; 0 when none */
+  unsigned head_reads;    /* reads that added to that partial head */
   char *in;          /* bytes read and not answered yet (a partial head, or requests held back) */
   size_t in_len;
   char *out;         /* answers the socket has not taken yet */
@@ -136,16 +140,21 @@ static void refresh_date(server_t *s) {
   s->date_len = strftime(s->date, sizeof s->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
 }
 
-static void call_js(server_t *s, napi_ref fn, size_t argc, napi_value *argv) {
+/* Calls a JavaScript callback; true when it ran and returned true. */
+static int call_js(server_t *s, napi_ref fn, size_t argc, napi_value *argv) {
   napi_value cb, result, resource;
-  if (napi_get_reference_value(s->env, fn, &cb) != napi_ok || !cb) return;
+  if (!fn || napi_get_reference_value(s->env, fn, &cb) != napi_ok || !cb) return 0;
   /* napi_make_callback wants an object for `this`: the async resource. */
-  if (napi_get_reference_value(s->env, s->resource, &resource) != napi_ok || !resource) return;
-  if (napi_make_callback(s->env, s->async, resource, cb, argc, argv, &result) == napi_pending_exception) {
+  if (napi_get_reference_value(s->env, s->resource, &resource) != napi_ok || !resource) return 0;
+  napi_status st = napi_make_callback(s->env, s->async, resource, cb, argc, argv, &result);
+  if (st == napi_pending_exception) {
     napi_value err;
     napi_get_and_clear_last_exception(s->env, &err);
     napi_fatal_exception(s->env, err);
+    return 0;
   }
+  bool yes = false;
+  return st == napi_ok && napi_get_value_bool(s->env, result, &yes) == napi_ok && yes;
 }
 
 static void on_conn_closed(uv_handle_t *h) {
@@ -192,11 +201,12 @@ static napi_value buffer_of(napi_env env, const char *p, size_t n) {
   return v;
 }
 
-/* Gives the connection to JavaScript with what it has not answered. */
+/* Gives the connection to JavaScript with what it has not answered, and how old its unfinished head is. */
 static void hand_off(conn_t *c, const char *unsent, size_t ulen, const char *unread, size_t rlen) {
   if (c->closing) return;
   server_t *s = c->srv;
   int fd = c->fd;
+  double head_age = c->head_since_ms ? (double)(uv_now(c->poll.loop) - c->head_since_ms) : 0;
   c->closing = 1;
   unlink_conn(c);
   uv_poll_stop(&c->poll);
@@ -204,16 +214,28 @@ static void hand_off(conn_t *c, const char *unsent, size_t ulen, const char *unr
   uv_close((uv_handle_t *)&c->poll, on_conn_closed);
   c->fd = -1;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(s->env, &scope) != napi_ok) {
-    close(fd);
-    return;
+  int taken = 0;
+  if (napi_open_handle_scope(s->env, &scope) == napi_ok) {
+    napi_value argv[4];
+    napi_create_int32(s->env, fd, &argv[0]);
+    argv[1] = buffer_of(s->env, unsent, ulen);
+    argv[2] = buffer_of(s->env, unread, rlen);
+    napi_create_double(s->env, head_age, &argv[3]);
+    taken = call_js(s, s->handoff, 4, argv);
+    napi_close_handle_scope(s->env, scope);
   }
-  napi_value argv[3];
-  napi_create_int32(s->env, fd, &argv[0]);
-  argv[1] = buffer_of(s->env, unsent, ulen);
-  argv[2] = buffer_of(s->env, unread, rlen);
-  call_js(s, s->handoff, 3, argv);
-  napi_close_handle_scope(s->env, scope);
+  if (!taken) {
+    /*
+     * JavaScript did not take the descriptor (it cannot run: a thread being
+     * torn down; or making the socket failed): the connection ends here, and
+     * is reported when JavaScript can hear it.
+     */
+    close(fd);
+    if (!s->closing && napi_open_handle_scope(s->env, &scope) == napi_ok) {
+      call_js(s, s->closed, 0, NULL);
+      napi_close_handle_scope(s->env, scope);
+    }
+  }
 }
 
 static int is_tchar(unsigned char ch) {
@@ -230,7 +252,12 @@ static int name_is(const char *p, size_t n, const char *want) {
  * -1 when JavaScript must answer it.
  */
 static int parse(const char *p, size_t len, size_t *head_len, int *is_head, const char **target, size_t *tlen) {
-  const char *end = memmem(p, len < HEAD_MAX ? len : HEAD_MAX, "\r\n\r\n", 4);
+  size_t span = len < HEAD_MAX ? len : HEAD_MAX;
+  const char *end = memmem(p, span, "\r\n\r\n", 4);
+  /* A line that ends in a bare LF: JavaScript answers such heads (or refuses them) at once. */
+  const char *stop = end ? end + 4 : p + span;
+  for (const char *lf = memchr(p, '\n', (size_t)(stop - p)); lf; lf = memchr(lf + 1, '\n', (size_t)(stop - lf - 1)))
+    if (lf == p || lf[-1] != '\r') return -1;
   if (!end) return len >= HEAD_MAX ? -1 : 0;
   *head_len = (size_t)(end - p) + 4;
   const char *q;
@@ -386,16 +413,26 @@ static int send_scratch(conn_t *c, size_t n) {
 
 static void on_io(uv_poll_t *h, int status, int events);
 
-static void keep_in(conn_t *c, const char *p, size_t n) {
+/*
+ * Keeps p[0..n) for later: whole requests held back (`partial` 0), or the
+ * start of a head (`partial` 1), which keeps the time of its first byte
+ * however many bytes follow; `fresh` says that head began in this read.
+ */
+static void keep_in(conn_t *c, const char *p, size_t n, int partial, int fresh) {
+  if (!partial || n == 0 || fresh) {
+    c->head_since_ms = 0;
+    c->head_reads = 0;
+  }
   if (n == 0) {
     free(c->in);
     c->in = NULL;
     c->in_len = 0;
-    c->head_since_ms = 0;
     return;
   }
-  /* A head that trickles in keeps its first byte's time: bytes that keep coming do not make it young. */
-  if (!c->head_since_ms) c->head_since_ms = uv_now(c->poll.loop);
+  if (partial) {
+    if (!c->head_since_ms) c->head_since_ms = uv_now(c->poll.loop);
+    c->head_reads++;
+  }
   char *m = malloc(n);
   if (!m) {
     close_conn(c, 1);
@@ -440,13 +477,16 @@ static void answer(conn_t *c, const char *p, size_t len) {
       known_t tmp = { 0 };
       int keep = 0;
       if (r == 1 && !k) {
+        int32_t seq0 = __atomic_load_n(&s->seq[0], __ATOMIC_SEQ_CST);
         k = ask(s, is_head, t, tlen, &tmp, &keep);
-        if (c->closing) {
+        if (c->closing || s->closing) {
           free(tmp.target);
+          if (!c->closing) close_conn(c, 0);
           return;
         }
-        if (k && keep) {
-          check_seq(s); /* the decision read the snapshot: kept under the sequence it saw */
+        /* Kept only when the snapshot did not move while it was decided, under the sequence it saw. */
+        if (k && keep && __atomic_load_n(&s->seq[0], __ATOMIC_SEQ_CST) == seq0) {
+          check_seq(s);
           if (s->nknown < MAX_KNOWN) {
             s->known[s->nknown] = tmp;
             k = &s->known[s->nknown++];
@@ -482,19 +522,19 @@ static void answer(conn_t *c, const char *p, size_t len) {
     }
     if (c->out) {
       /* Not read from again until the client has taken its answers. */
-      keep_in(c, p + pos, len - pos);
+      keep_in(c, p + pos, len - pos, 0, 0);
       if (!c->closing) uv_poll_start(&c->poll, UV_WRITABLE, on_io);
       return;
     }
     if (stop == MORE) break;
     t0 = now_ns();
   }
-  if (len - pos >= HEAD_MAX) {
-    /* Too long to be a head this code answers: JavaScript says why. */
+  if (len > pos && c->head_reads >= MAX_HEAD_READS && pos == 0) {
+    /* A head that comes a few bytes at a time: the door reads those as they come, at no cost per piece. */
     hand_off(c, NULL, 0, p + pos, len - pos);
     return;
   }
-  keep_in(c, p + pos, len - pos);
+  keep_in(c, p + pos, len - pos, 1, pos > 0);
 }
 
 static void on_io(uv_poll_t *h, int status, int events) {
@@ -683,9 +723,14 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   if (!find_known(s, t, tlen)) {
     known_t tmp = { 0 };
     int keep = 0;
+    int32_t seq0 = __atomic_load_n(&s->seq[0], __ATOMIC_SEQ_CST);
     known_t *k = ask(s, is_head, t, tlen, &tmp, &keep);
-    if (!k) return result;
-    check_seq(s);
+    if (!k || s->closing) {
+      free(tmp.target);
+      return result;
+    }
+    if (keep && __atomic_load_n(&s->seq[0], __ATOMIC_SEQ_CST) == seq0) check_seq(s);
+    else keep = 0;
     if (keep && s->nknown < MAX_KNOWN) s->known[s->nknown++] = tmp;
     else free(tmp.target);
   }

@@ -30,7 +30,6 @@
  * node:tls decrypts. Its TLS context can be replaced at any time
  * (setSecureContext); connections keep the one they started with.
  */
-import { closeSync } from 'node:fs';
 import { Socket, createServer, type Server } from 'node:net';
 import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
 import type { TemplatedApp } from 'uWebSockets.js';
@@ -130,7 +129,7 @@ export class FrontDoor {
     const known = this.#o.knownAnswers ? KnownAnswers.create({
       reader: this.#o.reader, stats: this.#o.knownAnswers.stats, port: door,
       // A connection the addon gives back stays counted: it is the door's from here, and its close uncounts it.
-      handoff: (fd, unsent, unread) => this.#resume(fd, unsent, unread, door, count),
+      handoff: (fd, unsent, unread, headAgeMs) => this.#resume(fd, unsent, unread, headAgeMs, door, count),
       closed: () => {
         count.open = Math.max(0, count.open - 1);
       },
@@ -216,16 +215,16 @@ export class FrontDoor {
 
   /**
    * A connection native code gave back: its answers not yet sent go first,
-   * and the door reads the bytes already read as if they had just come.
+   * and the door reads the bytes already read as if they had just come,
+   * by the deadline of the head they start. False when no socket could be
+   * made of it.
    */
-  #resume(fd: number, unsent: Buffer, unread: Buffer, door: DoorPort, count: PortCount): void {
+  #resume(fd: number, unsent: Buffer, unread: Buffer, headAgeMs: number, door: DoorPort, count: PortCount): boolean {
     let sock: Socket;
     try {
       sock = new Socket({ fd, readable: true, writable: true, allowHalfOpen: false });
     } catch {
-      closeSync(fd);
-      count.open = Math.max(0, count.open - 1);
-      return;
+      return false; // the addon closes the descriptor and reports the connection closed
     }
     sock.setNoDelay(true);
     sock.on('error', () => undefined);
@@ -235,7 +234,9 @@ export class FrontDoor {
     if (unsent.length > 0) sock.write(unsent);
     sock.pause();
     if (unread.length > 0) sock.unshift(unread);
-    this.#o.door.accept(sock, door, performance.now() + DOOR_LIMITS.headerTimeoutMs);
+    // A head that began in native code keeps its deadline: a trickle gains no time by the move.
+    this.#o.door.accept(sock, door, performance.now() + DOOR_LIMITS.headerTimeoutMs - headAgeMs);
+    return true;
   }
 
   /**

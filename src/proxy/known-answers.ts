@@ -24,6 +24,7 @@ import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { S, type WorkerStats } from '../ipc/worker-stats.ts';
 import { REPLIES, TEXT_PLAIN, replyText, statusText } from './answers.ts';
 import type { DoorPort } from './icecast-door.ts';
+import { guardThreadTeardown } from './conn-peek.ts';
 
 /** [status line and headers up to Date, body, whether it holds until the snapshot changes]. */
 export type KnownAnswer = [Buffer, Buffer, boolean];
@@ -32,7 +33,7 @@ interface Addon {
   create(
     seq: Int32Array, seqIndex: number, stats: Int32Array, statsIndex: number,
     decide: (head: boolean, target: string) => KnownAnswer | null,
-    handoff: (fd: number, unsent: Buffer, unread: Buffer) => void,
+    handoff: (fd: number, unsent: Buffer, unread: Buffer, headAgeMs: number) => boolean,
     closed: () => void,
   ): object;
   take(server: object, fd: number, peeked: Uint8Array): boolean;
@@ -79,8 +80,13 @@ export interface KnownAnswersOptions {
   reader: SnapshotReader;
   stats: WorkerStats;
   port: DoorPort;
-  /** A connection the addon gave back: its descriptor, answers not yet sent, bytes read and not answered. */
-  handoff: (fd: number, unsent: Buffer, unread: Buffer) => void;
+  /**
+   * A connection the addon gives back: its descriptor, answers not yet
+   * sent, bytes read and not answered, and how long ago the head those
+   * start began (0: none). True once JavaScript owns the descriptor;
+   * otherwise the addon closes it and reports it closed.
+   */
+  handoff: (fd: number, unsent: Buffer, unread: Buffer, headAgeMs: number) => boolean;
   /** A connection the addon held has closed. */
   closed: () => void;
 }
@@ -93,7 +99,11 @@ export class KnownAnswers {
   /** An answerer, or null when redirects go through uWS here. */
   static create(o: KnownAnswersOptions): KnownAnswers | null {
     const a = load();
-    return a ? new KnownAnswers(a, o) : null;
+    if (!a) return null;
+    // conn-peek's teardown hook closes every poll handle left on the loop; registered first, it runs
+    // after this addon's own (hooks run last-registered first), which has closed its handles by then.
+    guardThreadTeardown();
+    return new KnownAnswers(a, o);
   }
 
   private constructor(a: Addon, o: KnownAnswersOptions) {
