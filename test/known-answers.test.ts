@@ -1,22 +1,25 @@
 /**
  * Redirects answered by native code on kept-alive connections
  * (native/known-answers), on a redirect-mode node without a listener log
- * (127.0.0.36) beside a master with a live MP3 mount (127.0.0.35): every
+ * (127.0.0.36, listener log on) beside a master with a live MP3 mount (127.0.0.35): every
  * request on a connection gets its own answer, in order, whether it comes
  * alone, pipelined, split over two writes or with a query; HEAD gets a head
  * only; a request native code does not answer (the status page, an unknown
  * mount, a malformed header) is answered on the same connection by
  * JavaScript; a deleted mount stops being redirected at once; a client that
  * pipelines thousands of requests without reading gets every answer once
- * it reads; native answers count in radioai_redirects_total; an idle
+ * it reads; each answer is a line of the listener log; native answers
+ * count in radioai_redirects_total; an idle
  * connection, or one whose head trickles in, is let go, and so is every
  * connection when the watchdog ends a wedged worker.
  */
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, waitFor } from '../harness/net.ts';
-import { createMount, httpGet, radioctl, startEtcd, startRadiod, type Etcd, type Radiod } from '../harness/components.ts';
+import { createMount, httpGet, radioctl, startEtcd, startRadiod, tempDir, type Etcd, type Radiod } from '../harness/components.ts';
 import { KeepSource, ffmpegMp3Source, icecastUrl } from '../harness/stream.ts';
 
 const MOUNT = '/known.mp3';
@@ -34,8 +37,8 @@ class KeptAlive {
   closed = false;
   readonly #ready: Promise<void>;
 
-  constructor(host: string, port: number) {
-    this.sock = connect(port, host);
+  constructor(host: string, port: number, localAddress?: string) {
+    this.sock = connect({ port, host, ...(localAddress ? { localAddress } : {}) });
     this.sock.on('data', (d: Buffer) => {
       this.#buf = Buffer.concat([this.#buf, d]);
     });
@@ -93,6 +96,8 @@ describe('redirects answered natively', () => {
   let source: KeepSource;
   let metricsPort: number;
   let location = '';
+  const logFile = join(tempDir('known-log'), 'access.log');
+  const logLines = (): string[] => (existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter((l) => l !== '') : []);
   const clients: KeptAlive[] = [];
   const open = (): KeptAlive => {
     const c = new KeptAlive(r.host, r.httpPort);
@@ -107,7 +112,7 @@ describe('redirects answered natively', () => {
     metricsPort = await freePort('127.0.0.36');
     r = await startRadiod({
       name: 'r', host: '127.0.0.36', etcd: etcd.url, leaseTtl: 3, workers: 1, metricsAddr: `127.0.0.36:${metricsPort}`,
-      extraArgs: ['--enable-icecast-proxy', 'false', '--access-log', ''], env: { RADIOAI_FAULTS: '1' },
+      extraArgs: ['--enable-icecast-proxy', 'false'], env: { RADIOAI_FAULTS: '1', ACCESS_LOG: logFile, TRUSTED_PROXIES: '127.0.0.37' },
     });
     const creds = await createMount(etcd.url, ['create-mount', MOUNT]);
     source = new KeepSource(() => ffmpegMp3Source(icecastUrl(creds.username, creds.password, m.host, m.icecastPort, MOUNT)));
@@ -226,6 +231,23 @@ describe('redirects answered natively', () => {
     const all = await c.answers(n, [], 30_000);
     assert.equal(all.filter((a) => a.status === 302 && a.headers.get('location') === location).length, n);
     assert.equal(c.closed, false);
+  });
+
+  it('writes a line per answer to the listener log, X-Forwarded-For believed only from a trusted proxy', async () => {
+    const proxy = new KeptAlive(r.host, r.httpPort, '127.0.0.37');
+    const other = new KeptAlive(r.host, r.httpPort, '127.0.0.38');
+    clients.push(proxy, other);
+    await proxy.send(get(`${MOUNT}?via=proxy`, 'X-Forwarded-For: 203.0.113.9\r\nReferer: http://example.test/player\r\n') + `HEAD ${MOUNT} HTTP/1.1\r\nHost: x\r\nUser-Agent: headcheck\r\n\r\n`);
+    await proxy.answers(2, [1]);
+    await other.send(get(`${MOUNT}?via=other`, 'X-Forwarded-For: 198.51.100.7\r\n'));
+    await other.answers(1);
+    const viaProxy = await waitFor(() => logLines().find((l) => l.includes('?via=proxy')), 10_000, 'the proxied request in the log');
+    assert.match(viaProxy, new RegExp(`^203\\.0\\.113\\.9 r - \\[[^\\]]+\\] "GET ${MOUNT.replace('.', '\\.')}\\?via=proxy HTTP/1\\.1" 302 0 "http://example\\.test/player" "test" 0$`));
+    const head = await waitFor(() => logLines().find((l) => l.includes('"headcheck"')), 10_000, 'the HEAD in the log');
+    assert.match(head, /^203\.0\.113\.9 |^127\.0\.0\.37 /);
+    assert.match(head, /"HEAD \/known\.mp3 HTTP\/1\.1" 302 0 "-" "headcheck" 0$/);
+    const viaOther = await waitFor(() => logLines().find((l) => l.includes('?via=other')), 10_000, 'the untrusted request in the log');
+    assert.match(viaOther, /^127\.0\.0\.38 /, 'X-Forwarded-For from an untrusted peer is not believed');
   });
 
   it('counts its answers in radioai_redirects_total', async () => {

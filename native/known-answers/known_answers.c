@@ -36,6 +36,11 @@
  * IDLE_MS after its first byte, however slowly the rest trickles in, is
  * closed and reported by closed().
  *
+ * With `logging`, each answer is also kept as a record for the listener
+ * log (time, method, the peer take() was given, target, Referer,
+ * User-Agent, X-Forwarded-For), which drainLog() hands to JavaScript to
+ * format, at most LOG_MAX_RECORDS between two calls (more are counted).
+ *
  * Answers for pipelined requests go out in order in one send. A client
  * that does not read its answers is not read from until it has: at most
  * one scratch buffer of answers waits per connection.
@@ -58,6 +63,8 @@
 #define MAX_KNOWN 64            /* targets remembered per snapshot */
 #define IDLE_MS 10000           /* an idle connection, or a head not whole, is let go */
 #define SWEEP_MS 1000
+#define LOG_TEXT_MAX 512        /* longest referer, user agent, forwarded-for or target kept for the log */
+#define LOG_MAX_RECORDS 20000   /* records kept between two drainLog() calls; more are counted as dropped */
 #define MAX_HEAD_READS 16       /* a head in more pieces goes to JavaScript: each piece here re-reads the head */
 
 typedef struct known {
@@ -81,6 +88,8 @@ typedef struct conn {
   uint64_t active_ms;
   uint64_t head_since_ms; /* when the partial head in `in` began; 0 when none */
   unsigned head_reads;    /* reads that added to that partial head */
+  char peer[64];     /* the client's address as JavaScript gave it, for the listener log */
+  uint8_t peer_len;
   char *in;          /* bytes read and not answered yet (a partial head, or requests held back) */
   size_t in_len;
   char *out;         /* answers the socket has not taken yet */
@@ -105,6 +114,10 @@ struct server {
   int live;          /* handles not closed yet: the timer and each connection's poll */
   uint64_t answers;  /* since drain() */
   uint64_t answer_ns;
+  int logging;       /* records for the listener log are kept */
+  char *log;
+  size_t log_len, log_cap;
+  uint32_t log_count, log_dropped;
   time_t date_sec;
   char date[64];
   size_t date_len;
@@ -120,6 +133,7 @@ static uint64_t now_ns(void) {
 
 static void maybe_free_server(server_t *s) {
   if (s->closing && s->live == 0) {
+    free(s->log);
     for (int i = 0; i < s->nknown; i++) free(s->known[i].target);
     free(s);
   }
@@ -251,7 +265,15 @@ static int name_is(const char *p, size_t n, const char *want) {
  * *head_len, *is_head, *target and *tlen are set), 0 when more must come,
  * -1 when JavaScript must answer it.
  */
-static int parse(const char *p, size_t len, size_t *head_len, int *is_head, const char **target, size_t *tlen) {
+/* What the listener log keeps of a request's headers: Referer, User-Agent, X-Forwarded-For (the first of each). */
+typedef struct {
+  const char *v[3];
+  size_t n[3];
+} spans_t;
+
+static const char *const LOGGED[3] = { "referer", "user-agent", "x-forwarded-for" };
+
+static int parse(const char *p, size_t len, size_t *head_len, int *is_head, const char **target, size_t *tlen, spans_t *sp) {
   size_t span = len < HEAD_MAX ? len : HEAD_MAX;
   const char *end = memmem(p, span, "\r\n\r\n", 4);
   /* A line that ends in a bare LF: JavaScript answers such heads (or refuses them) at once. */
@@ -293,6 +315,12 @@ static int parse(const char *p, size_t len, size_t *head_len, int *is_head, cons
     if (name_is(line, nlen, "content-length") || name_is(line, nlen, "transfer-encoding") ||
         name_is(line, nlen, "upgrade") || name_is(line, nlen, "expect")) return -1;
     if (name_is(line, nlen, "connection") && !(ve - v == 10 && strncasecmp(v, "keep-alive", 10) == 0)) return -1;
+    if (sp)
+      for (int i = 0; i < 3; i++)
+        if (!sp->v[i] && name_is(line, nlen, LOGGED[i])) {
+          sp->v[i] = v;
+          sp->n[i] = (size_t)(ve - v);
+        }
     line = eol + 2;
   }
   return 1;
@@ -444,6 +472,48 @@ static void keep_in(conn_t *c, const char *p, size_t n, int partial, int fresh) 
   c->in_len = n;
 }
 
+static int log_put(server_t *s, const char *p, size_t n) {
+  if (n > LOG_TEXT_MAX) n = LOG_TEXT_MAX;
+  if (s->log_len + 2 + n > s->log_cap) {
+    size_t cap = s->log_cap ? s->log_cap * 2 : 65536;
+    while (cap < s->log_len + 2 + n) cap *= 2;
+    char *m = realloc(s->log, cap);
+    if (!m) return 0;
+    s->log = m;
+    s->log_cap = cap;
+  }
+  s->log[s->log_len++] = (char)(n >> 8);
+  s->log[s->log_len++] = (char)(n & 0xff);
+  if (n) memcpy(s->log + s->log_len, p, n);
+  s->log_len += n;
+  return 1;
+}
+
+/*
+ * One answered request for the listener log, which JavaScript formats:
+ * when (Unix ms, as text), HEAD or GET, the peer, the target and the three
+ * headers, each as a 16-bit length and its bytes.
+ */
+static void log_record(server_t *s, conn_t *c, int is_head, const char *t, size_t tlen, const spans_t *sp) {
+  if (s->log_count >= LOG_MAX_RECORDS) {
+    s->log_dropped++;
+    return;
+  }
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  char when[32];
+  int wl = snprintf(when, sizeof when, "%lld", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+  size_t mark = s->log_len;
+  if (log_put(s, when, (size_t)wl) && log_put(s, is_head ? "HEAD" : "GET", is_head ? 4 : 3) &&
+      log_put(s, c->peer, c->peer_len) && log_put(s, t, tlen) &&
+      log_put(s, sp->v[0], sp->n[0]) && log_put(s, sp->v[1], sp->n[1]) && log_put(s, sp->v[2], sp->n[2])) {
+    s->log_count++;
+    return;
+  }
+  s->log_len = mark;
+  s->log_dropped++;
+}
+
 /* Adds answers to the counters (the worker's shared redirect count, and drain()'s). */
 static void count_answers(server_t *s, uint64_t answered, uint64_t t0) {
   if (!answered) return;
@@ -471,7 +541,8 @@ static void answer(conn_t *c, const char *p, size_t len) {
       size_t head_len = 0, tlen = 0;
       int is_head = 0;
       const char *t = NULL;
-      int r = pos < len ? parse(p + pos, len - pos, &head_len, &is_head, &t, &tlen) : 0;
+      spans_t sp = { { NULL, NULL, NULL }, { 0, 0, 0 } };
+      int r = pos < len ? parse(p + pos, len - pos, &head_len, &is_head, &t, &tlen, s->logging ? &sp : NULL) : 0;
       if (r == 0) break;
       known_t *k = r == 1 ? find_known(s, t, tlen) : NULL;
       known_t tmp = { 0 };
@@ -503,6 +574,7 @@ static void answer(conn_t *c, const char *p, size_t len) {
       }
       answered++;
       pos += head_len;
+      if (s->logging) log_record(s, c, is_head, t, tlen, &sp);
     }
     count_answers(s, answered, t0);
     if (stop == JS) {
@@ -652,15 +724,17 @@ static int32_t *int32_slot(napi_env env, napi_value arr, napi_value index) {
 
 /* create(seq: Int32Array, seqIndex, stats: Int32Array, statsIndex, decide, handoff, closed) -> server */
 static napi_value js_create(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
+  size_t argc = 8;
+  napi_value argv[8];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int32_t *seq = argc == 7 ? int32_slot(env, argv[0], argv[1]) : NULL;
-  int32_t *stats = argc == 7 ? int32_slot(env, argv[2], argv[3]) : NULL;
+  int32_t *seq = argc == 8 ? int32_slot(env, argv[0], argv[1]) : NULL;
+  int32_t *stats = argc == 8 ? int32_slot(env, argv[2], argv[3]) : NULL;
+  bool logging = false;
   napi_valuetype t4, t5, t6;
   if (!seq || !stats || napi_typeof(env, argv[4], &t4) != napi_ok || napi_typeof(env, argv[5], &t5) != napi_ok ||
-      napi_typeof(env, argv[6], &t6) != napi_ok || t4 != napi_function || t5 != napi_function || t6 != napi_function) {
-    napi_throw_type_error(env, NULL, "create(seq, seqIndex, stats, statsIndex, decide, handoff, closed)");
+      napi_typeof(env, argv[6], &t6) != napi_ok || t4 != napi_function || t5 != napi_function || t6 != napi_function ||
+      napi_get_value_bool(env, argv[7], &logging) != napi_ok) {
+    napi_throw_type_error(env, NULL, "create(seq, seqIndex, stats, statsIndex, decide, handoff, closed, logging)");
     return NULL;
   }
   server_t *s = calloc(1, sizeof *s);
@@ -672,6 +746,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   s->seq = seq;
   s->stats = stats;
   s->known_seq = -1;
+  s->logging = logging;
   s->date_sec = -1;
   napi_create_reference(env, argv[0], 1, &s->seq_ref);
   napi_create_reference(env, argv[2], 1, &s->stats_ref);
@@ -698,10 +773,10 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
 
 /* take(server, fd, peeked: Uint8Array) -> whether the answerer owns the connection now. */
 static napi_value js_take(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  server_t *s = argc == 3 ? server_of(env, argv[0]) : NULL;
+  server_t *s = argc == 4 ? server_of(env, argv[0]) : NULL;
   if (!s) return NULL;
   int32_t fd = -1;
   void *data = NULL;
@@ -710,15 +785,18 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   napi_value ab, result;
   if (napi_get_value_int32(env, argv[1], &fd) != napi_ok || fd < 0 ||
       napi_get_typedarray_info(env, argv[2], &type, &len, &data, &ab, &off) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, NULL, "take(server, fd, peeked)");
+    napi_throw_type_error(env, NULL, "take(server, fd, peeked, peer)");
     return NULL;
   }
+  char peer[64];
+  size_t peer_len = 0;
+  if (napi_get_value_string_latin1(env, argv[3], peer, sizeof peer, &peer_len) != napi_ok) peer_len = 0;
   napi_get_boolean(env, false, &result);
   if (s->closing) return result;
   size_t head_len, tlen;
   int is_head;
   const char *t;
-  if (parse(data, len, &head_len, &is_head, &t, &tlen) != 1) return result;
+  if (parse(data, len, &head_len, &is_head, &t, &tlen, NULL) != 1) return result;
   check_seq(s);
   if (!find_known(s, t, tlen)) {
     known_t tmp = { 0 };
@@ -745,6 +823,8 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   c->poll.data = c;
   c->fd = fd;
   c->srv = s;
+  memcpy(c->peer, peer, peer_len);
+  c->peer_len = (uint8_t)peer_len;
   c->active_ms = uv_now(loop);
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
@@ -774,6 +854,32 @@ static napi_value js_drain(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* drainLog(server) -> [records (Buffer) or null, dropped] since the last call. */
+static napi_value js_drain_log(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  server_t *s = argc == 1 ? server_of(env, argv[0]) : NULL;
+  if (!s) return NULL;
+  napi_value r, recs, dropped;
+  napi_create_array_with_length(env, 2, &r);
+  if (s->log_len) recs = buffer_of(env, s->log, s->log_len);
+  else napi_get_null(env, &recs);
+  napi_create_uint32(env, s->log_dropped, &dropped);
+  napi_set_element(env, r, 0, recs);
+  napi_set_element(env, r, 1, dropped);
+  s->log_len = 0;
+  s->log_count = 0;
+  s->log_dropped = 0;
+  /* A burst's buffer is not kept for good. */
+  if (s->log_cap > (1u << 20)) {
+    free(s->log);
+    s->log = NULL;
+    s->log_cap = 0;
+  }
+  return r;
+}
+
 /* open(server) -> connections held. */
 static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -800,6 +906,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "create", NULL, js_create, NULL, NULL, NULL, napi_enumerable, NULL },
     { "take", NULL, js_take, NULL, NULL, NULL, napi_enumerable, NULL },
     { "drain", NULL, js_drain, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "drainLog", NULL, js_drain_log, NULL, NULL, NULL, napi_enumerable, NULL },
     { "open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL },
   };

@@ -138,7 +138,7 @@ export class Daemon {
     const noFanSend = fanSendUnavailable();
     log.info(noFanSend === null ? 'listeners: each piece sent to all caught-up sockets in one call (fan-send)'
       : `listeners: every write through Node's streams; batched sends unavailable: ${noFanSend}`);
-    const noKnown = c.accessLog !== '' ? 'the listener log is on' : knownAnswersUnavailable();
+    const noKnown = knownAnswersUnavailable();
     log.info(noKnown === null ? 'redirects: answered natively once decided (known-answers)'
       : `redirects: every one through uWebSockets.js; native answers unavailable: ${noKnown}`);
     if (c.etcdServer === '') this.etcd = await startEmbeddedEtcd({ dataDir: c.dataDir, clientPort: c.embeddedEtcdPort }, log);

@@ -145,9 +145,9 @@ export class ListenerLog {
     return clientAddress(peer, forwarded, this.#trusted);
   }
 
-  note(f: Finished): void {
+  /** `at`: when it ended (Unix ms), now unless given. */
+  note(f: Finished, at = Date.now()): void {
     if (!this.#batch.enabled) return;
-    const at = Date.now();
     this.#batch.push(accessLine({
       at, address: f.address, request: cut(f.request), status: f.status, bytes: f.bytes,
       referer: cut(f.referer), userAgent: cut(f.userAgent), seconds: Math.max(0, (at - f.since) / 1000),

@@ -41,6 +41,7 @@ import { loadConnPeek, type ConnPeek } from './conn-peek.ts';
 import { DOOR_LIMITS, type DoorPort, type IcecastDoor } from './icecast-door.ts';
 import { KnownAnswers } from './known-answers.ts';
 import type { WorkerStats } from '../ipc/worker-stats.ts';
+import type { ListenerLog } from './access-record.ts';
 
 /** uWS's App has adoptSocket(fd), which its type declarations leave out. */
 export type AdoptingApp = TemplatedApp & { adoptSocket(fd: number): void };
@@ -55,7 +56,7 @@ export interface FrontDoorOptions {
    * on the connections whose first request is one; the worker's counters
    * are its to add to. Not given: uWS answers every short request.
    */
-  knownAnswers?: { stats: WorkerStats };
+  knownAnswers?: { stats: WorkerStats; log?: ListenerLog };
 }
 
 /** How long to wait before looking again at a head that has not all arrived... */
@@ -128,6 +129,7 @@ export class FrontDoor {
     });
     const known = this.#o.knownAnswers ? KnownAnswers.create({
       reader: this.#o.reader, stats: this.#o.knownAnswers.stats, port: door,
+      ...(this.#o.knownAnswers.log ? { log: this.#o.knownAnswers.log } : {}),
       // A connection the addon gives back stays counted: it is the door's from here, and its close uncounts it.
       handoff: (fd, unsent, unread, headAgeMs) => this.#resume(fd, unsent, unread, headAgeMs, door, count),
       closed: () => {
@@ -199,6 +201,11 @@ export class FrontDoor {
   /** Closes the connections native code holds (known redirects); none are taken after. */
   closeKnown(): void {
     for (const k of this.#known.splice(0)) k.close();
+  }
+
+  /** Lines for the redirects native code answered since the last call, into the listener log. */
+  noteKnownLog(): void {
+    for (const k of this.#known) k.noteLog();
   }
 
   /** Redirects native code answered since the last call, and their nanoseconds. */
@@ -333,9 +340,10 @@ export class FrontDoor {
         cleanup();
         admit();
         const own = peek.release(watch);
+        const peer = sock.remoteAddress ?? '';
         // uWS, or native code, counts the connection from here; node:net's close below uncounts this side.
         sock.destroy();
-        if (known?.take(own, first)) count.open++;
+        if (known?.take(own, first, peer)) count.open++;
         else app.adoptSocket(own);
         return;
       }

@@ -16,14 +16,18 @@
  * and the bytes read, to the Icecast-compatible door, which serves every
  * request.
  *
- * Off without the addon, with RADIOAI_KNOWN_ANSWERS=off, and when the
- * listener log is on (each request is a line of it, written in JavaScript).
+ * With the listener log on, the addon keeps a record of each answer (time,
+ * peer, target, Referer, User-Agent, X-Forwarded-For), and the lines are
+ * made from them here once a second, as many as the log takes.
+ *
+ * Off without the addon and with RADIOAI_KNOWN_ANSWERS=off.
  */
 import { loadAddon, type Loaded } from '../core/native-addon.ts';
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { S, type WorkerStats } from '../ipc/worker-stats.ts';
 import { REPLIES, TEXT_PLAIN, replyText, statusText } from './answers.ts';
 import type { DoorPort } from './icecast-door.ts';
+import type { ListenerLog } from './access-record.ts';
 import { guardThreadTeardown } from './conn-peek.ts';
 
 /** [status line and headers up to Date, body, whether it holds until the snapshot changes]. */
@@ -35,9 +39,11 @@ interface Addon {
     decide: (head: boolean, target: string) => KnownAnswer | null,
     handoff: (fd: number, unsent: Buffer, unread: Buffer, headAgeMs: number) => boolean,
     closed: () => void,
+    logging: boolean,
   ): object;
-  take(server: object, fd: number, peeked: Uint8Array): boolean;
+  take(server: object, fd: number, peeked: Uint8Array, peer: string): boolean;
   drain(server: object): [number, number];
+  drainLog(server: object): [Buffer | null, number];
   open(server: object): number;
   close(server: object): void;
 }
@@ -76,10 +82,46 @@ export function redirectAnswer(reader: SnapshotReader, port: DoorPort, head: boo
   ];
 }
 
+/** One answered request as the addon recorded it for the listener log. */
+export interface KnownRecord {
+  /** Unix ms. */
+  at: number;
+  method: string;
+  peer: string;
+  target: string;
+  referer: string;
+  userAgent: string;
+  forwarded: string;
+}
+
+/**
+ * The addon's records: per request seven fields (time as decimal text,
+ * method, peer, target, Referer, User-Agent, X-Forwarded-For), each a
+ * 16-bit big-endian length and its bytes. A record cut short ends the list.
+ */
+export function parseKnownRecords(buf: Buffer): KnownRecord[] {
+  const out: KnownRecord[] = [];
+  const f: string[] = [];
+  let off = 0;
+  for (;;) {
+    f.length = 0;
+    for (let i = 0; i < 7; i++) {
+      if (off + 2 > buf.length) return out;
+      const n = buf.readUInt16BE(off);
+      if (off + 2 + n > buf.length) return out;
+      f.push(buf.toString('latin1', off + 2, off + 2 + n));
+      off += 2 + n;
+    }
+    out.push({ at: Number(f[0]), method: f[1]!, peer: f[2]!, target: f[3]!, referer: f[4]!, userAgent: f[5]!, forwarded: f[6]! });
+  }
+}
+
 export interface KnownAnswersOptions {
   reader: SnapshotReader;
   stats: WorkerStats;
   port: DoorPort;
+  /** The listener log, when its lines are wanted. */
+  log?: ListenerLog;
   /**
    * A connection the addon gives back: its descriptor, answers not yet
    * sent, bytes read and not answered, and how long ago the head those
@@ -95,6 +137,7 @@ export interface KnownAnswersOptions {
 export class KnownAnswers {
   readonly #addon: Addon;
   readonly #server: object;
+  readonly #log: ListenerLog | undefined;
 
   /** An answerer, or null when redirects go through uWS here. */
   static create(o: KnownAnswersOptions): KnownAnswers | null {
@@ -108,12 +151,13 @@ export class KnownAnswers {
 
   private constructor(a: Addon, o: KnownAnswersOptions) {
     this.#addon = a;
+    this.#log = o.log?.enabled ? o.log : undefined;
     const seq = o.reader.seqSlot();
     const redirects = o.stats.slot(S.REDIRECTS);
     this.#server = a.create(
       seq.words, seq.index, redirects.words, redirects.index,
       (head, target) => redirectAnswer(o.reader, o.port, head, target),
-      o.handoff, o.closed,
+      o.handoff, o.closed, this.#log !== undefined,
     );
   }
 
@@ -121,8 +165,24 @@ export class KnownAnswers {
    * Offers a connection whose first request `peeked` holds, unread: true
    * when the addon owns `fd` from now on, false when the caller still does.
    */
-  take(fd: number, peeked: Uint8Array): boolean {
-    return this.#addon.take(this.#server, fd, peeked);
+  take(fd: number, peeked: Uint8Array, peer: string): boolean {
+    return this.#addon.take(this.#server, fd, peeked, peer);
+  }
+
+  /** Puts the answers recorded since the last call into the listener log; returns how many the addon dropped. */
+  noteLog(): number {
+    const log = this.#log;
+    if (!log) return 0;
+    const [buf, dropped] = this.#addon.drainLog(this.#server);
+    if (buf) {
+      for (const r of parseKnownRecords(buf)) {
+        log.note({
+          address: log.address(r.peer, r.forwarded || undefined), request: `${r.method} ${r.target} HTTP/1.1`,
+          status: REPLIES.redirect.status, bytes: 0, referer: r.referer || undefined, userAgent: r.userAgent || undefined, since: r.at,
+        }, r.at);
+      }
+    }
+    return dropped;
   }
 
   /** Redirects answered, and the nanoseconds spent on them, since the last call. */

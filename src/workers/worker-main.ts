@@ -87,9 +87,11 @@ const apps = {
 const door = new IcecastDoor({ reader, hubs, stats, sourceAuth: { failures: s.sourceAuthFailures, lockoutSeconds: s.sourceAuthLockout }, listenerLog });
 const front = new FrontDoor({
   reader, door, limits: { maxConnections: s.maxConnections, clientRate: s.clientConnRate, clientPending: s.clientPending, workers: s.workers },
-  // Each request is a line of the listener log, which JavaScript writes: with it on, uWS answers them all.
-  ...(accessBatch.enabled ? {} : { knownAnswers: { stats } }),
+  knownAnswers: { stats, log: listenerLog },
 });
+// The listener log's lines for redirects native code answered, once a second like the log's own batches.
+const knownLogTimer = setInterval(() => front.noteKnownLog(), 1000);
+knownLogTimer.unref();
 const dns = new DnsServer({
   reader,
   stats,
@@ -134,6 +136,8 @@ function close(force: boolean): void {
   closed = true;
   clearInterval(latencyTimer);
   clearInterval(heartbeat);
+  clearInterval(knownLogTimer);
+  front.noteKnownLog();
   front.close();
   dns.close();
   hubs.close();
