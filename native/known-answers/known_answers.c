@@ -836,19 +836,31 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* drain(server) -> [answers, nanoseconds] since the last call. */
-static napi_value js_drain(napi_env env, napi_callback_info info) {
+/* The server of a call whose only argument is one (drain, drainLog, open, close). */
+static server_t *only_server(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  server_t *s = argc == 1 ? server_of(env, argv[0]) : NULL;
-  if (!s) return NULL;
-  napi_value r, a, ns;
+  return argc == 1 ? server_of(env, argv[0]) : NULL;
+}
+
+/* Two numbers as a JavaScript array. */
+static napi_value pair(napi_env env, napi_value a, napi_value b) {
+  napi_value r;
   napi_create_array_with_length(env, 2, &r);
+  napi_set_element(env, r, 0, a);
+  napi_set_element(env, r, 1, b);
+  return r;
+}
+
+/* drain(server) -> [answers, nanoseconds] since the last call. */
+static napi_value js_drain(napi_env env, napi_callback_info info) {
+  server_t *s = only_server(env, info);
+  if (!s) return NULL;
+  napi_value a, ns;
   napi_create_double(env, (double)s->answers, &a);
   napi_create_double(env, (double)s->answer_ns, &ns);
-  napi_set_element(env, r, 0, a);
-  napi_set_element(env, r, 1, ns);
+  napi_value r = pair(env, a, ns);
   s->answers = 0;
   s->answer_ns = 0;
   return r;
@@ -856,18 +868,13 @@ static napi_value js_drain(napi_env env, napi_callback_info info) {
 
 /* drainLog(server) -> [records (Buffer) or null, dropped] since the last call. */
 static napi_value js_drain_log(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  server_t *s = argc == 1 ? server_of(env, argv[0]) : NULL;
+  server_t *s = only_server(env, info);
   if (!s) return NULL;
-  napi_value r, recs, dropped;
-  napi_create_array_with_length(env, 2, &r);
+  napi_value recs, dropped;
   if (s->log_len) recs = buffer_of(env, s->log, s->log_len);
   else napi_get_null(env, &recs);
   napi_create_uint32(env, s->log_dropped, &dropped);
-  napi_set_element(env, r, 0, recs);
-  napi_set_element(env, r, 1, dropped);
+  napi_value r = pair(env, recs, dropped);
   s->log_len = 0;
   s->log_count = 0;
   s->log_dropped = 0;
@@ -882,10 +889,8 @@ static napi_value js_drain_log(napi_env env, napi_callback_info info) {
 
 /* open(server) -> connections held. */
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], r;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  server_t *s = argc == 1 ? server_of(env, argv[0]) : NULL;
+  napi_value r;
+  server_t *s = only_server(env, info);
   if (!s) return NULL;
   napi_create_uint32(env, s->open, &r);
   return r;
@@ -893,10 +898,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 
 /* close(server): closes every connection it holds; take() refuses from then on. */
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  server_t *s = argc == 1 ? server_of(env, argv[0]) : NULL;
+  server_t *s = only_server(env, info);
   if (s) shut(s, 0);
   return NULL;
 }
