@@ -108,7 +108,6 @@ struct server {
   known_t known[MAX_KNOWN];
   int nknown;
   conn_t *conns;
-  uint32_t open;
   uv_timer_t sweep;
   int closing;
   int live;          /* handles not closed yet: the timer and each connection's poll */
@@ -187,7 +186,6 @@ static void unlink_conn(conn_t *c) {
   else s->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
-  s->open--;
 }
 
 /* Ends the connection here; reports it unless the worker is closing. */
@@ -399,6 +397,26 @@ done:
   return out;
 }
 
+/*
+ * The answer to a target: the one known, or else JavaScript's, kept when it
+ * may be and the snapshot did not move while it was decided (under the
+ * sequence it saw). NULL when JavaScript answers the request itself. An
+ * answer not kept is *tmp, whose allocation (tmp->target) the caller frees.
+ */
+static known_t *learn(server_t *s, int is_head, const char *t, size_t tlen, known_t *tmp) {
+  known_t *k = find_known(s, t, tlen);
+  if (k) return k;
+  int keep = 0;
+  int32_t seq0 = __atomic_load_n(&s->seq[0], __ATOMIC_SEQ_CST);
+  k = ask(s, is_head, t, tlen, tmp, &keep);
+  if (!k || s->closing || !keep || __atomic_load_n(&s->seq[0], __ATOMIC_SEQ_CST) != seq0) return k;
+  check_seq(s);
+  if (s->nknown >= MAX_KNOWN) return k;
+  s->known[s->nknown] = *tmp;
+  tmp->target = NULL;
+  return &s->known[s->nknown++];
+}
+
 /* Appends the answer to scratch at *n; 0 when it does not fit. */
 static int put_answer(server_t *s, size_t *n, const known_t *k, int is_head) {
   size_t need = k->hlen + s->date_len + k->tlen_tail + (is_head ? 0 : k->blen);
@@ -416,19 +434,28 @@ static int put_answer(server_t *s, size_t *n, const known_t *k, int is_head) {
 }
 
 /* Sends what scratch holds; keeps what the socket did not take. -1 when the connection failed. */
-static int send_scratch(conn_t *c, size_t n) {
-  server_t *s = c->srv;
+/* Sends what the socket takes now, never waiting: the bytes taken; *failed on an error other than a full socket. */
+static size_t send_now(int fd, const char *p, size_t n, int *failed) {
   size_t off = 0;
+  *failed = 0;
   while (off < n) {
-    ssize_t w = send(c->fd, s->scratch + off, n - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ssize_t w = send(fd, p + off, n - off, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (w > 0) {
       off += (size_t)w;
       continue;
     }
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    return -1;
+    if (!(w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) *failed = 1;
+    break;
   }
+  return off;
+}
+
+static int send_scratch(conn_t *c, size_t n) {
+  server_t *s = c->srv;
+  int failed;
+  size_t off = send_now(c->fd, s->scratch, n, &failed);
+  if (failed) return -1;
   if (off < n) {
     c->out = malloc(n - off);
     if (!c->out) return -1;
@@ -544,26 +571,13 @@ static void answer(conn_t *c, const char *p, size_t len) {
       spans_t sp = { { NULL, NULL, NULL }, { 0, 0, 0 } };
       int r = pos < len ? parse(p + pos, len - pos, &head_len, &is_head, &t, &tlen, s->logging ? &sp : NULL) : 0;
       if (r == 0) break;
-      known_t *k = r == 1 ? find_known(s, t, tlen) : NULL;
       known_t tmp = { 0 };
-      int keep = 0;
-      if (r == 1 && !k) {
-        int32_t seq0 = __atomic_load_n(&s->seq[0], __ATOMIC_SEQ_CST);
-        k = ask(s, is_head, t, tlen, &tmp, &keep);
-        if (c->closing || s->closing) {
-          free(tmp.target);
-          if (!c->closing) close_conn(c, 0);
-          return;
-        }
-        /* Kept only when the snapshot did not move while it was decided, under the sequence it saw. */
-        if (k && keep && __atomic_load_n(&s->seq[0], __ATOMIC_SEQ_CST) == seq0) {
-          check_seq(s);
-          if (s->nknown < MAX_KNOWN) {
-            s->known[s->nknown] = tmp;
-            k = &s->known[s->nknown++];
-            tmp.target = NULL;
-          }
-        }
+      known_t *k = r == 1 ? learn(s, is_head, t, tlen, &tmp) : NULL;
+      if (c->closing || s->closing) {
+        /* JavaScript, asked, closed this connection or the whole answerer. */
+        free(tmp.target);
+        if (!c->closing) close_conn(c, 0);
+        return;
       }
       int fit = k ? put_answer(s, &n, k, is_head) : 0;
       free(tmp.target);
@@ -579,12 +593,8 @@ static void answer(conn_t *c, const char *p, size_t len) {
     count_answers(s, answered, t0);
     if (stop == JS) {
       /* JavaScript answers from here: the answers so far go first, what the socket did not take with it. */
-      size_t off = 0;
-      while (off < n) {
-        ssize_t w = send(c->fd, s->scratch + off, n - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w > 0) off += (size_t)w;
-        else if (!(w < 0 && errno == EINTR)) break;
-      }
+      int failed;
+      size_t off = send_now(c->fd, s->scratch, n, &failed);
       hand_off(c, s->scratch + off, n - off, p + pos, len - pos);
       return;
     }
@@ -619,17 +629,13 @@ static void on_io(uv_poll_t *h, int status, int events) {
   }
   c->active_ms = uv_now(h->loop);
   if (c->out) {
-    while (c->out_off < c->out_len) {
-      ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (w > 0) {
-        c->out_off += (size_t)w;
-        continue;
-      }
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    int failed;
+    c->out_off += send_now(c->fd, c->out + c->out_off, c->out_len - c->out_off, &failed);
+    if (failed) {
       close_conn(c, 1);
       return;
     }
+    if (c->out_off < c->out_len) return;
     free(c->out);
     c->out = NULL;
     c->out_len = c->out_off = 0;
@@ -798,20 +804,10 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   const char *t;
   if (parse(data, len, &head_len, &is_head, &t, &tlen, NULL) != 1) return result;
   check_seq(s);
-  if (!find_known(s, t, tlen)) {
-    known_t tmp = { 0 };
-    int keep = 0;
-    int32_t seq0 = __atomic_load_n(&s->seq[0], __ATOMIC_SEQ_CST);
-    known_t *k = ask(s, is_head, t, tlen, &tmp, &keep);
-    if (!k || s->closing) {
-      free(tmp.target);
-      return result;
-    }
-    if (keep && __atomic_load_n(&s->seq[0], __ATOMIC_SEQ_CST) == seq0) check_seq(s);
-    else keep = 0;
-    if (keep && s->nknown < MAX_KNOWN) s->known[s->nknown++] = tmp;
-    else free(tmp.target);
-  }
+  known_t tmp = { 0 };
+  known_t *k = learn(s, is_head, t, tlen, &tmp);
+  free(tmp.target);
+  if (!k || s->closing) return result;
   conn_t *c = calloc(1, sizeof *c);
   if (!c) return result;
   uv_loop_t *loop;
@@ -829,14 +825,13 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
   s->conns = c;
-  s->open++;
   s->live++;
   uv_poll_start(&c->poll, UV_READABLE, on_io);
   napi_get_boolean(env, true, &result);
   return result;
 }
 
-/* The server of a call whose only argument is one (drain, drainLog, open, close). */
+/* The server of a call whose only argument is one (drain, drainLog, close). */
 static server_t *only_server(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -887,15 +882,6 @@ static napi_value js_drain_log(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* open(server) -> connections held. */
-static napi_value js_open(napi_env env, napi_callback_info info) {
-  napi_value r;
-  server_t *s = only_server(env, info);
-  if (!s) return NULL;
-  napi_create_uint32(env, s->open, &r);
-  return r;
-}
-
 /* close(server): closes every connection it holds; take() refuses from then on. */
 static napi_value js_close(napi_env env, napi_callback_info info) {
   server_t *s = only_server(env, info);
@@ -909,7 +895,6 @@ static napi_value init(napi_env env, napi_value exports) {
     { "take", NULL, js_take, NULL, NULL, NULL, napi_enumerable, NULL },
     { "drain", NULL, js_drain, NULL, NULL, NULL, napi_enumerable, NULL },
     { "drainLog", NULL, js_drain_log, NULL, NULL, NULL, napi_enumerable, NULL },
-    { "open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

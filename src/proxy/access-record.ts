@@ -79,6 +79,11 @@ export class AccessBatch {
     this.#timer.unref();
   }
 
+  /** Counts `n` lines made elsewhere and dropped there (native code's), with those dropped here. */
+  drop(n: number): void {
+    if (this.enabled) this.#dropped += n;
+  }
+
   /** Adds one line (ending in a newline). */
   push(line: string): void {
     if (!this.enabled) return;
@@ -143,6 +148,11 @@ export class ListenerLog {
   /** The address a listener is shown and logged under (clientAddress with TRUSTED_PROXIES). */
   address(peer: string, forwarded: string | undefined): string {
     return clientAddress(peer, forwarded, this.#trusted);
+  }
+
+  /** Lines that could not be kept before they reached note(), to be counted as dropped. */
+  dropped(n: number): void {
+    this.#batch.drop(n);
   }
 
   /** `at`: when it ended (Unix ms), now unless given. */

@@ -98,6 +98,11 @@ interface PortCount {
   readonly cap: number;
 }
 
+/** One connection of the port closed (never below zero, whatever reports it). */
+function uncount(count: PortCount): void {
+  count.open = Math.max(0, count.open - 1);
+}
+
 export class FrontDoor {
   readonly #o: FrontDoorOptions;
   readonly #servers: Server[] = [];
@@ -125,16 +130,15 @@ export class FrontDoor {
     const count: PortCount = { open: 0, cap: this.#cap };
     // uWS reports each socket it opens (adoptSocket) and closes: the connections it holds count too.
     app.filter((_res, n) => {
-      count.open = Math.max(0, count.open + (n > 0 ? 1 : -1));
+      if (n > 0) count.open++;
+      else uncount(count);
     });
     const known = this.#o.knownAnswers ? KnownAnswers.create({
       reader: this.#o.reader, stats: this.#o.knownAnswers.stats, port: door,
       ...(this.#o.knownAnswers.log ? { log: this.#o.knownAnswers.log } : {}),
       // A connection the addon gives back stays counted: it is the door's from here, and its close uncounts it.
       handoff: (fd, unsent, unread, headAgeMs) => this.#resume(fd, unsent, unread, headAgeMs, door, count),
-      closed: () => {
-        count.open = Math.max(0, count.open - 1);
-      },
+      closed: () => uncount(count),
     }) : null;
     if (known) this.#known.push(known);
     return Promise.all(addrs.map((host) => new Promise<void>((resolve, reject) => {
@@ -235,9 +239,7 @@ export class FrontDoor {
     }
     sock.setNoDelay(true);
     sock.on('error', () => undefined);
-    sock.once('close', () => {
-      count.open = Math.max(0, count.open - 1);
-    });
+    sock.once('close', () => uncount(count));
     if (unsent.length > 0) sock.write(unsent);
     sock.pause();
     if (unread.length > 0) sock.unshift(unread);

@@ -5,9 +5,9 @@
  * The upstream's bytes are taken apart here (ICY metadata stripped and
  * kept, Ogg split into pages with its codec headers tracked, frames, and
  * Ogg pages in a crowd, held a moment by the coalescer) and handed to the
- * fan-out (fanout.ts), where each listener is a position in a ring of recent chunks. A new
- * listener starts with the codec headers (Ogg) and a burst of recent audio
- * from a page or frame boundary, as Icecast does.
+ * fan-out (fanout.ts), where each listener is a position in a ring of
+ * recent chunks. A new listener starts with the codec headers (Ogg) and a
+ * burst of recent audio from a page or frame boundary, as Icecast does.
  *
  * Listeners outlive a failover: while the mount exists the hub keeps them
  * and its link (upstream-link.ts) retries the upstreams (a new master's

@@ -44,7 +44,6 @@ interface Addon {
   take(server: object, fd: number, peeked: Uint8Array, peer: string): boolean;
   drain(server: object): [number, number];
   drainLog(server: object): [Buffer | null, number];
-  open(server: object): number;
   close(server: object): void;
 }
 
@@ -70,9 +69,10 @@ const CONTENT_TYPE = `${TEXT_PLAIN[0]}: ${TEXT_PLAIN[1]}\r\n`;
 export function redirectAnswer(reader: SnapshotReader, port: DoorPort, head: boolean, target: string): KnownAnswer | null {
   const q = target.indexOf('?');
   const path = q < 0 ? target : target.slice(0, q);
-  if (path === '/admin/metadata' || port.pages.answer(head ? 'HEAD' : 'GET', path, '')) return null;
+  // The router first: it remembers its answers, and rules out pages, playlists and unknown paths
+  // without making a page. A mount that is also a page's path is the page's, as through uWS.
   const d = port.router.route(reader.current(), path);
-  if (d.kind !== 'redirect') return null;
+  if (d.kind !== 'redirect' || path === '/admin/metadata' || port.pages.answer(head ? 'HEAD' : 'GET', path, '')) return null;
   // The query goes along, as through uWS; an answer with one is not kept.
   const location = q < 0 ? d.location : `${d.location}${target.slice(q)}`;
   return [
@@ -169,11 +169,12 @@ export class KnownAnswers {
     return this.#addon.take(this.#server, fd, peeked, peer);
   }
 
-  /** Puts the answers recorded since the last call into the listener log; returns how many the addon dropped. */
-  noteLog(): number {
+  /** Puts the answers recorded since the last call into the listener log, with those the addon had no room for. */
+  noteLog(): void {
     const log = this.#log;
-    if (!log) return 0;
+    if (!log) return;
     const [buf, dropped] = this.#addon.drainLog(this.#server);
+    log.dropped(dropped);
     if (buf) {
       for (const r of parseKnownRecords(buf)) {
         log.note({
@@ -182,17 +183,11 @@ export class KnownAnswers {
         }, r.at);
       }
     }
-    return dropped;
   }
 
   /** Redirects answered, and the nanoseconds spent on them, since the last call. */
   drain(): [number, number] {
     return this.#addon.drain(this.#server);
-  }
-
-  /** Connections held. */
-  get open(): number {
-    return this.#addon.open(this.#server);
   }
 
   /** Closes every connection held; none are taken after. */
