@@ -9,9 +9,12 @@ export class LocalCounts {
   readonly #counts = new Float64Array(ROW_HEAD);
   readonly #stats: WorkerStats;
   readonly #timer: NodeJS.Timeout;
+  /** Called first at each flush: other counters (the DNS addon's) adding theirs. */
+  readonly #pull: (() => void) | undefined;
 
-  constructor(stats: WorkerStats, everyMs = 500) {
+  constructor(stats: WorkerStats, everyMs = 500, pull?: () => void) {
     this.#stats = stats;
+    this.#pull = pull;
     this.#timer = setInterval(() => this.flush(), everyMs);
     this.#timer.unref();
   }
@@ -20,7 +23,12 @@ export class LocalCounts {
     this.#counts[word]!++;
   }
 
+  addMany(word: number, n: number): void {
+    this.#counts[word]! += n;
+  }
+
   flush(): void {
+    this.#pull?.();
     const c = this.#counts;
     for (let word = 0; word < c.length; word++) {
       if (c[word] !== 0) {

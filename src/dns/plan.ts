@@ -4,6 +4,7 @@
  * written once, straight into the buffer it leaves from (a batch's send
  * buffer, a TCP frame), without an intermediate message.
  */
+import type { Answer } from './answers.ts';
 import { TC } from './wire.ts';
 
 /** What a query gets: a ready message (header-only answers) or the parts of a cached answer. */
@@ -14,6 +15,8 @@ export interface Plan {
   question: Buffer;
   body: Buffer;
   size: number;
+  /** The cached answer this plan was made from, when the same question always gets it (in another rotation). */
+  answer: Answer | null;
 }
 
 /** An answer without the question (the query could not be read that far). */
@@ -23,7 +26,7 @@ const NO_COUNTS = [0, 0, 0] as const;
 
 /** A bare header answer (FORMERR, NOTIMP, REFUSED): no records, the question when there is one. */
 export function headerOnly(id: number, flags: number, question: Buffer): Plan {
-  return { id, flags, counts: NO_COUNTS, question, body: EMPTY, size: 12 + question.length };
+  return { id, flags, counts: NO_COUNTS, question, body: EMPTY, size: 12 + question.length, answer: null };
 }
 
 /** Writes the message `p` describes at `off`; returns its length. */

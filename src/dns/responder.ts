@@ -67,7 +67,8 @@ export class Responder {
     }
     this.#refresh();
     let a: Answer;
-    if (q.edns && q.edns.version > 0) a = this.#cache.badvers();
+    const badvers = q.edns !== null && q.edns.version > 0;
+    if (badvers) a = this.#cache.badvers();
     else if (q.qclass !== CLASS_IN) {
       counts.add(S.DNS_REFUSED);
       return headerOnly(q.id, QR | (q.flags & RD) | RCODE.REFUSED, question);
@@ -76,19 +77,20 @@ export class Responder {
     if (rcode === RCODE.NXDOMAIN) counts.add(S.DNS_NXDOMAIN);
     else if (rcode === RCODE.REFUSED) counts.add(S.DNS_REFUSED);
     const limit = !udp ? 65_535 : q.edns ? Math.max(512, Math.min(q.edns.udpSize, 65_535)) : 512;
-    return this.#fit(q, question, a, limit);
+    return this.#fit(q, question, a, limit, !badvers);
   }
 
-  /** The next rotation of `a`, or its truncated form when it exceeds the client's size. */
-  #fit(q: Query, question: Buffer, a: Answer, limit: number): Plan {
+  /** The next rotation of `a`, or its truncated form when it exceeds the client's size; `same`: the question always gets `a`. */
+  #fit(q: Query, question: Buffer, a: Answer, limit: number, same: boolean): Plan {
+    const answer = same ? a : null;
     const rrs = a.rotations[this.#turn++ % a.rotations.length]!;
     const flags = QR | (q.flags & RD) | a.flags;
     if (12 + question.length + rrs.length <= limit) {
-      return { id: q.id, flags, counts: a.counts, question, body: rrs, size: 12 + question.length + rrs.length };
+      return { id: q.id, flags, counts: a.counts, question, body: rrs, size: 12 + question.length + rrs.length, answer };
     }
     // Too big for the client's UDP size: TC, no records but OPT, and the client retries over TCP.
     this.#counts.add(S.DNS_TRUNCATED);
     const t = a.truncated;
-    return { id: q.id, flags: flags | TC, counts: t.counts, question, body: t.rrs, size: 12 + question.length + t.rrs.length };
+    return { id: q.id, flags: flags | TC, counts: t.counts, question, body: t.rrs, size: 12 + question.length + t.rrs.length, answer };
   }
 }

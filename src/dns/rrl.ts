@@ -30,6 +30,8 @@ export interface RrlOptions {
 
 /** Prefixes tracked per worker by default: about 9 MB, more than the distinct resolvers one node hears in a few seconds. */
 export const RRL_ENTRIES = 100_000;
+/** Every second limited response is sent truncated (BIND's default). */
+export const RRL_SLIP = 2;
 /** A quiet prefix is forgotten after this long: its bucket has refilled, so a fresh one is the same. */
 const QUIET_MS = 2000;
 /** How often a sweep step runs (on the query path, so a worker that gets no query does no work). */
@@ -86,7 +88,7 @@ export class Rrl {
   /** `rate` responses per second per prefix; 0 turns limiting off. */
   constructor(rate: number, o: RrlOptions = {}) {
     this.#rate = rate;
-    this.#slip = o.slip ?? 2;
+    this.#slip = o.slip ?? RRL_SLIP;
     this.#max = Math.max(1, o.maxEntries ?? RRL_ENTRIES);
     // A whole pass within about QUIET_MS at one step per SWEEP_EVERY_MS, so forgotten prefixes make room steadily.
     this.#step = o.sweepStep ?? Math.max(1000, Math.ceil(this.#max / (QUIET_MS / SWEEP_EVERY_MS)));

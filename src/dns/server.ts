@@ -15,9 +15,9 @@ import type { WorkerStats } from '../ipc/worker-stats.ts';
 import { DNS_LIMITS } from './limits.ts';
 import { LocalCounts } from './local-counts.ts';
 import { Responder } from './responder.ts';
-import { Rrl } from './rrl.ts';
+import { RRL_ENTRIES, RRL_SLIP, Rrl } from './rrl.ts';
 import { serveTcp, type PausedBudget } from './tcp-answer.ts';
-import { UdpBatch, batchUnavailable } from './udp-batch.ts';
+import { BatchContext, UdpBatch, batchUnavailable, nativeAnswers } from './udp-batch.ts';
 import { answerBatch, answerDatagram, type UdpAnswerer } from './udp-answer.ts';
 import type { ZoneConfig } from './zone.ts';
 
@@ -36,21 +36,24 @@ export class DnsServer {
   readonly #udpAnswer: UdpAnswerer;
   readonly #paused: PausedBudget = { bytes: 0 };
   readonly #udp: (UdpSocket | UdpBatch)[] = [];
+  /** The addon's state shared by this server's batched sockets; null with node:dgram. */
+  readonly #batch: BatchContext | null;
   /** How UDP is served: 'batched' (recvmmsg/sendmmsg) or 'dgram (reason)'. */
   readonly udpMode: string;
   readonly #tcp: Server[] = [];
 
   constructor(o: DnsOptions) {
-    this.#counts = new LocalCounts(o.stats);
-    this.#responder = new Responder(o.reader, o.zone, this.#counts);
-    this.#udpAnswer = { responder: this.#responder, rrl: new Rrl(o.rrl), counts: this.#counts, ...(o.latency ? { latency: o.latency } : {}) };
     const why = batchUnavailable();
     this.udpMode = why === null ? 'batched' : `dgram (${why})`;
+    this.#batch = why === null ? new BatchContext(o.reader.seqSlot(), o.rrl, RRL_SLIP, RRL_ENTRIES, nativeAnswers()) : null;
+    this.#counts = new LocalCounts(o.stats, 500, () => this.#batch?.drain(this.#counts, o.latency));
+    this.#responder = new Responder(o.reader, o.zone, this.#counts);
+    this.#udpAnswer = { responder: this.#responder, rrl: new Rrl(o.rrl), counts: this.#counts, ...(o.latency ? { latency: o.latency } : {}) };
   }
 
   async listen(addrs: string[], port: number): Promise<void> {
     for (const host of addrs) {
-      if (this.udpMode === 'batched') this.#udp.push(new UdpBatch(host, port, (b, n) => answerBatch(this.#udpAnswer, b, n)));
+      if (this.#batch) this.#udp.push(new UdpBatch(host, port, this.#batch, (b, n) => answerBatch(this.#udpAnswer, b, n)));
       else await new Promise<void>((resolve, reject) => {
         const sock = createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', reusePort: true });
         sock.once('error', reject);

@@ -1,8 +1,10 @@
 /**
- * Answers over UDP. From a batched socket (recvmmsg/sendmmsg) each answer
- * is written into the batch's send buffer, rate limiting decides which go
- * out, and one send hands them all to the kernel; from node:dgram one
- * datagram at a time, with the socket's send queue bounded.
+ * Answers over UDP. From a batched socket (recvmmsg/sendmmsg) the addon
+ * has answered the questions it learned already; each of the others is
+ * planned here, written into the batch's send buffer and taught to the
+ * addon, and one send hands them all to the kernel past the addon's rate
+ * limiting. From node:dgram one datagram at a time, rate-limited here, with
+ * the socket's send queue bounded.
  */
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { LatencyRecorder } from '../ipc/latency.ts';
@@ -12,30 +14,30 @@ import type { LocalCounts } from './local-counts.ts';
 import { questionLength, slipInPlace, writePlan, type Plan } from './plan.ts';
 import type { Responder } from './responder.ts';
 import { prefixKey, type Rrl } from './rrl.ts';
-import { senderKey, type UdpBatch } from './udp-batch.ts';
+import type { UdpBatch } from './udp-batch.ts';
 
 /** Room kept free in a batch's send buffer: more than the largest UDP answer. */
 const OUT_RESERVE = 66_000;
 
 export interface UdpAnswerer {
   responder: Responder;
+  /** Rate limiting of the node:dgram path (the addon limits batched sockets itself). */
   rrl: Rrl;
   counts: LocalCounts;
   latency?: LatencyRecorder;
 }
 
-/** Answers the `n` datagrams a batched socket received. */
+/** Answers the datagrams of a batch of `n` that the addon left (length not 0). */
 export function answerBatch(a: UdpAnswerer, b: UdpBatch, n: number): void {
   const t0 = performance.now();
-  const now = Date.now();
-  const { responder, rrl, counts } = a;
+  const responder = a.responder;
   const out = b.out;
   const meta = b.meta;
   let off = 0;
   let k = 0;
   for (let i = 0; i < n; i++) {
     const len = b.lens[i]!;
-    if (len === 0) continue; // larger than any query radiod answers
+    if (len === 0) continue; // answered by the addon, or larger than any query radiod answers
     let p: Plan | null;
     try {
       p = responder.plan(b.in.subarray(i * b.slot, i * b.slot + len), true);
@@ -43,21 +45,13 @@ export function answerBatch(a: UdpAnswerer, b: UdpBatch, n: number): void {
       continue; // never reached by design; a bug must not take the worker down
     }
     if (p === null) continue;
-    const verdict = rrl.checkKey(senderKey(b.addrs, i), now);
-    if (verdict === 'drop') {
-      counts.add(S.DNS_RRL_DROPPED);
-      continue;
-    }
+    if (p.answer !== null) b.learn(i, p.answer);
     if (out.length - off < OUT_RESERVE) {
       b.send(k);
       off = 0;
       k = 0;
     }
-    let size = writePlan(p, out, off);
-    if (verdict === 'slip') {
-      counts.add(S.DNS_RRL_SLIPPED);
-      size = slipInPlace(out, off, p.question.length);
-    }
+    const size = writePlan(p, out, off);
     meta[k * 3] = off;
     meta[k * 3 + 1] = size;
     meta[k * 3 + 2] = i;

@@ -37,6 +37,8 @@ export const S = {
   SOURCE_LOCKED_OUT: 18,
   /** Sources carried on to a new upstream after theirs went away (source-carry.ts). */
   SOURCE_RESUMES: 19,
+  /** DNS answers made and sent by the batched-UDP addon without JavaScript (native/udp-batch). */
+  DNS_NATIVE: 20,
 } as const;
 /** Words before the per-mount listener counts; spare words left for new counters. */
 export const ROW_HEAD = 24;

@@ -85,6 +85,7 @@ const WORD_COUNTERS: [number, string, string, Record<string, string>?][] = [
   [S.DNS_RRL_DROPPED, 'radioai_dns_rrl_dropped_total', 'DNS answers dropped by response rate limiting.'],
   [S.DNS_RRL_SLIPPED, 'radioai_dns_rrl_slipped_total', 'DNS answers sent truncated by response rate limiting (slip).'],
   [S.DNS_TCP, 'radioai_dns_tcp_connections_total', 'DNS connections over TCP accepted.'],
+  [S.DNS_NATIVE, 'radioai_dns_native_answers_total', 'DNS answers over UDP made and sent by native code, without JavaScript.'],
   [S.SOURCE_AUTH_FAILURES, 'radioai_source_auth_failures_total', 'Source logins and title updates refused for a wrong user name or password.'],
   [S.SOURCE_LOCKED_OUT, 'radioai_source_locked_out_total', 'Source logins and title updates refused from a locked-out address.'],
   [S.SOURCE_RESUMES, 'radioai_source_resumes_total', 'Sources carried on to a new upstream after theirs went away.'],

@@ -38,6 +38,7 @@ const COUNTERS: [number, string][] = [
   [S.DNS_RRL_DROPPED, 'dns.rrl.dropped'],
   [S.DNS_RRL_SLIPPED, 'dns.rrl.slipped'],
   [S.DNS_TCP, 'dns.tcp_connections'],
+  [S.DNS_NATIVE, 'dns.native_answers'],
   [S.SOURCE_AUTH_FAILURES, 'sources.auth_failures'],
   [S.SOURCE_LOCKED_OUT, 'sources.locked_out'],
   [S.SOURCE_RESUMES, 'sources.resumed'],

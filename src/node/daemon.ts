@@ -17,7 +17,7 @@ import type { SupervisedChild } from '../children/child-process.ts';
 import { startEmbeddedEtcd } from '../children/embedded-etcd.ts';
 import { describe } from '../core/errors.ts';
 import { logger } from '../core/log.ts';
-import { batchUnavailable } from '../dns/udp-batch.ts';
+import { batchUnavailable, nativeAnswers } from '../dns/udp-batch.ts';
 import { IcecastManager } from '../icecast/icecast-manager.ts';
 import { SourceKiller } from '../icecast/source-kill.ts';
 import { Transcoders } from '../icecast/transcoders.ts';
@@ -132,7 +132,7 @@ export class Daemon {
     await this.workers.start();
     await this.#metrics.listen();
     const noBatch = batchUnavailable();
-    log.info(noBatch === null ? 'DNS over UDP in batches (recvmmsg/sendmmsg)' : `DNS over UDP with node:dgram; batched UDP unavailable: ${noBatch}`);
+    log.info(noBatch === null ? `DNS over UDP in batches (recvmmsg/sendmmsg), ${nativeAnswers() ? 'questions asked before answered natively' : 'every answer made in JavaScript (RADIOAI_DNS_ANSWERS=off)'}` : `DNS over UDP with node:dgram; batched UDP unavailable: ${noBatch}`);
     log.info(loadConnPeek() ? 'front door: short HTTP/1.1 requests to uWebSockets.js, the rest to the Icecast-compatible door'
       : `front door: every request through the Icecast-compatible door; connection peeking unavailable: ${connPeekUnavailable()}`);
     const noFanSend = fanSendUnavailable();
