@@ -72,7 +72,7 @@ enum { C_QUERIES, C_NXDOMAIN, C_REFUSED, C_TRUNCATED, C_RRL_DROPPED, C_RRL_SLIPP
 /*
  * Latency of a batch answered here (from its arrival to sendmmsg's return),
  * µs: values below 128 each have a word; above, 64 words per power of two
- * (about 1.5% wide), up to 2^22 µs.
+ * (about 1.5% wide), up to 2^23 µs.
  */
 #define LAT_WORDS (128 + 16 * 64)
 #define STAT_WORDS (C_LAT + LAT_WORDS)
@@ -102,7 +102,7 @@ typedef struct {
   uint8_t hit;
   uint16_t flags;
   uint16_t counts[3], tcounts[3];
-  uint32_t nrot, turn;
+  uint32_t nrot;
   uint32_t rot_off[ROT_MAX], rot_len[ROT_MAX];
   uint32_t trunc_off, trunc_len;
   unsigned char key[KEY_MAX];
@@ -112,6 +112,12 @@ typedef struct {
 typedef struct {
   int refs; /* the JavaScript handle, and each socket opened on it */
   int learning;
+  /*
+   * One turn for every answer, as Responder's: an entry's own turn would
+   * start at its first rotation each time the table is emptied (every
+   * snapshot, about once a second), and hand out the first address most.
+   */
+  uint32_t turn;
   int32_t *seq;
   int32_t known_seq;
   napi_ref seq_ref, stats_ref;
@@ -370,23 +376,25 @@ static int answer_here(sock_t *s, uint32_t i, uint32_t len, uint64_t now, uint32
   if (!e) return 0;
   uint32_t limit = !q.edns ? 512 : q.udp_size < 512 ? 512 : q.udp_size;
   uint32_t qlen = q.qend - 12;
-  uint32_t r = e->turn++ % e->nrot;
+  uint32_t r = c->turn % e->nrot;
   unsigned char *o = s->answers + (size_t)i * ANSWER_MAX;
   const uint16_t *counts = e->counts;
   const unsigned char *body = e->data + e->rot_off[r];
   uint32_t blen = e->rot_len[r];
   uint16_t flags = (uint16_t)(0x8000 | (m[2] << 8 & 0x0100) | e->flags);
-  c->stats[C_QUERIES]++;
-  if ((e->flags & 0xf) == 3) c->stats[C_NXDOMAIN]++;
-  else if ((e->flags & 0xf) == 5) c->stats[C_REFUSED]++;
-  if (12 + qlen + blen > limit) {
-    c->stats[C_TRUNCATED]++;
+  int truncated = 12 + qlen + blen > limit;
+  if (truncated) {
     flags |= 0x0200;
     counts = e->tcounts;
     body = e->data + e->trunc_off;
     blen = e->trunc_len;
   }
-  if (12 + qlen + blen > ANSWER_MAX) return 0; /* never: learn() keeps only answers that fit */
+  if (12 + qlen + blen > ANSWER_MAX) return 0; /* never: learn() keeps only answers that fit any question */
+  c->turn++;
+  c->stats[C_QUERIES]++;
+  if ((e->flags & 0xf) == 3) c->stats[C_NXDOMAIN]++;
+  else if ((e->flags & 0xf) == 5) c->stats[C_REFUSED]++;
+  if (truncated) c->stats[C_TRUNCATED]++;
   o[0] = m[0];
   o[1] = m[1];
   put16(o + 2, flags);
@@ -430,6 +438,23 @@ static void set_msg(struct mmsghdr *msg, struct iovec *iov, void *base, uint32_t
   msg->msg_hdr.msg_iovlen = 1;
   msg->msg_hdr.msg_name = sa;
   msg->msg_hdr.msg_namelen = fam == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* What each kind of handle is tagged with, so that one is never taken for the other. */
+static const napi_type_tag SOCK_TAG = { 0x7564702d62617463ull, 0x682d736f636b6574ull };
+static const napi_type_tag CTX_TAG = { 0x7564702d62617463ull, 0x682d636f6e746578ull };
+
+/* The C struct behind `v` when it is a handle tagged `tag`, else NULL with a TypeError thrown. */
+static void *handle_of(napi_env env, napi_value v, const napi_type_tag *tag, const char *what) {
+  void *p = NULL;
+  napi_valuetype t;
+  bool ok = false;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_check_object_type_tag(env, v, tag, &ok) != napi_ok || !ok ||
+      napi_get_value_external(env, v, &p) != napi_ok) {
+    napi_throw_type_error(env, NULL, what);
+    return NULL;
+  }
+  return p;
 }
 
 static void maybe_free(sock_t *s) {
@@ -561,15 +586,15 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   char host[64] = {0};
   size_t hl = 0;
   uint32_t port = 0;
-  napi_valuetype t, t3;
-  void *ctx = NULL;
+  napi_valuetype t;
   if (argc < 4 || napi_get_value_string_utf8(env, argv[0], host, sizeof host, &hl) != napi_ok ||
       napi_get_value_uint32(env, argv[1], &port) != napi_ok || port > 65535 ||
-      napi_typeof(env, argv[2], &t) != napi_ok || t != napi_function ||
-      napi_typeof(env, argv[3], &t3) != napi_ok || t3 != napi_external || napi_get_value_external(env, argv[3], &ctx) != napi_ok) {
+      napi_typeof(env, argv[2], &t) != napi_ok || t != napi_function) {
     napi_throw_type_error(env, NULL, "open(address, port, onBatch, context)");
     return NULL;
   }
+  ctx_t *ctx = handle_of(env, argv[3], &CTX_TAG, "open(address, port, onBatch, context): not a context");
+  if (!ctx) return NULL;
   struct sockaddr_storage ss;
   memset(&ss, 0, sizeof ss);
   socklen_t sl;
@@ -625,6 +650,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_value obj, handle, n;
   napi_create_object(env, &obj);
   napi_create_external(env, s, on_finalize, NULL, &handle);
+  napi_type_tag_object(env, handle, &SOCK_TAG);
   napi_set_named_property(env, obj, "handle", handle);
   napi_set_named_property(env, obj, "in", shared(env, s, B_IN, (size_t)BATCH * SLOT, (void **)&s->in));
   napi_set_named_property(env, obj, "lens", shared(env, s, B_LENS, BATCH * sizeof(uint32_t), (void **)&s->lens));
@@ -641,13 +667,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 }
 
 static sock_t *sock_of(napi_env env, napi_value v) {
-  void *p = NULL;
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &p) != napi_ok) {
-    napi_throw_type_error(env, NULL, "not a udp-batch handle");
-    return NULL;
-  }
-  return p;
+  return handle_of(env, v, &SOCK_TAG, "not a udp-batch handle");
 }
 
 /*
@@ -716,15 +736,15 @@ static napi_value js_learn(napi_env env, napi_callback_info info) {
       napi_get_array_length(env, argv[4], &nrot) != napi_ok || nrot == 0 || nrot > ROT_MAX || !get_u16s(env, argv[5], tcounts, 3))
     goto done;
   question_t q;
-  if (s->lens[slot] == 0 || !read_question(s->in + (size_t)slot * SLOT, s->lens[slot], &q)) goto done;
+  if (s->lens[slot] == 0 || s->lens[slot] > SLOT || !read_question(s->in + (size_t)slot * SLOT, s->lens[slot], &q)) goto done;
   void *parts[ROT_MAX + 1];
   size_t lens[ROT_MAX + 1], total = 0;
   for (uint32_t i = 0; i <= nrot; i++) {
     napi_value b = argv[6];
     if (i < nrot && napi_get_element(env, argv[4], i, &b) != napi_ok) goto done;
     if (napi_get_buffer_info(env, b, &parts[i], &lens[i]) != napi_ok) goto done;
-    /* Every rotation must fit whatever the question's length. */
-    if (12 + 259 + lens[i] > ANSWER_MAX) goto done;
+    /* Every rotation must fit whatever the question's length (at most 255 + 1 + 4 bytes). */
+    if (12 + 260 + lens[i] > ANSWER_MAX) goto done;
     total += lens[i];
   }
   entry_t **set = set_of(c, &q);
@@ -745,13 +765,13 @@ static napi_value js_learn(napi_env env, napi_callback_info info) {
   memset(e, 0, sizeof *e);
   e->keylen = q.keylen;
   memcpy(e->key, q.key, q.keylen);
-  e->flags = (uint16_t)(flags & 0x07ff); /* AA and RCODE: QR, TC and RD are set per answer */
+  e->flags = (uint16_t)(flags & 0x040f); /* AA and RCODE: QR, TC and RD are set per answer */
   memcpy(e->counts, counts, sizeof counts);
   memcpy(e->tcounts, tcounts, sizeof tcounts);
   e->nrot = nrot;
   size_t at = 0;
   for (uint32_t i = 0; i <= nrot; i++) {
-    memcpy(e->data + at, parts[i], lens[i]);
+    if (lens[i] > 0) memcpy(e->data + at, parts[i], lens[i]);
     if (i < nrot) e->rot_off[i] = (uint32_t)at, e->rot_len[i] = (uint32_t)lens[i];
     else e->trunc_off = (uint32_t)at, e->trunc_len = (uint32_t)lens[i];
     at += lens[i];
@@ -822,6 +842,7 @@ static napi_value js_context(napi_env env, napi_callback_info info) {
     c->rrl.mask = cap - 1;
     /* A whole pass within about QUIET_MS at one step per SWEEP_EVERY_MS. */
     c->rrl.step = cap / (QUIET_MS / SWEEP_EVERY_MS) + 1;
+    if (c->rrl.step < 1000) c->rrl.step = 1000;
     c->rrl.overflow.tokens = c->rrl.rate;
   }
   napi_value obj, handle, stats;
@@ -831,6 +852,7 @@ static napi_value js_context(napi_env env, napi_callback_info info) {
   napi_create_reference(env, stats, 1, &c->stats_ref);
   napi_create_object(env, &obj);
   napi_create_external(env, c, on_ctx_finalize, NULL, &handle);
+  napi_type_tag_object(env, handle, &CTX_TAG);
   napi_set_named_property(env, obj, "handle", handle);
   napi_set_named_property(env, obj, "stats", stats);
   return obj;

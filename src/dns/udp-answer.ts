@@ -35,6 +35,7 @@ export function answerBatch(a: UdpAnswerer, b: UdpBatch, n: number): void {
   const meta = b.meta;
   let off = 0;
   let k = 0;
+  let sent = 0;
   for (let i = 0; i < n; i++) {
     const len = b.lens[i]!;
     if (len === 0) continue; // answered by the addon, or larger than any query radiod answers
@@ -47,7 +48,7 @@ export function answerBatch(a: UdpAnswerer, b: UdpBatch, n: number): void {
     if (p === null) continue;
     if (p.answer !== null) b.learn(i, p.answer);
     if (out.length - off < OUT_RESERVE) {
-      b.send(k);
+      sent += b.send(k);
       off = 0;
       k = 0;
     }
@@ -58,10 +59,10 @@ export function answerBatch(a: UdpAnswerer, b: UdpBatch, n: number): void {
     k++;
     off += size;
   }
-  b.send(k);
+  sent += b.send(k);
   const us = (performance.now() - t0) * 1000;
-  // From the batch's arrival to its answers handed to the kernel, for each answer.
-  if (k > 0) a.latency?.record('dns_answer_us', us, k);
+  // From the batch's arrival to its answers handed to the kernel, for each answer sent (not those rate limiting dropped).
+  if (sent > 0) a.latency?.record('dns_answer_us', us, sent);
 }
 
 /** Answers one datagram received by node:dgram. */
