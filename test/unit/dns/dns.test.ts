@@ -11,6 +11,7 @@ import dnsPacket from 'dns-packet';
 import { ANSWER_CACHE_ENTRIES, AnswerCache, type Answer } from '../../../src/dns/answers.ts';
 import { RRL_ENTRIES, Rrl } from '../../../src/dns/rrl.ts';
 import { FrameReader } from '../../../src/dns/tcp-frames.ts';
+import { latencyOfWord } from '../../../src/dns/udp-batch.ts';
 import { TYPE } from '../../../src/dns/wire.ts';
 import { buildZone, type ZoneConfig } from '../../../src/dns/zone.ts';
 import type { Snapshot } from '../../../src/ipc/snapshot.ts';
@@ -231,5 +232,21 @@ describe('DNS over TCP frames', () => {
       r.push(Buffer.from([len & 0xff]));
       assert.equal(r.next(), 'not a query');
     }
+  });
+});
+
+describe('the DNS addon\'s latency words', () => {
+  it('stand for each µs below 128, then for buckets about 1.5% wide that tile the range up to seconds', () => {
+    for (let w = 0; w < 128; w++) assert.equal(latencyOfWord(w), w);
+    assert.equal(latencyOfWord(128), 128);
+    assert.equal(latencyOfWord(192), 256, 'each power of two starts a new run of 64 words');
+    const words = 128 + 16 * 64;
+    for (let w = 128; w < words - 1; w++) {
+      const lo = latencyOfWord(w);
+      const next = latencyOfWord(w + 1);
+      assert.ok(next > lo, `word ${w + 1} above word ${w}`);
+      assert.ok((next - lo) / lo <= 1 / 64, `word ${w}: ${lo} to ${next}`);
+    }
+    assert.ok(latencyOfWord(words - 1) > 4_000_000, 'the last word is past four seconds');
   });
 });
