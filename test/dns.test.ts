@@ -178,8 +178,18 @@ describe('DNS', () => {
         if (name === 'stream.radio.test') firsts.add((dnsPacket.decode(m).answers![0] as { data: string }).data);
       }
     }
-    sock.close();
     assert.equal(firsts.size, 2, 'successive answers rotate the addresses');
+    // Each name has its own turn: two names asked in alternation both rotate (one turn shared by all
+    // answers would give each of them the same rotation every time).
+    const alternate = new Map<string, Set<string>>([['stream.radio.test', new Set()], ['radio.test', new Set()]]);
+    // Each asked once first, so that the addon knows both and answers all eight.
+    for (let k = -2; k < 8; k++) {
+      const name = k % 2 === 0 ? 'stream.radio.test' : 'radio.test';
+      const m = await ask(a, dnsPacket.encode({ type: 'query', id: id++, questions: [{ type: 'A', name }] }));
+      if (k >= 0) alternate.get(name)!.add((dnsPacket.decode(m).answers![0] as { data: string }).data);
+    }
+    sock.close();
+    for (const [name, seen] of alternate) assert.equal(seen.size, 2, `${name} asked every other time still rotates`);
     // The counters reach the metrics within a second or two (flushed twice a second, read once).
     let native = 0;
     await waitFor(async () => (native = (await counter('radioai_dns_native_answers_total')) - native0) >= questions.length * 3, 5000, 'native answers counted').catch(() => undefined);

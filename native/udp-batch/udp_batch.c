@@ -102,7 +102,14 @@ typedef struct {
   uint8_t hit;
   uint16_t flags;
   uint16_t counts[3], tcounts[3];
-  uint32_t nrot;
+  /*
+   * The next rotation, per answer as in answers.ts (a shared turn falls
+   * into step with a repeating query pattern). It starts where JavaScript's
+   * answer stood when it was taught: starting at 0 each time the table is
+   * emptied (every snapshot, about once a second) would hand out the first
+   * rotation most.
+   */
+  uint32_t nrot, turn;
   uint32_t rot_off[ROT_MAX], rot_len[ROT_MAX];
   uint32_t trunc_off, trunc_len;
   unsigned char key[KEY_MAX];
@@ -112,12 +119,6 @@ typedef struct {
 typedef struct {
   int refs; /* the JavaScript handle, and each socket opened on it */
   int learning;
-  /*
-   * One turn for every answer, as Responder's: an entry's own turn would
-   * start at its first rotation each time the table is emptied (every
-   * snapshot, about once a second), and hand out the first address most.
-   */
-  uint32_t turn;
   int32_t *seq;
   int32_t known_seq;
   napi_ref seq_ref, stats_ref;
@@ -376,7 +377,7 @@ static int answer_here(sock_t *s, uint32_t i, uint32_t len, uint64_t now, uint32
   if (!e) return 0;
   uint32_t limit = !q.edns ? 512 : q.udp_size < 512 ? 512 : q.udp_size;
   uint32_t qlen = q.qend - 12;
-  uint32_t r = c->turn % e->nrot;
+  uint32_t r = e->turn % e->nrot;
   unsigned char *o = s->answers + (size_t)i * ANSWER_MAX;
   const uint16_t *counts = e->counts;
   const unsigned char *body = e->data + e->rot_off[r];
@@ -390,7 +391,7 @@ static int answer_here(sock_t *s, uint32_t i, uint32_t len, uint64_t now, uint32
     blen = e->trunc_len;
   }
   if (12 + qlen + blen > ANSWER_MAX) return 0; /* never: learn() keeps only answers that fit any question */
-  c->turn++;
+  e->turn++;
   c->stats[C_QUERIES]++;
   if ((e->flags & 0xf) == 3) c->stats[C_NXDOMAIN]++;
   else if ((e->flags & 0xf) == 5) c->stats[C_REFUSED]++;
@@ -715,25 +716,27 @@ static int get_u16s(napi_env env, napi_value arr, uint16_t *out, uint32_t n) {
 }
 
 /*
- * learn(handle, slot, flags, counts, rotations, truncatedCounts, truncated):
- * the answer JavaScript made for the question of datagram `slot` of the
- * batch under way, kept for the next datagrams asking it. Returns whether
+ * learn(handle, slot, flags, counts, rotations, truncatedCounts, truncated,
+ * turn): the answer JavaScript made for the question of datagram `slot` of
+ * the batch under way, kept for the next datagrams asking it, from
+ * rotation `turn` on. Returns whether
  * it was kept: not when the question is not one answered here, when an
  * answer would be longer than ANSWER_MAX, or when its set is all in use.
  */
 static napi_value js_learn(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7], res;
+  size_t argc = 8;
+  napi_value argv[8], res;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  sock_t *s = argc == 7 ? sock_of(env, argv[0]) : NULL;
+  sock_t *s = argc == 8 ? sock_of(env, argv[0]) : NULL;
   if (!s) return NULL;
   ctx_t *c = s->ctx;
-  uint32_t slot, flags, nrot;
+  uint32_t slot, flags, nrot, turn;
   uint16_t counts[3], tcounts[3];
   int kept = 0;
   if (!c->learning || s->closing || napi_get_value_uint32(env, argv[1], &slot) != napi_ok || slot >= BATCH ||
       napi_get_value_uint32(env, argv[2], &flags) != napi_ok || !get_u16s(env, argv[3], counts, 3) ||
-      napi_get_array_length(env, argv[4], &nrot) != napi_ok || nrot == 0 || nrot > ROT_MAX || !get_u16s(env, argv[5], tcounts, 3))
+      napi_get_array_length(env, argv[4], &nrot) != napi_ok || nrot == 0 || nrot > ROT_MAX || !get_u16s(env, argv[5], tcounts, 3) ||
+      napi_get_value_uint32(env, argv[7], &turn) != napi_ok)
     goto done;
   question_t q;
   if (s->lens[slot] == 0 || s->lens[slot] > SLOT || !read_question(s->in + (size_t)slot * SLOT, s->lens[slot], &q)) goto done;
@@ -769,6 +772,7 @@ static napi_value js_learn(napi_env env, napi_callback_info info) {
   memcpy(e->counts, counts, sizeof counts);
   memcpy(e->tcounts, tcounts, sizeof tcounts);
   e->nrot = nrot;
+  e->turn = turn;
   size_t at = 0;
   for (uint32_t i = 0; i <= nrot; i++) {
     if (lens[i] > 0) memcpy(e->data + at, parts[i], lens[i]);

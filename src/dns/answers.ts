@@ -28,6 +28,12 @@ export interface Answer {
   counts: [an: number, ns: number, ar: number];
   /** Encoded records (answer, authority, additional incl. OPT) in rotations. */
   rotations: Buffer[];
+  /**
+   * The rotation the next query gets (modulo their number). One turn per answer, not per server:
+   * a shared turn falls into step with a query pattern that repeats (the same few names in the same
+   * order) and gives one name the same rotation every time.
+   */
+  turn: number;
   /** The records when the answer does not fit: OPT only (TC is set by the sender). */
   truncated: { counts: [number, number, number]; rrs: Buffer };
 }
@@ -58,6 +64,7 @@ function build(flags: number, answers: Record[][], authority: Record[], addition
     flags,
     counts: [an, authority.length, extra.length],
     rotations,
+    turn: 0,
     truncated: { counts: [0, 0, edns ? 1 : 0], rrs: edns ? encodeAll([opt()]) : Buffer.alloc(0) },
   };
 }

@@ -20,7 +20,6 @@ export class Responder {
   readonly #cache: AnswerCache;
   #seq = -1;
   #serial = -1;
-  #turn = 0;
 
   constructor(reader: SnapshotReader, zone: ZoneConfig, counts: LocalCounts) {
     this.#reader = reader;
@@ -83,7 +82,7 @@ export class Responder {
   /** The next rotation of `a`, or its truncated form when it exceeds the client's size; `same`: the question always gets `a`. */
   #fit(q: Query, question: Buffer, a: Answer, limit: number, same: boolean): Plan {
     const answer = same ? a : null;
-    const rrs = a.rotations[this.#turn++ % a.rotations.length]!;
+    const rrs = a.rotations[a.turn++ % a.rotations.length]!;
     const flags = QR | (q.flags & RD) | a.flags;
     if (12 + question.length + rrs.length <= limit) {
       return { id: q.id, flags, counts: a.counts, question, body: rrs, size: 12 + question.length + rrs.length, answer };

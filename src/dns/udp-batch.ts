@@ -34,7 +34,7 @@ interface Addon {
   send: (handle: object, n: number) => number;
   close: (handle: object) => void;
   context: (seq: Int32Array, seqIndex: number, rate: number, slip: number, maxPrefixes: number, learning: boolean) => { handle: object; stats: ArrayBuffer };
-  learn: (handle: object, slot: number, flags: number, counts: readonly number[], rotations: Buffer[], truncatedCounts: readonly number[], truncated: Buffer) => boolean;
+  learn: (handle: object, slot: number, flags: number, counts: readonly number[], rotations: Buffer[], truncatedCounts: readonly number[], truncated: Buffer, turn: number) => boolean;
 }
 
 /** Bytes per sender address slot (a sockaddr_in6). */
@@ -151,10 +151,11 @@ export class UdpBatch {
 
   /**
    * Teaches the addon `a`, the answer to the question of datagram `slot` of the batch under way, so
-   * that it answers the next datagrams asking the same itself. Returns whether it kept it.
+   * that it answers the next datagrams asking the same itself, going on from `a`'s turn. Returns
+   * whether it kept it.
    */
   learn(slot: number, a: Answer): boolean {
-    return this.learning && !this.#closed && this.#addon.learn(this.#handle, slot, a.flags, a.counts, a.rotations, a.truncated.counts, a.truncated.rrs);
+    return this.learning && !this.#closed && this.#addon.learn(this.#handle, slot, a.flags, a.counts, a.rotations, a.truncated.counts, a.truncated.rrs, a.turn);
   }
 
   /** Sends the first `n` answers of `meta`, past rate limiting; returns how many the kernel took. */
