@@ -68,7 +68,7 @@ enum { B_IN, B_LENS, B_ADDRS, B_OUT, B_META, B_COUNT };
 #define KEY_MAX (255 + 3)
 
 /* The context's counters (Float64Array words), drained by JavaScript. */
-enum { C_QUERIES, C_NXDOMAIN, C_REFUSED, C_TRUNCATED, C_RRL_DROPPED, C_RRL_SLIPPED, C_NATIVE, C_RRL_OVERFLOWED, C_RRL_SIZE, C_LAT = 16 };
+enum { C_QUERIES, C_NXDOMAIN, C_REFUSED, C_TRUNCATED, C_RRL_DROPPED, C_RRL_SLIPPED, C_NATIVE, C_LAT = 16 };
 /*
  * Latency of a batch answered here (from its arrival to sendmmsg's return),
  * µs: values below 128 each have a word; above, 64 words per power of two
@@ -118,7 +118,6 @@ typedef struct {
 
 typedef struct {
   int refs; /* the JavaScript handle, and each socket opened on it */
-  int learning;
   int32_t *seq;
   int32_t known_seq;
   napi_ref seq_ref, stats_ref;
@@ -334,11 +333,9 @@ static int rrl_check(ctx_t *c, uint64_t key, uint64_t now) {
     r->size++;
   } else {
     /* A full table: the newcomers share one bucket (being limited together is the safe side). */
-    c->stats[C_RRL_OVERFLOWED]++;
     b = &r->overflow;
     refill(r, b, now);
   }
-  c->stats[C_RRL_SIZE] = r->size;
   if (b->tokens >= 1) {
     b->tokens -= 1;
     return V_ANSWER;
@@ -733,7 +730,7 @@ static napi_value js_learn(napi_env env, napi_callback_info info) {
   uint32_t slot, flags, nrot, turn;
   uint16_t counts[3], tcounts[3];
   int kept = 0;
-  if (!c->learning || s->closing || napi_get_value_uint32(env, argv[1], &slot) != napi_ok || slot >= BATCH ||
+  if (s->closing || napi_get_value_uint32(env, argv[1], &slot) != napi_ok || slot >= BATCH ||
       napi_get_value_uint32(env, argv[2], &flags) != napi_ok || !get_u16s(env, argv[3], counts, 3) ||
       napi_get_array_length(env, argv[4], &nrot) != napi_ok || nrot == 0 || nrot > ROT_MAX || !get_u16s(env, argv[5], tcounts, 3) ||
       napi_get_value_uint32(env, argv[7], &turn) != napi_ok)
@@ -802,12 +799,12 @@ static uint32_t pow2_at_least(uint32_t n) {
 }
 
 /*
- * context(seq: Int32Array, seqIndex, rate, slip, maxPrefixes, learning) ->
+ * context(seq: Int32Array, seqIndex, rate, slip, maxPrefixes) ->
  * { handle, stats: ArrayBuffer }: what the sockets of one DNS server share.
  */
 static napi_value js_context(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 5;
+  napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_typedarray_type tt;
   size_t tlen;
@@ -816,20 +813,17 @@ static napi_value js_context(napi_env env, napi_callback_info info) {
   size_t aoff;
   uint32_t idx, slip, max;
   double rate;
-  bool learning;
   bool is_ta = false;
-  if (argc != 6 || napi_is_typedarray(env, argv[0], &is_ta) != napi_ok || !is_ta ||
+  if (argc != 5 || napi_is_typedarray(env, argv[0], &is_ta) != napi_ok || !is_ta ||
       napi_get_typedarray_info(env, argv[0], &tt, &tlen, &data, &ab, &aoff) != napi_ok || tt != napi_int32_array ||
       napi_get_value_uint32(env, argv[1], &idx) != napi_ok || idx >= tlen || napi_get_value_double(env, argv[2], &rate) != napi_ok ||
-      napi_get_value_uint32(env, argv[3], &slip) != napi_ok || napi_get_value_uint32(env, argv[4], &max) != napi_ok ||
-      napi_get_value_bool(env, argv[5], &learning) != napi_ok) {
-    napi_throw_type_error(env, NULL, "context(seq, seqIndex, rate, slip, maxPrefixes, learning)");
+      napi_get_value_uint32(env, argv[3], &slip) != napi_ok || napi_get_value_uint32(env, argv[4], &max) != napi_ok) {
+    napi_throw_type_error(env, NULL, "context(seq, seqIndex, rate, slip, maxPrefixes)");
     return NULL;
   }
   ctx_t *c = calloc(1, sizeof *c);
   if (!c) return throw_errno(env, "calloc", ENOMEM);
   c->refs = 1;
-  c->learning = learning;
   c->seq = (int32_t *)data + idx;
   c->known_seq = __atomic_load_n(c->seq, __ATOMIC_SEQ_CST);
   c->rrl.rate = rate > 0 ? rate : 0;

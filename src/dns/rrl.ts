@@ -51,7 +51,7 @@ export function prefixOf(addr: string): string {
   return groups.join('').slice(0, 14); // 56 bits = 14 hex digits
 }
 
-/** The prefix as a map key: IPv4 /24 as a number (as `senderKey` reads it from a sockaddr), IPv6 /56 as hex. */
+/** The prefix as a map key: IPv4 /24 as a number, IPv6 /56 as hex. */
 export function prefixKey(addr: string): number | string {
   const p = prefixOf(addr);
   if (p.includes('.')) {
@@ -104,7 +104,7 @@ export class Rrl {
     return this.#rate <= 0 ? 'answer' : this.checkKey(prefixKey(addr), now);
   }
 
-  /** `check` for a prefix key already known (`prefixKey`, `senderKey`). */
+  /** `check` for a prefix key already known (`prefixKey`). */
   checkKey(key: number | string, now: number): RrlVerdict {
     if (this.#rate <= 0) return 'answer';
     if (now - this.#lastStep >= SWEEP_EVERY_MS) this.sweepStep(now);

@@ -33,14 +33,9 @@ interface Addon {
   open: (address: string, port: number, onBatch: (n: number) => void, context: object) => NativeSocket;
   send: (handle: object, n: number) => number;
   close: (handle: object) => void;
-  context: (seq: Int32Array, seqIndex: number, rate: number, slip: number, maxPrefixes: number, learning: boolean) => { handle: object; stats: ArrayBuffer };
+  context: (seq: Int32Array, seqIndex: number, rate: number, slip: number, maxPrefixes: number) => { handle: object; stats: ArrayBuffer };
   learn: (handle: object, slot: number, flags: number, counts: readonly number[], rotations: Buffer[], truncatedCounts: readonly number[], truncated: Buffer, turn: number) => boolean;
 }
-
-/** Bytes per sender address slot (a sockaddr_in6). */
-export const ADDR_BYTES = 28;
-const AF_INET = 2;
-const AF_INET6 = 10;
 
 let loaded: Loaded<Addon> | undefined;
 
@@ -75,7 +70,7 @@ export function latencyOfWord(word: number): number {
 /** What the sockets of one DNS server share in the addon: the answers it learned, rate limiting, counters. */
 export class BatchContext {
   readonly handle: object;
-  /** Whether the addon keeps answers to give without JavaScript. */
+  /** Whether the addon is taught answers to give without JavaScript (`UdpBatch.learn`). */
   readonly learning: boolean;
   readonly #stats: Float64Array;
 
@@ -86,7 +81,7 @@ export class BatchContext {
   constructor(seq: { words: Int32Array; index: number }, rate: number, slip: number, maxPrefixes: number, learning: boolean) {
     const a = load();
     if (!a) throw new Error(`batched UDP unavailable: ${loaded!.why}`);
-    const c = a.context(seq.words, seq.index, rate, slip, maxPrefixes, learning);
+    const c = a.context(seq.words, seq.index, rate, slip, maxPrefixes);
     this.handle = c.handle;
     this.learning = learning;
     this.#stats = new Float64Array(c.stats);
@@ -115,7 +110,7 @@ export class UdpBatch {
   readonly in: Buffer;
   /** Length of each received datagram; 0 when it was larger than a slot. */
   readonly lens: Uint32Array;
-  /** Each sender's sockaddr, ADDR_BYTES apart. */
+  /** Each sender's sockaddr, 28 bytes apart (room for a sockaddr_in6). */
   readonly addrs: Uint8Array;
   /** Answers, packed by the caller. */
   readonly out: Buffer;
@@ -168,21 +163,4 @@ export class UdpBatch {
     this.#closed = true;
     this.#addon.close(this.#handle);
   }
-}
-
-/**
- * The response-rate-limiting key of the sender in slot `i`: the /24 of an
- * IPv4 address as a number, the /56 of an IPv6 address as 14 hex digits
- * (the same keys `prefixKey` gives for address strings).
- */
-export function senderKey(addrs: Uint8Array, i: number): number | string {
-  const o = i * ADDR_BYTES;
-  const family = addrs[o]! | (addrs[o + 1]! << 8);
-  if (family === AF_INET) return addrs[o + 4]! * 65536 + addrs[o + 5]! * 256 + addrs[o + 6]!;
-  if (family === AF_INET6) {
-    let hex = '';
-    for (let k = 8; k < 15; k++) hex += addrs[o + k]!.toString(16).padStart(2, '0');
-    return hex;
-  }
-  return -1;
 }
