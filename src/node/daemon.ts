@@ -136,8 +136,8 @@ export class Daemon {
     log.info(loadConnPeek() ? 'front door: short HTTP/1.1 requests to uWebSockets.js, the rest to the Icecast-compatible door'
       : `front door: every request through the Icecast-compatible door; connection peeking unavailable: ${connPeekUnavailable()}`);
     const noFanSend = fanSendUnavailable();
-    log.info(noFanSend === null ? 'listeners: each piece sent to all caught-up sockets in one call (fan-send)'
-      : `listeners: every write through Node's streams; batched sends unavailable: ${noFanSend}`);
+    log.info(noFanSend === null ? 'listeners: plain TCP listeners served by native code (fan-send)'
+      : `listeners: every listener through Node's streams; native listeners unavailable: ${noFanSend}`);
     const noKnown = knownAnswersUnavailable();
     log.info(noKnown === null ? 'redirects: answered natively once decided (known-answers)'
       : `redirects: every one through uWebSockets.js; native answers unavailable: ${noKnown}`);

@@ -157,6 +157,28 @@ export class ClientTable {
  */
 const admissions = new WeakMap<Socket, () => void>();
 
+/**
+ * What keeps a connection counted on its port once native code holds its
+ * descriptor and Node's socket is closed (fan-send.ts): set per socket by
+ * the front door, which counts the port's connections by their sockets.
+ */
+const keepers = new WeakMap<Socket, () => () => void>();
+
+/** Registers how to keep `sock`'s connection counted without the socket. */
+export function onKept(sock: Socket, keep: () => () => void): void {
+  keepers.set(sock, keep);
+}
+
+/**
+ * `sock`'s connection goes on without it: it stays counted until the
+ * function returned is called (once, when the connection ends).
+ */
+export function keepCounted(sock: Socket): () => void {
+  const keep = keepers.get(sock);
+  keepers.delete(sock);
+  return keep ? keep() : () => undefined;
+}
+
 /** Registers what to run once when `sock` is admitted. */
 export function onAdmitted(sock: Socket, run: () => void): void {
   admissions.set(sock, run);

@@ -1,21 +1,28 @@
 /**
- * One piece of a stream sent to many listeners' sockets with one call, through
- * the @radioai/fan-send addon (native/fan-send: a loop of send(2) with
- * MSG_DONTWAIT). A write through node:net walks the Writable stream's state,
- * a write request and its callbacks before the one system call that does the
- * work, and at thousands of listeners that walk cost as much CPU as the
- * kernel's TCP path. Only sockets whose Node stream has nothing queued are
- * batched (sink.ts `directFd`), so bytes never overtake each other; what a
- * full socket did not take goes to the Node stream, which owns the
- * descriptor's writes again until it drains.
+ * A hub's plain-TCP listeners owned by native code (native/fan-send): the
+ * descriptor, the place in the stream, ICY metadata, backpressure and the
+ * close all live there, and each new piece of the stream reaches every
+ * caught-up listener with one send(2) from one call out of JavaScript.
  *
- * Without the addon (not built), or with RADIOAI_FAN_SEND=stream, every write
- * goes through Node's streams as before.
+ * Through node:net a listener cost a Socket and its stream state (several
+ * KiB of heap each) and every piece walked Node's Writable machinery once
+ * per listener before the system call that does the work. A listener handed
+ * to a crowd costs a small native record, and the JavaScript side keeps only
+ * what the listener log and `radioctl listeners` need.
+ *
+ * TLS connections (their bytes are Node's TLS layer's to write), uWS's, and
+ * everything when the addon is not built or RADIOAI_FAN_SEND=stream, stay
+ * on Node's streams (fanout.ts).
  */
 import { loadAddon, type Loaded } from '../core/native-addon.ts';
 
 interface Addon {
-  sendAll: (fds: Int32Array, count: number, data: Uint8Array, results: Int32Array) => void;
+  crowd: (cap: number, metaint: number, closed: (id: number, bytes: number) => void) => object;
+  add: (crowd: object, fd: number, pos: number, first: Uint8Array, icy: boolean) => number;
+  append: (crowd: object, data: Uint8Array) => number;
+  meta: (crowd: object, block: Uint8Array) => void;
+  close: (crowd: object, id: number) => number;
+  free: (crowd: object) => void;
 }
 
 let loaded: Loaded<Addon> | undefined;
@@ -24,62 +31,63 @@ function load(): Addon | null {
   return (loaded ??= loadAddon<Addon>('@radioai/fan-send', 'RADIOAI_FAN_SEND', 'stream')).addon;
 }
 
-/** Null when batched sends are available, else why not. */
+/** Null when listeners can be handed to native code, else why not. */
 export function fanSendUnavailable(): string | null {
   return load() ? null : loaded!.why;
 }
 
-/**
- * Descriptors (with the item each stands for) gathered for one send: add()
- * while walking the listeners, then send() once and read each result.
- */
-export class SendBatch<T> {
+const NO_BYTES = new Uint8Array(0);
+
+/** One hub's listeners in native code. */
+export class Crowd {
   readonly #addon: Addon;
-  #fds = new Int32Array(64);
-  #results = new Int32Array(64);
-  #items: (T | undefined)[] = [];
-  #count = 0;
+  readonly #handle: object;
+  #freed = false;
 
-  /** A batch, or null when sends cannot be batched here. */
-  static create<T>(): SendBatch<T> | null {
+  /**
+   * A crowd whose ring holds `capBytes` of the stream (at least what the
+   * hub's own ring holds, so that a listener can start wherever the hub
+   * says), or null when there is no addon. `closed(id, bytes)` hears of
+   * each listener that left by itself or was let go for lagging.
+   */
+  static create(capBytes: number, metaint: number, closed: (id: number, bytes: number) => void): Crowd | null {
     const a = load();
-    return a ? new SendBatch<T>(a) : null;
+    return a ? new Crowd(a, a.crowd(Math.max(4096, capBytes), metaint, closed)) : null;
   }
 
-  private constructor(a: Addon) {
+  private constructor(a: Addon, handle: object) {
     this.#addon = a;
+    this.#handle = handle;
   }
 
-  add(item: T, fd: number): void {
-    const n = this.#count;
-    if (n === this.#fds.length) {
-      const fds = new Int32Array(n * 2);
-      fds.set(this.#fds);
-      this.#fds = fds;
-      this.#results = new Int32Array(n * 2);
-    }
-    this.#fds[n] = fd;
-    this.#items[n] = item;
-    this.#count = n + 1;
+  /**
+   * Takes a duplicate of `fd`, which starts with `first` and then the stream
+   * from offset `pos`; returns its id, or -1 when it could not be taken (the
+   * caller's descriptor is then untouched and still the caller's).
+   */
+  add(fd: number, pos: number, first: Uint8Array | null, icy: boolean): number {
+    return this.#addon.add(this.#handle, fd, pos, first ?? NO_BYTES, icy);
   }
 
-  /** Sends `data` to every descriptor added; returns how many, whose items and results take() and result() then give. */
-  send(data: Uint8Array): number {
-    const n = this.#count;
-    this.#count = 0;
-    if (n > 0) this.#addon.sendAll(this.#fds, n, data, this.#results);
-    return n;
+  /** Puts a piece of the stream in the ring and sends it; returns bytes sent since the last call. */
+  append(data: Uint8Array): number {
+    return this.#addon.append(this.#handle, data);
   }
 
-  /** The i-th item of the last send, forgotten here (the batch keeps no listener alive). */
-  take(i: number): T {
-    const item = this.#items[i]!;
-    this.#items[i] = undefined;
-    return item;
+  /** The ICY metadata block (icy.ts icyBlock) listeners get from now on. */
+  meta(block: Uint8Array): void {
+    this.#addon.meta(this.#handle, block);
   }
 
-  /** Bytes sent to the i-th descriptor of the last send, or -errno. */
-  result(i: number): number {
-    return this.#results[i]!;
+  /** Lets listener `id` go; the bytes it was sent, or -1 if it had gone already. */
+  close(id: number): number {
+    return this.#freed ? -1 : this.#addon.close(this.#handle, id);
+  }
+
+  /** Lets every listener go; nothing is reported. */
+  free(): void {
+    if (this.#freed) return;
+    this.#freed = true;
+    this.#addon.free(this.#handle);
   }
 }

@@ -5,12 +5,23 @@
  * from there when it drains; if the ring moves past its position (it lags
  * by more than the queue size) it is dropped, so a slow listener never
  * slows the others and memory per listener stays at most one chunk.
+ *
+ * Listeners on plain TCP are handed to native code (fan-send.ts), which
+ * keeps a copy of the ring at the same offsets and does all of this for
+ * them; the rest (TLS, uWS, or all without the addon) are served here.
  */
-import { SendBatch } from './fan-send.ts';
-import { IcyInserter } from './icy.ts';
+import { Crowd } from './fan-send.ts';
+import { ICY_METAINT, IcyInserter, icyBlock } from './icy.ts';
 import type { Session } from './hub-client.ts';
 import type { Sink } from './sink.ts';
 import { StreamRing } from './stream-ring.ts';
+
+/** A listener native code serves: what is left of it here. */
+interface NativeListener {
+  who: Session | null;
+  /** Called once with the bytes native code sent it, when it has left. */
+  done: (bytes: number) => void;
+}
 
 interface Listener {
   sink: Sink;
@@ -26,26 +37,49 @@ export class Fanout {
   readonly #listeners = new Set<Listener>();
   readonly #onSent: (bytes: number) => void;
   readonly #onEmpty: () => void;
-  /** Caught-up listeners whose next chunk goes to their socket in one call for all (fan-send.ts); null without it. */
-  readonly #direct = SendBatch.create<Listener>();
-  /** The stream title for listeners that asked for ICY metadata. */
-  metadata = '';
+  /** Listeners served by native code, by their id there; null without the addon. */
+  readonly #crowd: Crowd | null;
+  readonly #native = new Map<number, NativeListener>();
+  #metadata = '';
 
   /** `onEmpty` is called when the last listener leaves. */
   constructor(ringBytes: number, onSent: (bytes: number) => void, onEmpty: () => void) {
     this.ring = new StreamRing(ringBytes);
     this.#onSent = onSent;
     this.#onEmpty = onEmpty;
+    // Twice the hub's ring: that one keeps whole chunks, so it may hold up to a chunk more than its size.
+    this.#crowd = Crowd.create(2 * ringBytes, ICY_METAINT, (id, bytes) => this.#left(id, bytes));
   }
 
   get size(): number {
-    return this.#listeners.size;
+    return this.#listeners.size + this.#native.size;
+  }
+
+  /** The stream title for listeners that asked for ICY metadata. */
+  get metadata(): string {
+    return this.#metadata;
+  }
+
+  set metadata(text: string) {
+    if (text === this.#metadata) return;
+    this.#metadata = text;
+    this.#crowd?.meta(icyBlock(text));
   }
 
   sessions(): Session[] {
     const out: Session[] = [];
     for (const l of this.#listeners) if (l.who) out.push(l.who);
+    for (const l of this.#native.values()) if (l.who) out.push(l.who);
     return out;
+  }
+
+  /** A listener native code served has left (closed, reset, or let go for lagging). */
+  #left(id: number, bytes: number): void {
+    const l = this.#native.get(id);
+    if (!l) return;
+    this.#native.delete(id);
+    l.done(bytes);
+    if (this.size === 0) this.#onEmpty();
   }
 
   /**
@@ -53,6 +87,15 @@ export class Fanout {
    * codec headers), with ICY metadata blocks when `icy`.
    */
   add(sink: Sink, who: Session | null, icy: boolean, pos: number, preamble: readonly Buffer[]): void {
+    const fd = this.#crowd ? sink.ownableFd() : -1;
+    if (fd >= 0) {
+      const first = preamble.length === 0 ? null : preamble.length === 1 ? preamble[0]! : Buffer.concat(preamble);
+      const id = this.#crowd!.add(fd, pos, first, icy);
+      if (id >= 0) {
+        this.#native.set(id, { who, done: sink.handedOver() });
+        return;
+      }
+    }
     const l: Listener = { sink, who, pos, blocked: false, icy: icy ? new IcyInserter() : null };
     this.#listeners.add(l);
     sink.onClose = () => {
@@ -68,35 +111,23 @@ export class Fanout {
   append(buf: Buffer, boundary: boolean): void {
     const ring = this.ring;
     ring.push(buf, boundary);
+    if (this.#crowd) {
+      const sent = this.#crowd.append(buf);
+      if (sent > 0) this.#onSent(sent);
+    }
     const end = ring.end;
-    const direct = this.#direct;
     for (const l of this.#listeners) {
       if (l.blocked) {
         if (ring.lost(l.pos)) l.sink.close();
         continue;
       }
       l.pos = end;
-      if (direct !== null && l.icy === null) {
-        const fd = l.sink.directFd();
-        if (fd >= 0) {
-          direct.add(l, fd);
-          continue;
-        }
-      }
       if (!this.#send(l, buf)) l.blocked = true;
-    }
-    if (direct === null) return;
-    const n = direct.send(buf);
-    if (n === 0) return;
-    this.#onSent(n * buf.length);
-    for (let i = 0; i < n; i++) {
-      const l = direct.take(i);
-      if (!l.sink.afterDirect(buf, direct.result(i))) l.blocked = true;
     }
   }
 
   #send(l: Listener, buf: Buffer): boolean {
-    const out = l.icy ? l.icy.transform(buf, this.metadata) : buf;
+    const out = l.icy ? l.icy.transform(buf, this.#metadata) : buf;
     this.#onSent(out.length);
     return l.sink.write(out);
   }
@@ -130,6 +161,12 @@ export class Fanout {
     const all = [...this.#listeners];
     this.#listeners.clear();
     for (const l of all) l.sink.close();
+    if (this.#crowd) {
+      const native = [...this.#native];
+      this.#native.clear();
+      for (const [id, l] of native) l.done(Math.max(0, this.#crowd.close(id)));
+      this.#crowd.free();
+    }
     this.ring.clear();
   }
 }

@@ -35,7 +35,7 @@ import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { classify, headState } from './classify.ts';
-import { BUSY_ANSWER, ClientTable, onAdmitted, workerShare, type FrontLimits, type Refusal } from './conn-limits.ts';
+import { BUSY_ANSWER, ClientTable, onAdmitted, onKept, workerShare, type FrontLimits, type Refusal } from './conn-limits.ts';
 import { EAGAIN } from '../core/native-addon.ts';
 import { loadConnPeek, type ConnPeek } from './conn-peek.ts';
 import { DOOR_LIMITS, type DoorPort, type IcecastDoor } from './icecast-door.ts';
@@ -101,6 +101,24 @@ interface PortCount {
 /** One connection of the port closed (never below zero, whatever reports it). */
 function uncount(count: PortCount): void {
   count.open = Math.max(0, count.open - 1);
+}
+
+/**
+ * How a connection whose socket closes while native code goes on serving it
+ * stays counted: counted again now (the socket's close uncounts it), and
+ * uncounted by the function returned. Made here, where nothing else is in
+ * scope, so that what native listeners keep does not hold their sockets.
+ */
+function keeper(count: PortCount): () => () => void {
+  return () => {
+    count.open++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      uncount(count);
+    };
+  };
 }
 
 export class FrontDoor {
@@ -240,6 +258,7 @@ export class FrontDoor {
     sock.setNoDelay(true);
     sock.on('error', () => undefined);
     sock.once('close', () => uncount(count));
+    onKept(sock, keeper(count));
     if (unsent.length > 0) sock.write(unsent);
     sock.pause();
     if (unread.length > 0) sock.unshift(unread);
@@ -315,6 +334,7 @@ export class FrontDoor {
     if (!opened) return;
     const { admit, headDeadline } = opened;
     onAdmitted(sock, admit);
+    onKept(sock, keeper(count));
     const peek = this.#peek;
     const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (!peek || fd === undefined || fd < 0) return this.#o.door.accept(sock, door, headDeadline);

@@ -20,7 +20,7 @@
  */
 import type { Socket } from 'node:net';
 import { logger } from '../core/log.ts';
-import type { ListenerLog } from './access-record.ts';
+import type { Finished, ListenerLog } from './access-record.ts';
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { S, type WorkerStats } from '../ipc/worker-stats.ts';
 import { ALLOW, CORS_EXPOSE, CORS_ORIGIN, REPLIES, say, serialize, text, type Answer } from './answers.ts';
@@ -154,9 +154,9 @@ export class IcecastDoor {
     const peer = sock.remoteAddress ?? '';
     // One address for the listener log and radioctl listeners, X-Forwarded-For believed as TRUSTED_PROXIES says.
     const address = this.#o.listenerLog?.address(peer, head.headers.get('x-forwarded-for')) ?? peer;
-    const note = (status: number, bytes: number): void => this.#o.listenerLog?.note({
+    const note = noter(this.#o.listenerLog, {
       address, request: `${head.method} ${head.target} ${head.version}`,
-      status, bytes, referer: head.headers.get('referer'), userAgent: head.headers.get('user-agent'), since,
+      referer: head.headers.get('referer'), userAgent: head.headers.get('user-agent'), since,
     });
     const d = port.router.route(this.#o.reader.current(), head.path);
     if (d.kind === 'error') {
@@ -186,9 +186,7 @@ export class IcecastDoor {
           return null;
         }
         sock.write(streamHead(h, icy));
-        const sink = new SocketSink(sock);
-        sock.once('close', () => note(200, sink.bytes));
-        return sink;
+        return new SocketSink(sock, streamed(note));
       },
       fail: (status, body) => {
         note(status, 0);
@@ -243,6 +241,23 @@ export class IcecastDoor {
       }, () => reply(sock, head, MASTER_UNREACHABLE));
     });
   }
+}
+
+/** A listener request as the listener log gets it, all but how it ended. */
+type Started = Omit<Finished, 'status' | 'bytes'>;
+
+/**
+ * What notes how a listener request ended. Made here and not in the door's
+ * method, whose scope holds the socket: a listener served by native code
+ * keeps this function, and must not keep its closed socket with it.
+ */
+function noter(log: ListenerLog | undefined, r: Started): (status: number, bytes: number) => void {
+  return (status, bytes) => log?.note({ ...r, status, bytes });
+}
+
+/** A stream's end, as noted: 200 and the bytes sent. */
+function streamed(note: (status: number, bytes: number) => void): (bytes: number) => void {
+  return (bytes) => note(200, bytes);
 }
 
 /**

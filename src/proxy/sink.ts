@@ -7,8 +7,7 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { HttpResponse } from 'uWebSockets.js';
-import { markAdmitted } from './conn-limits.ts';
-import { EAGAIN } from '../core/native-addon.ts';
+import { keepCounted, markAdmitted } from './conn-limits.ts';
 
 export interface Sink {
   write(chunk: Buffer): boolean;
@@ -21,16 +20,17 @@ export interface Sink {
   /** Bytes handed to the connection so far (the listener log's). */
   readonly bytes: number;
   /**
-   * The connection's descriptor when the next write may go straight to it
+   * The descriptor native code may take the connection over by
    * (fan-send.ts: a plain TCP socket with nothing queued), else -1.
    */
-  directFd(): number;
+  ownableFd(): number;
   /**
-   * `chunk` went to directFd() and send(2) answered `result` (bytes or
-   * -errno): counts it, hands what was not sent to the connection, and
-   * answers as write() would.
+   * Native code holds a duplicate of ownableFd() now: lets this side's
+   * socket go without ending the connection (onClose is not called), and
+   * returns what to call, once, with the bytes native code sent when the
+   * listener has left.
    */
-  afterDirect(chunk: Buffer, result: number): boolean;
+  handedOver(): (bytes: number) => void;
 }
 
 export class UwsSink implements Sink {
@@ -74,35 +74,52 @@ export class UwsSink implements Sink {
     this.#res.close(); // runs onAborted, which reports the close
   }
 
-  directFd(): number {
-    return -1; // uWS owns its sockets' writes
+  ownableFd(): number {
+    return -1; // uWS owns its sockets
   }
 
-  afterDirect(chunk: Buffer): boolean {
-    return this.write(chunk);
+  handedOver(): (bytes: number) => void {
+    throw new Error('a uWS response cannot be handed over');
   }
+}
+
+/**
+ * What is called when a listener has left, with the bytes of the stream it
+ * was sent. Made outside the sink so that a listener served by native code
+ * keeps this function and not the closed socket.
+ */
+function ender(onEnd: ((bytes: number) => void) | undefined, before: number, release: () => void): (bytes: number) => void {
+  return (bytes) => {
+    release();
+    onEnd?.(before + bytes);
+  };
 }
 
 export class SocketSink implements Sink {
   readonly #socket: Socket;
   /** The socket's descriptor; -1 for TLS, whose bytes only Node's TLS layer may write. */
   readonly #fd: number;
+  readonly #onEnd: ((bytes: number) => void) | undefined;
+  #handed = false;
   closed = false;
   bytes = 0;
   onDrain: (() => void) | null = null;
   onClose: (() => void) | null = null;
 
-  constructor(socket: Socket) {
+  /** `onEnd(bytes)` is called once when the listener has left, served here or by native code. */
+  constructor(socket: Socket, onEnd?: (bytes: number) => void) {
     this.#socket = socket;
+    this.#onEnd = onEnd;
     const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
     this.#fd = socket instanceof TLSSocket || typeof fd !== 'number' ? -1 : fd;
     // A listener's stream: the connection is no longer counted as pending for its address.
     markAdmitted(socket);
     socket.on('drain', () => this.onDrain?.());
     socket.on('close', () => {
-      if (this.closed) return;
+      if (this.closed || this.#handed) return;
       this.closed = true;
       this.onClose?.();
+      this.#onEnd?.(this.bytes);
     });
   }
 
@@ -117,25 +134,22 @@ export class SocketSink implements Sink {
   }
 
   /*
-   * Writes that bypass the Node stream also bypass what it does per write:
-   * its idle timer (so a listener's socket must have no setTimeout) and
-   * bytesWritten; and they assume nobody corks the socket or writes to it
-   * but through socket.write.
+   * Native code taking the descriptor also takes what Node would do with it
+   * later: a listener's socket must have no idle timer, nothing corked and
+   * nothing queued (writableLength 0, or bytes would overtake each other).
    */
-  directFd(): number {
+  ownableFd(): number {
     const s = this.#socket;
     // A destroyed socket's descriptor may already belong to another connection.
     return this.#fd >= 0 && !this.closed && !s.destroyed && s.writableLength === 0 ? this.#fd : -1;
   }
 
-  afterDirect(chunk: Buffer, result: number): boolean {
-    this.bytes += chunk.length;
-    if (result === chunk.length) return true;
-    if (result < 0 && result !== EAGAIN) {
-      // Reset or gone: Node reports the close, and the hub lets the listener go.
-      this.#socket.destroy();
-      return true;
-    }
-    return this.#socket.write(result > 0 ? chunk.subarray(result) : chunk);
+  handedOver(): (bytes: number) => void {
+    this.#handed = true;
+    this.closed = true;
+    const done = ender(this.#onEnd, this.bytes, keepCounted(this.#socket));
+    // Closes this descriptor only: native code's duplicate keeps the connection open.
+    this.#socket.destroy();
+    return done;
   }
 }

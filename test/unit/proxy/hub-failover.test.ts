@@ -95,8 +95,8 @@ class Ear implements Client {
         this.closedAt = Date.now();
         sink.onClose?.();
       },
-      directFd: () => -1,
-      afterDirect: (b: Buffer): boolean => sink.write(b),
+      ownableFd: () => -1,
+      handedOver: () => assert.fail('not a socket'),
     };
     this.sink = sink;
     return sink;

@@ -406,7 +406,7 @@ describe('hub: a listener joining while the codec headers arrive', () => {
       icy: false,
       begin: () => ({
         write: (b: Buffer) => (got[k]!.push(Buffer.from(b)), true), close: () => undefined, onDrain: null, onClose: null, closed: false, bytes: 0,
-        directFd: () => -1, afterDirect: (b: Buffer) => (got[k]!.push(Buffer.from(b)), true),
+        ownableFd: () => -1, handedOver: () => assert.fail('not a socket'),
       }),
       fail: () => assert.fail('no stream'),
     });
@@ -452,7 +452,7 @@ describe('hub: a crowd of Ogg listeners', () => {
       const write = (b: Buffer): boolean => (mine.push(Buffer.from(b)), true);
       return {
         icy: false,
-        begin: () => ({ write, close: () => undefined, onDrain: null, onClose: null, closed: false, bytes: 0, directFd: () => -1, afterDirect: write }),
+        begin: () => ({ write, close: () => undefined, onDrain: null, onClose: null, closed: false, bytes: 0, ownableFd: () => -1, handedOver: () => assert.fail('not a socket') }),
         fail: () => assert.fail('no stream'),
       };
     };
