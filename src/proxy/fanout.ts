@@ -16,6 +16,11 @@ import type { Session } from './hub-client.ts';
 import type { Sink } from './sink.ts';
 import { StreamRing } from './stream-ring.ts';
 
+/** Room in native code's copy of the ring for the chunk the hub's ring may hold beyond its size (an Ogg page is at most 65,307 bytes). */
+const CHUNK_SLACK = 128 * 1024;
+/** The least the hub's ring keeps (a burst of 0 still leaves a ring to start from). */
+const MIN_KEEP = 16 * 1024;
+
 /** A listener native code serves: what is left of it here. */
 interface NativeListener {
   who: Session | null;
@@ -40,15 +45,24 @@ export class Fanout {
   /** Listeners served by native code, by their id there; null without the addon. */
   readonly #crowd: Crowd | null;
   readonly #native = new Map<number, NativeListener>();
+  readonly #ringBytes: number;
+  readonly #keepBytes: number;
   #metadata = '';
 
-  /** `onEmpty` is called when the last listener leaves. */
-  constructor(ringBytes: number, onSent: (bytes: number) => void, onEmpty: () => void) {
-    this.ring = new StreamRing(ringBytes);
+  /**
+   * `ringBytes`: how far a listener may lag before it is let go. While no
+   * listener is served from JavaScript the ring here keeps only `keepBytes`
+   * (where new listeners start: the burst), since native code keeps its own.
+   * `onEmpty` is called when the last listener leaves.
+   */
+  constructor(ringBytes: number, onSent: (bytes: number) => void, onEmpty: () => void, keepBytes = ringBytes) {
+    this.#ringBytes = ringBytes;
     this.#onSent = onSent;
     this.#onEmpty = onEmpty;
-    // Twice the hub's ring: that one keeps whole chunks, so it may hold up to a chunk more than its size.
-    this.#crowd = Crowd.create(2 * ringBytes, ICY_METAINT, (id, bytes) => this.#left(id, bytes));
+    // The hub's ring keeps whole chunks, up to a chunk more than its size: the copy has room for one.
+    this.#crowd = Crowd.create(ringBytes + CHUNK_SLACK, ICY_METAINT, (id, bytes) => this.#left(id, bytes));
+    this.#keepBytes = this.#crowd ? Math.min(Math.max(keepBytes, MIN_KEEP), ringBytes) : ringBytes;
+    this.ring = new StreamRing(this.#keepBytes);
   }
 
   get size(): number {
@@ -98,9 +112,11 @@ export class Fanout {
     }
     const l: Listener = { sink, who, pos, blocked: false, icy: icy ? new IcyInserter() : null };
     this.#listeners.add(l);
+    this.ring.capBytes = this.#ringBytes;
     sink.onClose = () => {
       this.#listeners.delete(l);
-      if (this.#listeners.size === 0) this.#onEmpty();
+      if (this.#listeners.size === 0) this.ring.capBytes = this.#keepBytes;
+      if (this.size === 0) this.#onEmpty();
     };
     sink.onDrain = () => this.#flush(l);
     for (const h of preamble) if (!this.#send(l, h)) break;

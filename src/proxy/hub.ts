@@ -97,7 +97,7 @@ export class Hub {
     };
     this.#fanout = new Fanout(Math.max(this.#o.queueBytes, this.#o.burstBytes), this.#o.onSent, () => {
       if (this.#pending.size === 0 && !this.#closed) this.#linger = setTimeout(() => this.close('no listeners'), this.#o.lingerMs);
-    });
+    }, this.#o.burstBytes);
     this.#link = new UpstreamLink({
       path: o.path, targets: this.#o.targets, exists: this.#o.exists, home: this.#o.home,
       busy: () => this.#fanout.size > 0, homeCheckMs: this.#o.homeCheckMs, giveUpMs: this.#o.giveUpMs,

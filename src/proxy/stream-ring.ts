@@ -23,7 +23,8 @@ export class StreamRing {
   readonly chunks: Chunk[] = [];
   /** Offset just past the newest byte. */
   end = 0;
-  readonly capBytes: number;
+  /** May change: the ring is trimmed to it at the next push. */
+  capBytes: number;
   #bytes = 0;
 
   /** Holds at least `capBytes` back from the end (whole chunks). */
