@@ -62,7 +62,7 @@ function clusterInput(): SnapshotInput {
 
 /** A listener's connection that takes every write. */
 function nullSink(): Sink {
-  return { write: () => true, close() {}, onDrain: null, onClose: null, closed: false, bytes: 0, ownableFd: () => -1, handedOver: () => () => undefined };
+  return { write: () => true, close() {}, onDrain: null, onClose: null, closed: false, bytes: 0, ownableFd: () => -1, handedOver: () => { throw new Error('not a socket'); } };
 }
 
 export function microBench(): MicroResult[] {

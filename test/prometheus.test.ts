@@ -121,6 +121,10 @@ describe('Prometheus scraping two nodes', () => {
       throw new Error(`${err.message}; last seen: ${seen}\n${text}\nlisteners: ${ls.map((l) => `${l.status} ${l.bytes} ${l.ended}`).join(', ')}`);
     });
     t.diagnostic(`listeners by instance: ${JSON.stringify([...found.l])}; redirects: ${JSON.stringify([...found.r])}`);
+    // Every one of them on plain TCP: served by native code.
+    const native = await query('radioai_listeners_native');
+    assert.equal(native.get(metricsAt[0]!), 3, `native listeners on p1: ${JSON.stringify([...native])}`);
+    assert.equal(native.get(metricsAt[1]!), 2, 'native listeners on p2');
     const bytes = await query('radioai_sent_bytes_total');
     assert.ok((bytes.get(metricsAt[0]!) ?? 0) > 0, 'bytes sent on p1');
     const info = JSON.parse((await httpGet(`${api}/api/v1/query?query=radioai_node_info`)).body) as { data: { result: { metric: Record<string, string> }[] } };

@@ -22,7 +22,10 @@
  *                        its own descriptor, which sends nothing to the
  *                        peer while this one is open), `first` (bytes owed
  *                        before the stream: Ogg codec headers) and then the
- *                        stream from `pos`. Returns the listener's id.
+ *                        stream from `pos`. Returns the listener's id, or
+ *                        -1 when it was not taken (a position the ring
+ *                        does not hold, no memory, or a connection already
+ *                        gone): the caller's socket is then still its own.
  *   meta(crowd, block)   the ICY metadata block listeners that asked for it
  *                        get next: every `metaint` bytes of audio a listener
  *                        gets the block if it has not had this one, else a
@@ -583,7 +586,23 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   c->count++;
   uint32_t id = l->id;
   double s = flush(l);
-  if (s > 0) c->unreported += s;
+  if (s < 0) {
+    /*
+     * Gone at once (reset before it was taken): not taken, and not reported,
+     * since JavaScript has no id for it yet; Node's socket, still the
+     * caller's, finds the connection ended on its own.
+     */
+    env_t *e = c->e;
+    for (size_t k = e->nreports; k-- > 0;)
+      if (e->reports[k].crowd == c && e->reports[k].id == id) {
+        e->reports[k].crowd = NULL;
+        release_id(c, id);
+        break;
+      }
+    tell(e);
+    return number(env, -1);
+  }
+  c->unreported += s;
   tell(c->e);
   return number(env, id);
 }

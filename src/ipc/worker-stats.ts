@@ -39,6 +39,8 @@ export const S = {
   SOURCE_RESUMES: 19,
   /** DNS answers made and sent by the batched-UDP addon without JavaScript (native/udp-batch). */
   DNS_NATIVE: 20,
+  /** Listeners served by native code (native/fan-send), a part of LISTENERS. */
+  NATIVE_LISTENERS: 21,
 } as const;
 /** Words before the per-mount listener counts; spare words left for new counters. */
 export const ROW_HEAD = 24;

@@ -90,6 +90,7 @@ export class StatsdReporter {
     const s = this.#src;
     const sum = (word: number): number => sumStats(s.stats, s.workers, s.maxMounts, word);
     this.#client.gauge('listeners', sum(S.LISTENERS));
+    this.#client.gauge('listeners.native', sum(S.NATIVE_LISTENERS));
     for (const m of s.mounts()) {
       this.#client.gauge(`mount.${metricName(m.path)}.listeners`, sumMountListeners(s.stats, s.workers, s.maxMounts, m.slot));
     }

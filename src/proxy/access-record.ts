@@ -128,6 +128,40 @@ export interface Finished {
   since: number;
 }
 
+/**
+ * One listener request while it lasts, as the listener log will get it and
+ * as `radioctl listeners` shows it (a Session: address, userAgent, since):
+ * one small object, since a stream's listener keeps it as long as it
+ * listens.
+ */
+export class ListenerEntry {
+  readonly log: ListenerLog | undefined;
+  readonly address: string;
+  readonly request: string;
+  readonly referer: string | undefined;
+  readonly userAgent: string;
+  readonly since: number;
+
+  constructor(log: ListenerLog | undefined, address: string, request: string, referer: string | undefined, userAgent: string | undefined, since: number) {
+    this.log = log;
+    this.address = address;
+    this.request = request;
+    this.referer = referer;
+    this.userAgent = userAgent ?? '';
+    this.since = since;
+  }
+
+  /** The request ended with `status` after `bytes` of answer. */
+  end(status: number, bytes: number): void {
+    this.log?.note({ address: this.address, request: this.request, status, bytes, referer: this.referer, userAgent: this.userAgent || undefined, since: this.since });
+  }
+
+  /** A stream ended after `bytes`. */
+  streamed(bytes: number): void {
+    this.end(200, bytes);
+  }
+}
+
 /** What the doors call when a listener request ends. */
 export class ListenerLog {
   readonly #batch: AccessBatch;

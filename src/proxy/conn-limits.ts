@@ -162,21 +162,25 @@ const admissions = new WeakMap<Socket, () => void>();
  * descriptor and Node's socket is closed (fan-send.ts): set per socket by
  * the front door, which counts the port's connections by their sockets.
  */
-const keepers = new WeakMap<Socket, () => () => void>();
+const keepers = new WeakMap<Socket, () => Kept>();
+
+/** A connection kept counted without its socket, until release() (once). */
+export interface Kept {
+  release(): void;
+}
+
+const NOT_COUNTED: Kept = { release: () => undefined };
 
 /** Registers how to keep `sock`'s connection counted without the socket. */
-export function onKept(sock: Socket, keep: () => () => void): void {
+export function onKept(sock: Socket, keep: () => Kept): void {
   keepers.set(sock, keep);
 }
 
-/**
- * `sock`'s connection goes on without it: it stays counted until the
- * function returned is called (once, when the connection ends).
- */
-export function keepCounted(sock: Socket): () => void {
+/** `sock`'s connection goes on without it: it stays counted until release(). */
+export function keepCounted(sock: Socket): Kept {
   const keep = keepers.get(sock);
   keepers.delete(sock);
-  return keep ? keep() : () => undefined;
+  return keep ? keep() : NOT_COUNTED;
 }
 
 /** Registers what to run once when `sock` is admitted. */

@@ -13,20 +13,13 @@
 import { Crowd } from './fan-send.ts';
 import { ICY_METAINT, IcyInserter, icyBlock } from './icy.ts';
 import type { Session } from './hub-client.ts';
-import type { Sink } from './sink.ts';
+import type { HandedOver, Sink } from './sink.ts';
 import { StreamRing } from './stream-ring.ts';
 
 /** Room in native code's copy of the ring for the chunk the hub's ring may hold beyond its size (an Ogg page is at most 65,307 bytes). */
 const CHUNK_SLACK = 128 * 1024;
 /** The least the hub's ring keeps (a burst of 0 still leaves a ring to start from). */
 const MIN_KEEP = 16 * 1024;
-
-/** A listener native code serves: what is left of it here. */
-interface NativeListener {
-  who: Session | null;
-  /** Called once with the bytes native code sent it, when it has left. */
-  done: (bytes: number) => void;
-}
 
 interface Listener {
   sink: Sink;
@@ -44,7 +37,8 @@ export class Fanout {
   readonly #onEmpty: () => void;
   /** Listeners served by native code, by their id there; null without the addon. */
   readonly #crowd: Crowd | null;
-  readonly #native = new Map<number, NativeListener>();
+  /** Listeners served by native code, as much of them as is kept here, by their id there. */
+  readonly #native = new Map<number, HandedOver>();
   readonly #ringBytes: number;
   readonly #keepBytes: number;
   #metadata = '';
@@ -67,6 +61,11 @@ export class Fanout {
 
   get size(): number {
     return this.#listeners.size + this.#native.size;
+  }
+
+  /** Listeners served by native code. */
+  get nativeSize(): number {
+    return this.#native.size;
   }
 
   /** The stream title for listeners that asked for ICY metadata. */
@@ -106,7 +105,7 @@ export class Fanout {
       const first = preamble.length === 0 ? null : preamble.length === 1 ? preamble[0]! : Buffer.concat(preamble);
       const id = this.#crowd!.add(fd, pos, first, icy);
       if (id >= 0) {
-        this.#native.set(id, { who, done: sink.handedOver() });
+        this.#native.set(id, sink.handedOver(who));
         return;
       }
     }

@@ -35,7 +35,7 @@ import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { classify, headState } from './classify.ts';
-import { BUSY_ANSWER, ClientTable, onAdmitted, onKept, workerShare, type FrontLimits, type Refusal } from './conn-limits.ts';
+import { BUSY_ANSWER, ClientTable, onAdmitted, onKept, workerShare, type FrontLimits, type Kept, type Refusal } from './conn-limits.ts';
 import { EAGAIN } from '../core/native-addon.ts';
 import { loadConnPeek, type ConnPeek } from './conn-peek.ts';
 import { DOOR_LIMITS, type DoorPort, type IcecastDoor } from './icecast-door.ts';
@@ -104,21 +104,27 @@ function uncount(count: PortCount): void {
 }
 
 /**
- * How a connection whose socket closes while native code goes on serving it
- * stays counted: counted again now (the socket's close uncounts it), and
- * uncounted by the function returned. Made here, where nothing else is in
- * scope, so that what native listeners keep does not hold their sockets.
+ * A connection whose socket closed while native code goes on serving it:
+ * counted again when made (the socket's close uncounted it), uncounted on
+ * release. One small object, kept as long as the listener listens.
  */
-function keeper(count: PortCount): () => () => void {
-  return () => {
+class KeptCount implements Kept {
+  #count: PortCount | null;
+
+  constructor(count: PortCount) {
     count.open++;
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      uncount(count);
-    };
-  };
+    this.#count = count;
+  }
+
+  release(): void {
+    if (this.#count) uncount(this.#count);
+    this.#count = null;
+  }
+}
+
+/** How `count`'s connections are kept counted without their sockets. Made here, where no socket is in scope. */
+function keeper(count: PortCount): () => Kept {
+  return () => new KeptCount(count);
 }
 
 export class FrontDoor {

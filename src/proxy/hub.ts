@@ -112,6 +112,11 @@ export class Hub {
     return this.#fanout.size;
   }
 
+  /** Listeners served by native code (plain TCP), a part of `listeners`. */
+  get nativeListeners(): number {
+    return this.#fanout.nativeSize;
+  }
+
   /** Who is listening now. */
   sessions(): Session[] {
     return this.#fanout.sessions();

@@ -131,12 +131,15 @@ export class Hubs {
     const snap = this.#o.reader.current();
     st.clearMounts();
     let total = 0;
+    let native = 0;
     for (const [path, hub] of this.#hubs) {
       total += hub.listeners;
+      native += hub.nativeListeners;
       const slot = snap.mounts.find((m) => m.path === path)?.slot;
       if (slot !== undefined) st.setMountListeners(slot, hub.listeners);
     }
     st.set(S.LISTENERS, total);
+    st.set(S.NATIVE_LISTENERS, native);
     const kb = Math.floor(this.#sent / 1024);
     if (kb > 0) {
       st.add(S.KBYTES_SENT, kb);

@@ -20,7 +20,7 @@
  */
 import type { Socket } from 'node:net';
 import { logger } from '../core/log.ts';
-import type { Finished, ListenerLog } from './access-record.ts';
+import { ListenerEntry, type ListenerLog } from './access-record.ts';
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { S, type WorkerStats } from '../ipc/worker-stats.ts';
 import { ALLOW, CORS_EXPOSE, CORS_ORIGIN, REPLIES, say, serialize, text, type Answer } from './answers.ts';
@@ -154,10 +154,9 @@ export class IcecastDoor {
     const peer = sock.remoteAddress ?? '';
     // One address for the listener log and radioctl listeners, X-Forwarded-For believed as TRUSTED_PROXIES says.
     const address = this.#o.listenerLog?.address(peer, head.headers.get('x-forwarded-for')) ?? peer;
-    const note = noter(this.#o.listenerLog, {
-      address, request: `${head.method} ${head.target} ${head.version}`,
-      referer: head.headers.get('referer'), userAgent: head.headers.get('user-agent'), since,
-    });
+    const entry = new ListenerEntry(this.#o.listenerLog, address, `${head.method} ${head.target} ${head.version}`,
+      head.headers.get('referer'), head.headers.get('user-agent'), since);
+    const note = (status: number, bytes: number): void => entry.end(status, bytes);
     const d = port.router.route(this.#o.reader.current(), head.path);
     if (d.kind === 'error') {
       note(d.status, 0);
@@ -174,10 +173,9 @@ export class IcecastDoor {
     const onlyHead = head.method === 'HEAD';
     sock.resume();
     sock.on('data', () => undefined); // listeners have nothing more to say
-    const who = { address, userAgent: head.headers.get('user-agent') ?? '', since };
     this.#o.hubs.listen(head.path, {
       icy,
-      who,
+      who: entry,
       begin: (h) => {
         if (sock.destroyed) return null;
         if (onlyHead) {
@@ -186,7 +184,7 @@ export class IcecastDoor {
           return null;
         }
         sock.write(streamHead(h, icy));
-        return new SocketSink(sock, streamed(note));
+        return new SocketSink(sock, entry);
       },
       fail: (status, body) => {
         note(status, 0);
@@ -241,23 +239,6 @@ export class IcecastDoor {
       }, () => reply(sock, head, MASTER_UNREACHABLE));
     });
   }
-}
-
-/** A listener request as the listener log gets it, all but how it ended. */
-type Started = Omit<Finished, 'status' | 'bytes'>;
-
-/**
- * What notes how a listener request ended. Made here and not in the door's
- * method, whose scope holds the socket: a listener served by native code
- * keeps this function, and must not keep its closed socket with it.
- */
-function noter(log: ListenerLog | undefined, r: Started): (status: number, bytes: number) => void {
-  return (status, bytes) => log?.note({ ...r, status, bytes });
-}
-
-/** A stream's end, as noted: 200 and the bytes sent. */
-function streamed(note: (status: number, bytes: number) => void): (bytes: number) => void {
-  return (bytes) => note(200, bytes);
 }
 
 /**

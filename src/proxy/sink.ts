@@ -7,7 +7,8 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { HttpResponse } from 'uWebSockets.js';
-import { keepCounted, markAdmitted } from './conn-limits.ts';
+import { keepCounted, markAdmitted, type Kept } from './conn-limits.ts';
+import type { Session } from './hub-client.ts';
 
 export interface Sink {
   write(chunk: Buffer): boolean;
@@ -27,10 +28,40 @@ export interface Sink {
   /**
    * Native code holds a duplicate of ownableFd() now: lets this side's
    * socket go without ending the connection (onClose is not called), and
-   * returns what to call, once, with the bytes native code sent when the
-   * listener has left.
+   * returns what stays of the listener here: `who`, and done(), to call
+   * once with the bytes native code sent when the listener has left.
    */
-  handedOver(): (bytes: number) => void;
+  handedOver(who: Session | null): HandedOver;
+}
+
+/** What a stream's listener tells when it has ended, with the bytes it was sent (the listener log). */
+export interface StreamEnd {
+  streamed(bytes: number): void;
+}
+
+/**
+ * A listener native code serves, as JavaScript keeps it: one small object
+ * (a listener may keep it for hours, and thousands do), holding neither the
+ * closed socket nor closures over it.
+ */
+export class HandedOver {
+  readonly who: Session | null;
+  readonly #end: StreamEnd | undefined;
+  readonly #before: number;
+  readonly #kept: Kept;
+
+  /** `who` listens; `end` hears of its end; `before`: bytes sent before native code took over; `kept`: its place in the port's count. */
+  constructor(who: Session | null, end: StreamEnd | undefined, before: number, kept: Kept) {
+    this.who = who;
+    this.#end = end;
+    this.#before = before;
+    this.#kept = kept;
+  }
+
+  done(bytes: number): void {
+    this.#kept.release();
+    this.#end?.streamed(this.#before + bytes);
+  }
 }
 
 export class UwsSink implements Sink {
@@ -78,38 +109,26 @@ export class UwsSink implements Sink {
     return -1; // uWS owns its sockets
   }
 
-  handedOver(): (bytes: number) => void {
+  handedOver(): HandedOver {
     throw new Error('a uWS response cannot be handed over');
   }
-}
-
-/**
- * What is called when a listener has left, with the bytes of the stream it
- * was sent. Made outside the sink so that a listener served by native code
- * keeps this function and not the closed socket.
- */
-function ender(onEnd: ((bytes: number) => void) | undefined, before: number, release: () => void): (bytes: number) => void {
-  return (bytes) => {
-    release();
-    onEnd?.(before + bytes);
-  };
 }
 
 export class SocketSink implements Sink {
   readonly #socket: Socket;
   /** The socket's descriptor; -1 for TLS, whose bytes only Node's TLS layer may write. */
   readonly #fd: number;
-  readonly #onEnd: ((bytes: number) => void) | undefined;
+  readonly #end: StreamEnd | undefined;
   #handed = false;
   closed = false;
   bytes = 0;
   onDrain: (() => void) | null = null;
   onClose: (() => void) | null = null;
 
-  /** `onEnd(bytes)` is called once when the listener has left, served here or by native code. */
-  constructor(socket: Socket, onEnd?: (bytes: number) => void) {
+  /** `end` hears once that the listener has left, served here or by native code. */
+  constructor(socket: Socket, end?: StreamEnd) {
     this.#socket = socket;
-    this.#onEnd = onEnd;
+    this.#end = end;
     const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
     this.#fd = socket instanceof TLSSocket || typeof fd !== 'number' ? -1 : fd;
     // A listener's stream: the connection is no longer counted as pending for its address.
@@ -119,7 +138,7 @@ export class SocketSink implements Sink {
       if (this.closed || this.#handed) return;
       this.closed = true;
       this.onClose?.();
-      this.#onEnd?.(this.bytes);
+      this.#end?.streamed(this.bytes);
     });
   }
 
@@ -144,12 +163,12 @@ export class SocketSink implements Sink {
     return this.#fd >= 0 && !this.closed && !s.destroyed && s.writableLength === 0 ? this.#fd : -1;
   }
 
-  handedOver(): (bytes: number) => void {
+  handedOver(who: Session | null): HandedOver {
     this.#handed = true;
     this.closed = true;
-    const done = ender(this.#onEnd, this.bytes, keepCounted(this.#socket));
+    const handed = new HandedOver(who, this.#end, this.bytes, keepCounted(this.#socket));
     // Closes this descriptor only: native code's duplicate keeps the connection open.
     this.#socket.destroy();
-    return done;
+    return handed;
   }
 }

@@ -40,17 +40,6 @@ export const WATCHDOG = {
    * (the supervisor replaces it) instead of the whole process.
    */
   heapMb: 2048,
-  /**
-   * Young generation of one worker, MiB: semi-spaces of a third of it. V8
-   * grows them up to 16 MiB each while much survives a scavenge, as it does
-   * while a crowd of listeners connects, and keeps them grown: 5,000
-   * listeners arriving left about 3 KiB each of young generation behind,
-   * more than a listener costs. Work whose objects die young (redirects,
-   * pages) ran as fast with 6 (`npm run bench -- fanout`, `-- redirect`;
-   * TUNING.md). RADIOAI_WORKER_YOUNG_MB sets it for measuring; 0 leaves it
-   * to V8.
-   */
-  youngMb: Number(process.env.RADIOAI_WORKER_YOUNG_MB ?? 6),
 } as const;
 
 export interface SupervisorEvents {
@@ -143,7 +132,7 @@ export class WorkerSupervisor extends EventEmitter<SupervisorEvents> {
     const worker = new Worker(ENTRY, {
       workerData: { ...this.#base, id } satisfies WorkerInit,
       name: `radiod-worker-${id}`,
-      resourceLimits: { maxOldGenerationSizeMb: WATCHDOG.heapMb, ...(WATCHDOG.youngMb > 0 ? { maxYoungGenerationSizeMb: WATCHDOG.youngMb } : {}) },
+      resourceLimits: { maxOldGenerationSizeMb: WATCHDOG.heapMb },
     });
     slot.worker = worker;
     slot.ready = false;

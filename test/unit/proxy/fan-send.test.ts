@@ -73,7 +73,7 @@ describe('listeners served by native code (fan-send)', () => {
       let sentCount = 0;
       const fanout = new Fanout(64 << 20, (n) => (sentCount += n), () => undefined);
       const ended: number[] = [];
-      const sinks = server.map((s) => new SocketSink(s, (bytes) => ended.push(bytes)));
+      const sinks = server.map((s) => new SocketSink(s, { streamed: (bytes) => ended.push(bytes) }));
       const header = Buffer.from('codec headers');
       const got = client.map(() => [] as Buffer[]);
       client.forEach((c, k) => c.on('data', (d: Buffer) => got[k]!.push(d)));
@@ -111,7 +111,7 @@ describe('listeners served by native code (fan-send)', () => {
       let empty = 0;
       const fanout = new Fanout(1 << 20, () => undefined, () => empty++);
       const ended: number[] = [];
-      for (const s of server) fanout.add(new SocketSink(s, (b) => ended.push(b)), null, false, fanout.ring.end, []);
+      for (const s of server) fanout.add(new SocketSink(s, { streamed: (b) => ended.push(b) }), null, false, fanout.ring.end, []);
       let got = 0;
       client[1]!.on('data', (d: Buffer) => (got += d.length));
       fanout.append(chunk(0, 1000), true);
@@ -135,7 +135,7 @@ describe('listeners served by native code (fan-send)', () => {
     try {
       const fanout = new Fanout(256 << 10, () => undefined, () => undefined);
       const ended: number[] = [];
-      for (const s of server) fanout.add(new SocketSink(s, (b) => ended.push(b)), null, false, fanout.ring.end, []);
+      for (const s of server) fanout.add(new SocketSink(s, { streamed: (b) => ended.push(b) }), null, false, fanout.ring.end, []);
       let got = 0;
       client[0]!.on('data', (d: Buffer) => (got += d.length));
       client[1]!.pause();
