@@ -8,7 +8,8 @@
  * BENCH_FANOUT_FORMAT=mp3|ogg (mp3): the stream, MP3 on the cluster's mount
  * or Ogg Vorbis on a mount of its own. BENCH_FANOUT_PORT=http|icecast
  * (http): radiod's listeners go to HTTP_PORT or to ICECAST_PORT, the
- * Icecast-compatible door.
+ * Icecast-compatible door. BENCH_FANOUT_NGINX=off leaves out nginx
+ * (its third of the run's time; it is no part of the ratio).
  *
  * Then what the operators' features cost (opsCost): two more proxy nodes
  * side by side, one with the listener log on and /metrics scraped every
@@ -116,6 +117,7 @@ export async function fanoutBench(cluster: Cluster, sizes: number[]): Promise<Fa
   const radiodUrl = `http://${p.host}:${door === 'http' ? p.httpPort : p.icecastPort}${mount}`;
   const radiodLabel = `radiod proxy via ${door === 'http' ? 'HTTP_PORT' : 'ICECAST_PORT'} (+ its Icecast)`;
   // nginx as a streaming reverse proxy in front of the same Icecast: one upstream connection per listener.
+  const withNginx = process.env.BENCH_FANOUT_NGINX !== 'off';
   const nginx = await startNginx(
     `location / { proxy_pass http://${p.host}:${p.icecastInternalPort}; proxy_buffering off; proxy_http_version 1.1; proxy_read_timeout 1h; }`,
     '/nonexistent', (s) => s === 404,
@@ -125,7 +127,7 @@ export async function fanoutBench(cluster: Cluster, sizes: number[]): Promise<Fa
     for (const n of sizes) {
       out.push(await measure(radiodLabel, format, radiodUrl, n, [p.proc.pid, icecastPid]));
       out.push(await measure('Icecast direct', format, `http://${p.host}:${p.icecastInternalPort}${mount}`, n, [icecastPid]));
-      out.push(await measure('nginx proxy_pass (1 worker, + Icecast)', format, `${nginx.base}${mount}`, n, [...nginx.pids(), icecastPid]));
+      if (withNginx) out.push(await measure('nginx proxy_pass (1 worker, + Icecast)', format, `${nginx.base}${mount}`, n, [...nginx.pids(), icecastPid]));
     }
   } finally {
     await nginx.stop();
