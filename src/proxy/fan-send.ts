@@ -66,17 +66,19 @@ export class Crowd {
    * caller's descriptor is then untouched and still the caller's).
    */
   add(fd: number, pos: number, first: Uint8Array | null, icy: boolean): number {
+    if (this.#freed) return -1;
     return this.#addon.add(this.#handle, fd, pos, first ?? NO_BYTES, icy);
   }
 
   /** Puts a piece of the stream in the ring and sends it; returns bytes sent since the last call. */
   append(data: Uint8Array): number {
+    if (this.#freed) return 0;
     return this.#addon.append(this.#handle, data);
   }
 
   /** The ICY metadata block (icy.ts icyBlock) listeners get from now on. */
   meta(block: Uint8Array): void {
-    this.#addon.meta(this.#handle, block);
+    if (!this.#freed) this.#addon.meta(this.#handle, block);
   }
 
   /** Lets listener `id` go; the bytes it was sent, or -1 if it had gone already. */
@@ -84,7 +86,7 @@ export class Crowd {
     return this.#freed ? -1 : this.#addon.close(this.#handle, id);
   }
 
-  /** Lets every listener go; nothing is reported. */
+  /** Lets every listener go; nothing is reported, and the crowd does nothing from then on. */
   free(): void {
     if (this.#freed) return;
     this.#freed = true;
