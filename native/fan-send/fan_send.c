@@ -196,11 +196,13 @@ static double drop(listener_t *l, int told) {
   return bytes;
 }
 
-static void arm(listener_t *l, int out) {
-  if (l->blocked == out) return;
+/* Waits for the socket to take more (out) or not; false when epoll refused, and the listener cannot be served. */
+static int arm(listener_t *l, int out) {
+  if (l->blocked == out) return 1;
   struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0), .data.ptr = l };
-  epoll_ctl(l->crowd->e->epfd, EPOLL_CTL_MOD, l->fd, &ev);
+  if (epoll_ctl(l->crowd->e->epfd, EPOLL_CTL_MOD, l->fd, &ev) != 0) return 0;
   l->blocked = (uint8_t)out;
+  return 1;
 }
 
 enum { PART_OWED, PART_AUDIO, PART_META };
@@ -217,6 +219,8 @@ static double flush(listener_t *l) {
     drop(l, 0);
     return -1;
   }
+/* Ends the listener; what it was sent in this call is still counted. */
+#define GIVE_UP() do { c->unreported += sent; drop(l, 0); return -1; } while (0)
   for (;;) {
     struct iovec iov[IOVS];
     uint8_t kind[IOVS];
@@ -227,9 +231,12 @@ static double flush(listener_t *l) {
       kind[n++] = PART_OWED;
     }
     uint64_t pos = l->pos, until = l->until_meta;
+    /* The title goes once: later boundaries of the same send get the lone zero byte. */
+    uint32_t had = l->meta_gen;
     while (n < IOVS && pos < c->end) {
       if (l->icy && until == 0) {
-        int fresh = l->meta_gen != c->meta_gen;
+        int fresh = had != c->meta_gen;
+        had = c->meta_gen;
         iov[n] = fresh ? (struct iovec){ c->meta, c->meta_len } : (struct iovec){ (void *)&NO_META, 1 };
         kind[n++] = PART_META;
         until = c->metaint;
@@ -245,7 +252,7 @@ static double flush(listener_t *l) {
     }
     for (int k = 0; k < n; k++) total += iov[k].iov_len;
     if (total == 0) {
-      arm(l, 0);
+      if (!arm(l, 0)) GIVE_UP();
       return sent;
     }
     struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
@@ -254,11 +261,10 @@ static double flush(listener_t *l) {
     while (r < 0 && errno == EINTR);
     if (r < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        arm(l, 1);
+        if (!arm(l, 1)) GIVE_UP();
         return sent;
       }
-      drop(l, 0);
-      return -1;
+      GIVE_UP();
     }
     l->bytes += (double)r;
     sent += (double)r;
@@ -282,10 +288,7 @@ static double flush(listener_t *l) {
         l->until_meta = c->metaint;
         if (took < len) {
           uint8_t *rest = malloc(len - took);
-          if (!rest) {
-            drop(l, 0);
-            return -1;
-          }
+          if (!rest) GIVE_UP();
           memcpy(rest, (uint8_t *)iov[k].iov_base + took, len - took);
           free(l->owed);
           l->owed = rest;
@@ -296,10 +299,11 @@ static double flush(listener_t *l) {
       if (took < len) break;
     }
     if ((size_t)r < total) {
-      arm(l, 1);
+      if (!arm(l, 1)) GIVE_UP();
       return sent;
     }
   }
+#undef GIVE_UP
 }
 
 /* ---- JavaScript hears of closes ---- */
@@ -341,7 +345,7 @@ static void tell(env_t *e) {
 static void on_events(uv_poll_t *h, int status, int events) {
   env_t *e = h->data;
   struct epoll_event ev[EVENTS];
-  int n;
+  int n, rounds = 0;
   do {
     n = epoll_wait(e->epfd, ev, EVENTS, 0);
     for (int k = 0; k < n; k++) {
@@ -368,7 +372,8 @@ static void on_events(uv_poll_t *h, int status, int events) {
         if (s > 0) c->unreported += s;
       }
     }
-  } while (n == EVENTS);
+    /* A few rounds at most: listeners that keep sending are still ready next turn, after the loop's other work. */
+  } while (n == EVENTS && ++rounds < 4);
   tell(e);
 }
 
@@ -550,7 +555,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
     return NULL;
   }
   /* A position outside what the ring holds would send bytes that are not the stream. */
-  if (fd < 0 || pos < (double)ring_start(c) || pos > (double)c->end || flen > UINT32_MAX) return number(env, -1);
+  if (fd < 0 || !(pos >= (double)ring_start(c) && pos <= (double)c->end) || flen > UINT32_MAX) return number(env, -1);
   if (c->nfree == 0 && c->nslots == c->slots_cap) {
     uint32_t cap = c->slots_cap ? c->slots_cap * 2 : 64;
     listener_t **s = realloc(c->slots, cap * sizeof *s);
@@ -652,7 +657,7 @@ static napi_value js_append(napi_env env, napi_callback_info info) {
         l->bytes += (double)r;
         sent += (double)r;
       }
-      arm(l, 1);
+      if (!arm(l, 1)) drop(l, 0);
       continue;
     }
     double s = flush(l);
