@@ -215,12 +215,9 @@ enum { PART_OWED, PART_AUDIO, PART_META };
 static double flush(listener_t *l) {
   crowd_t *c = l->crowd;
   double sent = 0;
-  if (l->pos < ring_start(c)) {
-    drop(l, 0);
-    return -1;
-  }
 /* Ends the listener; what it was sent in this call is still counted. */
 #define GIVE_UP() do { c->unreported += sent; drop(l, 0); return -1; } while (0)
+  if (l->pos < ring_start(c)) GIVE_UP();
   for (;;) {
     struct iovec iov[IOVS];
     uint8_t kind[IOVS];
@@ -494,6 +491,19 @@ static int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len) {
   return 1;
 }
 
+/* The arguments (crowd, bytes: Uint8Array) of append() and meta(); NULL when they are not (an exception is pending). */
+static crowd_t *crowd_and_bytes(napi_env env, napi_callback_info info, uint8_t **data, size_t *len) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 2) {
+    napi_throw_type_error(env, NULL, "fan-send: (crowd, bytes)");
+    return NULL;
+  }
+  crowd_t *c = crowd_of(env, argv[0]);
+  return c && bytes_of(env, argv[1], data, len) ? c : NULL;
+}
+
 static napi_value number(napi_env env, double d) {
   napi_value v;
   napi_create_double(env, d, &v);
@@ -614,13 +624,10 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
 
 /* append(crowd, data: Uint8Array) -> bytes sent to listeners since the last append */
 static napi_value js_append(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  crowd_t *c = argc == 2 ? crowd_of(env, argv[0]) : NULL;
   uint8_t *data;
   size_t len;
-  if (!c || !bytes_of(env, argv[1], &data, &len)) return NULL;
+  crowd_t *c = crowd_and_bytes(env, info, &data, &len);
+  if (!c) return NULL;
   uint64_t was = c->end;
   if (!ring_append(c, data, len)) {
     napi_throw_error(env, "ENOMEM", "fan-send: out of memory");
@@ -669,13 +676,10 @@ static napi_value js_append(napi_env env, napi_callback_info info) {
 
 /* meta(crowd, block: Uint8Array): the metadata block (length byte and text) listeners get from now on */
 static napi_value js_meta(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  crowd_t *c = argc == 2 ? crowd_of(env, argv[0]) : NULL;
   uint8_t *data;
   size_t len;
-  if (!c || !bytes_of(env, argv[1], &data, &len)) return NULL;
+  crowd_t *c = crowd_and_bytes(env, info, &data, &len);
+  if (!c) return NULL;
   if (len == 0 || len > META_MAX || len != 1 + (size_t)data[0] * 16) {
     napi_throw_range_error(env, NULL, "fan-send: a metadata block is a length byte L and L*16 bytes");
     return NULL;

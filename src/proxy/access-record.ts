@@ -153,7 +153,7 @@ export class ListenerEntry {
 
   /** The request ended with `status` after `bytes` of answer. */
   end(status: number, bytes: number): void {
-    this.log?.note({ address: this.address, request: this.request, status, bytes, referer: this.referer, userAgent: this.userAgent || undefined, since: this.since });
+    this.log?.note({ address: this.address, request: this.request, status, bytes, referer: this.referer, userAgent: this.userAgent, since: this.since });
   }
 
   /** A stream ended after `bytes`. */

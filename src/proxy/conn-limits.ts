@@ -162,25 +162,30 @@ const admissions = new WeakMap<Socket, () => void>();
  * descriptor and Node's socket is closed (fan-send.ts): set per socket by
  * the front door, which counts the port's connections by their sockets.
  */
-const keepers = new WeakMap<Socket, () => Kept>();
+const keepers = new WeakMap<Socket, Keeper>();
 
 /** A connection kept counted without its socket, until release() (once). */
 export interface Kept {
   release(): void;
 }
 
+/** What counts a socket's connection, and keeps it counted without the socket. */
+export interface Keeper {
+  keep(): Kept;
+}
+
 const NOT_COUNTED: Kept = { release: () => undefined };
 
 /** Registers how to keep `sock`'s connection counted without the socket. */
-export function onKept(sock: Socket, keep: () => Kept): void {
-  keepers.set(sock, keep);
+export function onKept(sock: Socket, keeper: Keeper): void {
+  keepers.set(sock, keeper);
 }
 
 /** `sock`'s connection goes on without it: it stays counted until release(). */
 export function keepCounted(sock: Socket): Kept {
-  const keep = keepers.get(sock);
+  const keeper = keepers.get(sock);
   keepers.delete(sock);
-  return keep ? keep() : NOT_COUNTED;
+  return keeper ? keeper.keep() : NOT_COUNTED;
 }
 
 /** Registers what to run once when `sock` is admitted. */

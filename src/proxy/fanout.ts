@@ -35,7 +35,7 @@ export class Fanout {
   readonly #listeners = new Set<Listener>();
   readonly #onSent: (bytes: number) => void;
   readonly #onEmpty: () => void;
-  /** Listeners served by native code, by their id there; null without the addon. */
+  /** Native code serving the plain-TCP listeners; null without the addon. */
   readonly #crowd: Crowd | null;
   /** Listeners served by native code, as much of them as is kept here, by their id there. */
   readonly #native = new Map<number, HandedOver>();

@@ -35,7 +35,7 @@ import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { classify, headState } from './classify.ts';
-import { BUSY_ANSWER, ClientTable, onAdmitted, onKept, workerShare, type FrontLimits, type Kept, type Refusal } from './conn-limits.ts';
+import { BUSY_ANSWER, ClientTable, onAdmitted, onKept, workerShare, type FrontLimits, type Keeper, type Kept, type Refusal } from './conn-limits.ts';
 import { EAGAIN } from '../core/native-addon.ts';
 import { loadConnPeek, type ConnPeek } from './conn-peek.ts';
 import { DOOR_LIMITS, type DoorPort, type IcecastDoor } from './icecast-door.ts';
@@ -92,10 +92,22 @@ function relay(box: Relayed): () => void {
   return () => box.run?.();
 }
 
-/** Connections one port holds in this worker, whoever serves them, and how many it may. */
-interface PortCount {
-  open: number;
+/**
+ * Connections one port holds in this worker, whoever serves them, and how
+ * many it may; also what keeps a connection counted once native code serves
+ * it without its socket (conn-limits.ts keepCounted).
+ */
+class PortCount implements Keeper {
+  open = 0;
   readonly cap: number;
+
+  constructor(cap: number) {
+    this.cap = cap;
+  }
+
+  keep(): Kept {
+    return new KeptCount(this);
+  }
 }
 
 /** One connection of the port closed (never below zero, whatever reports it). */
@@ -122,11 +134,6 @@ class KeptCount implements Kept {
   }
 }
 
-/** How `count`'s connections are kept counted without their sockets. Made here, where no socket is in scope. */
-function keeper(count: PortCount): () => Kept {
-  return () => new KeptCount(count);
-}
-
 export class FrontDoor {
   readonly #o: FrontDoorOptions;
   readonly #servers: Server[] = [];
@@ -151,7 +158,7 @@ export class FrontDoor {
   }
 
   listen(addrs: string[], port: number, door: DoorPort, app: AdoptingApp): Promise<void> {
-    const count: PortCount = { open: 0, cap: this.#cap };
+    const count = new PortCount(this.#cap);
     // uWS reports each socket it opens (adoptSocket) and closes: the connections it holds count too.
     app.filter((_res, n) => {
       if (n > 0) count.open++;
@@ -190,7 +197,7 @@ export class FrontDoor {
     }
     const state = { context };
     this.#tls.set(port, state);
-    const count: PortCount = { open: 0, cap: this.#cap };
+    const count = new PortCount(this.#cap);
     return Promise.all(addrs.map((host) => new Promise<void>((resolve, reject) => {
       const server = createServer({ noDelay: true }, (sock) => {
         sock.on('error', () => undefined);
@@ -264,7 +271,7 @@ export class FrontDoor {
     sock.setNoDelay(true);
     sock.on('error', () => undefined);
     sock.once('close', () => uncount(count));
-    onKept(sock, keeper(count));
+    onKept(sock, count);
     if (unsent.length > 0) sock.write(unsent);
     sock.pause();
     if (unread.length > 0) sock.unshift(unread);
@@ -340,7 +347,7 @@ export class FrontDoor {
     if (!opened) return;
     const { admit, headDeadline } = opened;
     onAdmitted(sock, admit);
-    onKept(sock, keeper(count));
+    onKept(sock, count);
     const peek = this.#peek;
     const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (!peek || fd === undefined || fd < 0) return this.#o.door.accept(sock, door, headDeadline);

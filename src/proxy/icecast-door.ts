@@ -156,15 +156,14 @@ export class IcecastDoor {
     const address = this.#o.listenerLog?.address(peer, head.headers.get('x-forwarded-for')) ?? peer;
     const entry = new ListenerEntry(this.#o.listenerLog, address, `${head.method} ${head.target} ${head.version}`,
       head.headers.get('referer'), head.headers.get('user-agent'), since);
-    const note = (status: number, bytes: number): void => entry.end(status, bytes);
     const d = port.router.route(this.#o.reader.current(), head.path);
     if (d.kind === 'error') {
-      note(d.status, 0);
+      entry.end(d.status, 0);
       return reply(sock, head, text(d.status, d.text, [CORS_ORIGIN]));
     }
     if (d.kind === 'redirect') {
       this.#o.stats.add(S.REDIRECTS, 1);
-      note(REPLIES.redirect.status, 0);
+      entry.end(REPLIES.redirect.status, 0);
       // The query goes along: some players and stream links carry tokens in it.
       const location = d.location + head.target.slice(head.path.length);
       return reply(sock, head, say('redirect', [['Location', location], CORS_ORIGIN], location));
@@ -179,7 +178,7 @@ export class IcecastDoor {
       begin: (h) => {
         if (sock.destroyed) return null;
         if (onlyHead) {
-          note(200, 0);
+          entry.end(200, 0);
           sock.end(streamHead(h, icy));
           return null;
         }
@@ -187,7 +186,7 @@ export class IcecastDoor {
         return new SocketSink(sock, entry);
       },
       fail: (status, body) => {
-        note(status, 0);
+        entry.end(status, 0);
         reply(sock, head, text(status, body, [CORS_ORIGIN]));
       },
     });

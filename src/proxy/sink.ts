@@ -119,7 +119,6 @@ export class SocketSink implements Sink {
   /** The socket's descriptor; -1 for TLS, whose bytes only Node's TLS layer may write. */
   readonly #fd: number;
   readonly #end: StreamEnd | undefined;
-  #handed = false;
   closed = false;
   bytes = 0;
   onDrain: (() => void) | null = null;
@@ -135,7 +134,8 @@ export class SocketSink implements Sink {
     markAdmitted(socket);
     socket.on('drain', () => this.onDrain?.());
     socket.on('close', () => {
-      if (this.closed || this.#handed) return;
+      // Also once handed over (closed then): native code reports that listener's end.
+      if (this.closed) return;
       this.closed = true;
       this.onClose?.();
       this.#end?.streamed(this.bytes);
@@ -164,7 +164,6 @@ export class SocketSink implements Sink {
   }
 
   handedOver(who: Session | null): HandedOver {
-    this.#handed = true;
     this.closed = true;
     const handed = new HandedOver(who, this.#end, this.bytes, keepCounted(this.#socket));
     // Closes this descriptor only: native code's duplicate keeps the connection open.
