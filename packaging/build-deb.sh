@@ -45,8 +45,9 @@ npm ls --omit=dev --all --parseable 2>/dev/null | sed "s#^$PWD/##" | grep '^node
   [ -e "$lib/$dir" ] || cp -aL "$dir" "$lib/$dir"
 done
 # The native addons (batched UDP for DNS, connection peeking for the front door,
-# batched sends for hubs, known redirects answered natively): their compiled modules only, not the build trees.
-for native in udp-batch:udp_batch conn-peek:conn_peek fan-send:fan_send known-answers:known_answers; do
+# batched sends for hubs, known redirects answered natively, sources carried natively): their compiled
+# modules only, not the build trees.
+for native in udp-batch:udp_batch conn-peek:conn_peek fan-send:fan_send known-answers:known_answers source-relay:source_relay; do
   pkg=${native%%:*} mod=${native##*:}
   addon=$lib/node_modules/@radioai/$pkg
   if [ -f "$addon/build/Release/$mod.node" ]; then

@@ -77,5 +77,10 @@ fi
 if [ ! -f native/known-answers/build/Release/known_answers.node ]; then
   echo "setup: native/known-answers was not built; every redirect will go through uWebSockets.js" >&2
 fi
+# And native/source-relay, which carries a source's bytes to the master's Icecast without waking JavaScript;
+# without it each piece a source program sends goes through Node's streams.
+if [ ! -f native/source-relay/build/Release/source_relay.node ]; then
+  echo "setup: native/source-relay was not built; sources will be carried through Node's streams" >&2
+fi
 node_modules/.bin/node -e 'const [maj] = process.versions.node.split("."); if (+maj < 22) { console.error("setup: Node " + process.version + " is too old"); process.exit(1); }'
 echo "setup: ready (node $(node_modules/.bin/node --version))"

@@ -11,7 +11,7 @@ import { get, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { alive, waitFor } from '../harness/net.ts';
+import { alive, freePort, waitFor } from '../harness/net.ts';
 import { createMount, httpGet, pidFrom, type Creds, run, startEtcd, startRadiod, tempDir, type Etcd, type Proc, type Radiod } from '../harness/components.ts';
 import { KeepSource, Listener, ffmpegMp3Source, ffmpegPutSource, icecastUrl, mp3Frames, oggPages, rawExchange } from '../harness/stream.ts';
 
@@ -27,6 +27,8 @@ describe('front-end', () => {
   const procs: Proc[] = [];
   const listeners: Listener[] = [];
   let live: Creds;
+  /** r's Prometheus endpoint. */
+  let rMetrics = '';
   const create = (...args: string[]): Promise<Creds> => createMount(etcd.url, args);
   const url = (n: Radiod, path: string, door = false): string => `http://${n.host}:${door ? n.icecastPort : n.httpPort}${path}`;
   const listen = (u: string): Listener => {
@@ -48,7 +50,8 @@ describe('front-end', () => {
     const extra = ['--icecast-queue-size', '65536'];
     m = await startRadiod({ name: 'm', host: '127.0.0.2', etcd: etcd.url, leaseTtl: TTL, workers: WORKERS, extraArgs: extra });
     await waitFor(async () => (await m.health()).body.icecast === 'ready', 15_000, 'm ready as master');
-    r = await startRadiod({ name: 'r', host: '127.0.0.3', etcd: etcd.url, leaseTtl: TTL, workers: WORKERS, extraArgs: extra });
+    rMetrics = `127.0.0.3:${await freePort('127.0.0.3')}`;
+    r = await startRadiod({ name: 'r', host: '127.0.0.3', etcd: etcd.url, leaseTtl: TTL, workers: WORKERS, extraArgs: extra, metricsAddr: rMetrics });
     nodes.push(m, r);
     await waitFor(async () => (await r.health()).body.icecast === 'ready', 15_000, 'r ready');
     live = await create('create-mount', '/live.ogg');
@@ -102,6 +105,14 @@ describe('front-end', () => {
       }).catch(() => null);
       return res?.ok === true;
     }, 20_000, 'the MP3 source to be on air on the master');
+    // A plain upload once taken is carried by native code (the chunked Ogg PUT on r stays in JavaScript).
+    const native = await waitFor(async () => {
+      const m = /^radioai_sources_native (\d+)$/m.exec((await httpGet(`http://${rMetrics}/metrics`)).body);
+      return m?.[1] === '1' ? m[1] : null;
+    }, 10_000, "r's door to carry the MP3 source natively").catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${(await httpGet(`http://${rMetrics}/metrics`)).body.split('\n').filter((l) => l.startsWith('radioai_sources')).join('; ')}`);
+    });
+    assert.equal(native, '1');
     const got = await waitFor(async () => {
       const raw = await rawExchange(r.host, r.icecastPort, 'GET /music.mp3 HTTP/1.0\r\nIcy-MetaData: 1\r\n\r\n', { until: (b) => b.length > 120_000, timeoutMs: 15_000 });
       return raw.includes("StreamTitle='Hello & welcome'") ? raw : null;

@@ -4,7 +4,9 @@
  * tests and benchmarks can compare the two. One loader for all of them.
  */
 import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import { constants } from 'node:os';
+import { TLSSocket } from 'node:tls';
 
 const require = createRequire(import.meta.url);
 
@@ -29,4 +31,15 @@ export function loadAddon<T>(pkg: string, env: string, off: string): Loaded<T> {
   } catch (err) {
     return { addon: null, why: (err as Error).message.split('\n')[0]! };
   }
+}
+
+/**
+ * The descriptor of a plain TCP socket, for native code to work on, or -1:
+ * a TLS socket's bytes are only Node's TLS layer's to read and write, and a
+ * socket without a handle (destroyed, or not connected) has none.
+ */
+export function plainFd(sock: Socket): number {
+  if (sock instanceof TLSSocket || sock.destroyed) return -1;
+  const fd = (sock as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }

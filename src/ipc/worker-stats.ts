@@ -41,6 +41,8 @@ export const S = {
   DNS_NATIVE: 20,
   /** Listeners served by native code (native/fan-send), a part of LISTENERS. */
   NATIVE_LISTENERS: 21,
+  /** Sources whose bytes native code carries to the master now (native/source-relay). */
+  NATIVE_SOURCES: 22,
 } as const;
 /** Words before the per-mount listener counts; spare words left for new counters. */
 export const ROW_HEAD = 24;

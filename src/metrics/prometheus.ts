@@ -128,6 +128,7 @@ export function families(src: PrometheusSources, totals: RunningTotals): Family[
     { name: 'radioai_etcd_connected', help: 'Whether etcd answers this node (1) or not (0).', type: 'gauge', samples: [{ value: src.etcdConnected() ? 1 : 0 }] },
     { name: 'radioai_listeners', help: 'Listeners connected to this node, per mount.', type: 'gauge', samples: src.mounts().map((m) => ({ labels: { mount: m.path }, value: sumMountListeners(src.stats, src.workers, src.maxMounts, m.slot) })) },
     { name: 'radioai_listeners_native', help: 'Listeners of this node served by native code (plain TCP), a part of radioai_listeners.', type: 'gauge', samples: [{ value: sum(S.NATIVE_LISTENERS) }] },
+    { name: 'radioai_sources_native', help: "Sources this node's doors carry whose bytes native code carries to the master now (plain uploads once taken).", type: 'gauge', samples: [{ value: sum(S.NATIVE_SOURCES) }] },
     { name: 'radioai_icecast_sources', help: "Sources this node's Icecast holds (the master holds every live mount's).", type: 'gauge', samples: [{ value: src.icecastSources() }] },
     counter('radioai_sent_bytes_total', 'Bytes written to listeners (in whole KiB).', totals.add('kbytes', sum(S.KBYTES_SENT)) * 1024),
   ];

@@ -91,6 +91,7 @@ export class StatsdReporter {
     const sum = (word: number): number => sumStats(s.stats, s.workers, s.maxMounts, word);
     this.#client.gauge('listeners', sum(S.LISTENERS));
     this.#client.gauge('listeners.native', sum(S.NATIVE_LISTENERS));
+    this.#client.gauge('sources.native', sum(S.NATIVE_SOURCES));
     for (const m of s.mounts()) {
       this.#client.gauge(`mount.${metricName(m.path)}.listeners`, sumMountListeners(s.stats, s.workers, s.maxMounts, m.slot));
     }

@@ -28,6 +28,7 @@ import { S, statsBuffer, sumMountListeners, sumStats } from '../ipc/worker-stats
 import { connPeekUnavailable, loadConnPeek } from '../proxy/conn-peek.ts';
 import { fanSendUnavailable } from '../proxy/fan-send.ts';
 import { knownAnswersUnavailable } from '../proxy/known-answers.ts';
+import { sourceRelayUnavailable } from '../proxy/source-relay.ts';
 import { ClusterModel, type NodeStatus } from '../state/cluster-model.ts';
 import { ListenerQueries } from '../state/listener-query.ts';
 import { ListenCheck, listening, replaceWorkers } from '../workers/listen-check.ts';
@@ -141,6 +142,9 @@ export class Daemon {
     const noKnown = knownAnswersUnavailable();
     log.info(noKnown === null ? 'redirects: answered natively once decided (known-answers)'
       : `redirects: every one through uWebSockets.js; native answers unavailable: ${noKnown}`);
+    const noRelay = sourceRelayUnavailable();
+    log.info(noRelay === null ? 'sources: plain uploads carried to the master by native code once taken (source-relay)'
+      : `sources: every source through Node's streams; native relay unavailable: ${noRelay}`);
     if (c.etcdServer === '') this.etcd = await startEmbeddedEtcd({ dataDir: c.dataDir, clientPort: c.embeddedEtcdPort }, log);
     const { client, endpoints } = await this.#etcdWatch.connect();
     this.client = client;

@@ -36,7 +36,7 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import type { SnapshotReader } from '../ipc/snapshot-reader.ts';
 import { classify, headState } from './classify.ts';
 import { BUSY_ANSWER, ClientTable, onAdmitted, onKept, workerShare, type FrontLimits, type Keeper, type Kept, type Refusal } from './conn-limits.ts';
-import { EAGAIN } from '../core/native-addon.ts';
+import { EAGAIN, plainFd } from '../core/native-addon.ts';
 import { loadConnPeek, type ConnPeek } from './conn-peek.ts';
 import { DOOR_LIMITS, type DoorPort, type IcecastDoor } from './icecast-door.ts';
 import { KnownAnswers } from './known-answers.ts';
@@ -349,8 +349,8 @@ export class FrontDoor {
     onAdmitted(sock, admit);
     onKept(sock, count);
     const peek = this.#peek;
-    const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (!peek || fd === undefined || fd < 0) return this.#o.door.accept(sock, door, headDeadline);
+    const fd = plainFd(sock);
+    if (!peek || fd < 0) return this.#o.door.accept(sock, door, headDeadline);
     let watch: object;
     let repeeks = 0;
     const look = (): void => {

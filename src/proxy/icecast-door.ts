@@ -229,6 +229,7 @@ export class IcecastDoor {
             log.info(`source of ${head.path} carried on to ${t.name} after ${gap} ms without an upstream`);
           },
           onUnanswered: () => reply(sock, head, MASTER_UNREACHABLE),
+          onRelay: (change) => this.#o.stats.add(S.NATIVE_SOURCES, change),
           holdRefusal: (status) => passingRefusal(status, this.#o.reader.current().mounts.find((m) => m.path === head.path)?.sourceConnected === true),
         });
         // A changed password or a deleted mount drops the source, both sides.

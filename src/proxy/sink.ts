@@ -5,8 +5,8 @@
  * and plain sockets (the Icecast-compatible door).
  */
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
 import type { HttpResponse } from 'uWebSockets.js';
+import { plainFd } from '../core/native-addon.ts';
 import { keepCounted, markAdmitted, type Kept } from './conn-limits.ts';
 import type { Session } from './hub-client.ts';
 
@@ -128,8 +128,7 @@ export class SocketSink implements Sink {
   constructor(socket: Socket, end?: StreamEnd) {
     this.#socket = socket;
     this.#end = end;
-    const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
-    this.#fd = socket instanceof TLSSocket || typeof fd !== 'number' ? -1 : fd;
+    this.#fd = plainFd(socket);
     // A listener's stream: the connection is no longer counted as pending for its address.
     markAdmitted(socket);
     socket.on('drain', () => this.onDrain?.());

@@ -19,6 +19,12 @@
  * The carrier follows the master: when the snapshot names another master
  * than the one it carries to (this one stepped down, or was replaced while
  * its Icecast lives on), it moves the source there.
+ *
+ * Once an upstream has taken the source and keeps up, the bytes of a plain
+ * (not chunked, not Ogg) upload are lent to native code, which carries them
+ * without waking JavaScript (source-relay.ts); anything out of the ordinary
+ * gives them back, with what was read and not yet written, to the paths
+ * above.
  */
 import type { Socket } from 'node:net';
 import { sameHostPort } from '../core/host-port.ts';
@@ -26,6 +32,7 @@ import { ChunkedDecoder } from './chunked.ts';
 import { isChunked, type RequestHead } from './http-head.ts';
 import { OggHeaderTracker, OggSplitter } from './ogg.ts';
 import { connectTo, type Target } from './source-forward.ts';
+import { RELAY_STOPPED, SourceRelay, sourceRelayUnavailable, type RelayStop } from './source-relay.ts';
 
 export const CARRY_LIMITS = {
   /** Audio kept while no upstream takes it: about 12 s of a 128 kbit/s stream, 5 s at 320. */
@@ -40,6 +47,8 @@ export const CARRY_LIMITS = {
   followMs: 1000,
   /** How long a program is held through passing refusals before it gets the last one (holdRefusal). */
   holdMs: 8000,
+  /** An ended upload's last bytes, queued for the upstream, reach it within this or are let go. */
+  finishMs: 3000,
 } as const;
 
 export interface CarryOptions {
@@ -62,6 +71,8 @@ export interface CarryOptions {
    * and to a 403 for a mount no node reports live (passingRefusal).
    */
   holdRefusal?: (status: number) => boolean;
+  /** Native code took (+1) or gave back (-1) the source's bytes (source-relay.ts). */
+  onRelay?: (change: 1 | -1) => void;
   limits?: Partial<Record<keyof typeof CARRY_LIMITS, number>>;
 }
 
@@ -109,12 +120,22 @@ export class SourceCarry {
   #holdUntil = 0;
   /** Times a new upstream took the source after the first. */
   resumes = 0;
+  /** Whether this upload's bytes may be lent to native code (not chunked, not Ogg, the addon there). */
+  #lendable: boolean;
+  /** The steady state carried by native code, while it is. */
+  #relay: SourceRelay | null = null;
 
   constructor(o: CarryOptions) {
     this.#o = o;
     this.#limits = { ...CARRY_LIMITS, ...o.limits };
     this.#ogg = isOggSource(o.head) ? { split: new OggSplitter(), headers: new OggHeaderTracker() } : null;
     this.#chunked = isChunked(o.head) ? new ChunkedDecoder() : null;
+    this.#lendable = !this.#ogg && !this.#chunked && sourceRelayUnavailable() === null;
+  }
+
+  /** Whether native code carries the source's bytes now. */
+  get relayed(): boolean {
+    return this.#relay?.running === true;
   }
 
   /** Starts with an upstream already connected to `target`. */
@@ -142,6 +163,8 @@ export class SourceCarry {
 
   /** Ends both sides. */
   close(): void {
+    // Dropped, not ended: an upload still being finished (#finish) goes too.
+    this.#up?.destroy();
     this.#o.client.destroy();
     this.#finish();
   }
@@ -255,10 +278,43 @@ export class SourceCarry {
     const up = this.#up;
     if (this.#live && up && !up.destroyed) {
       if (!up.write(data)) this.#o.client.pause();
+      else if (this.#accepted === true && this.#lendable) this.#lend(up);
       // Until the first upstream has answered, a copy is kept: a refusal held (holdRefusal) loses nothing.
       if (this.#accepted !== null || header) return;
     } else if (header) return; // Kept apart by the tracker, sent first to the next upstream.
     this.#keep(data);
+  }
+
+  /** The upstream took the source and has taken everything so far: native code carries on until something happens. */
+  #lend(up: Socket): void {
+    if (this.#relay?.running === true || this.#ending || this.#done) return;
+    this.#relay = SourceRelay.start(this.#o.client, up, (left, why) => this.#relayStopped(up, left, why));
+    if (this.#relay) this.#o.onRelay?.(1);
+  }
+
+  /** Native code stopped by itself; the program's socket reads again. */
+  #relayStopped(up: Socket, left: Buffer, why: RelayStop): void {
+    this.#relay = null;
+    this.#o.onRelay?.(-1);
+    if (this.#done) return;
+    if (why === RELAY_STOPPED.upstream || up !== this.#up || up.destroyed) {
+      // What the failed upstream did not take waits for the next one, before all that follows it.
+      if (left.length > 0) this.#keep(left);
+      up.destroy();
+      return;
+    }
+    // The program ended (or reset): its last bytes still go up, and then node:net reads the end. Nothing more to lend.
+    this.#lendable = false;
+    if (left.length > 0) this.#send(left, false);
+  }
+
+  /** Takes the bytes back from native code: what it read and had not yet written. */
+  #reclaim(): Buffer | null {
+    const r = this.#relay;
+    this.#relay = null;
+    if (!r?.running) return null;
+    this.#o.onRelay?.(-1);
+    return r.take();
   }
 
   #keep(data: Buffer): void {
@@ -287,6 +343,7 @@ export class SourceCarry {
 
   #upstreamGone(up: Socket): void {
     if (this.#up !== up || this.#done) return;
+    const left = this.#reclaim();
     if (this.#ending) return this.close();
     // A refusal (wrong password, mount in use) went to the client as it was: nothing to carry on.
     if (this.#accepted === false) return this.close();
@@ -304,6 +361,8 @@ export class SourceCarry {
     this.#up = null;
     if (this.#live) this.#lostAt = Date.now();
     this.#live = false;
+    // What native code read and had not written comes first of what the next upstream gets.
+    if (left && left.length > 0) this.#keep(left);
     // Keep reading what the source sends, into the buffer.
     this.#o.client.resume();
     this.#scheduleRetry();
@@ -339,10 +398,17 @@ export class SourceCarry {
   #finish(): void {
     if (this.#done) return;
     this.#done = true;
+    // The program ended its upload and its connection closed: what Node still holds for the upstream goes before the end.
+    const up = this.#up;
+    if (this.#ending && up && !up.destroyed && up.writableLength > 0) {
+      this.#up = null;
+      setTimeout(() => up.destroy(), this.#limits.finishMs).unref();
+    }
     this.#clear();
   }
 
   #clear(): void {
+    this.#reclaim();
     if (this.#retry) clearTimeout(this.#retry);
     if (this.#follow) clearInterval(this.#follow);
     this.#retry = null;

@@ -7,6 +7,11 @@
  * the audio kept meanwhile, in order; a refusal from the first upstream
  * still ends the source, and one that closes unanswered gets the program a
  * 503; a source follows the master when the snapshot names another.
+ *
+ * A plain upload, once taken, is carried by native code (source-relay.ts):
+ * every byte arrives in order through a full upstream, an upstream's death
+ * and the program's end, and a worker thread that ends takes the relay's
+ * descriptors with it.
  */
 import assert from 'node:assert/strict';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -16,6 +21,9 @@ import { HeadParser, type RequestHead } from '../../../src/proxy/http-head.ts';
 import { SourceCarry, isOggSource, statusOf, type CarryOptions } from '../../../src/proxy/source-carry.ts';
 import type { Target } from '../../../src/proxy/source-forward.ts';
 import { passingRefusal } from '../../../src/proxy/icecast-door.ts';
+import { SourceRelay, sourceRelayUnavailable } from '../../../src/proxy/source-relay.ts';
+import { randomBytes } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 
 /** An Ogg page: `bos` marks a stream's first page, granule 0 a header page. */
 function page(serial: number, seq: number, granule: bigint, bos: boolean, body: string): Buffer {
@@ -284,5 +292,234 @@ describe('carrying a source across upstreams', () => {
     assert.equal(passingRefusal(403, false), true);
     assert.equal(passingRefusal(403, true), false);
     for (const status of [400, 404, 500, 503]) assert.equal(passingRefusal(status, false), false);
+  });
+});
+
+/** An upstream that answers 200 and keeps the body it gets after the head; `pause` stops it reading. */
+async function upstream(): Promise<{ target: Target; body: () => Buffer; ended: () => boolean; conns: Socket[]; close: () => void }> {
+  const chunks: Buffer[] = [];
+  const conns: Socket[] = [];
+  let ended = false;
+  let headLen = -1;
+  const server = createServer((s) => {
+    conns.push(s);
+    s.on('error', () => undefined);
+    s.on('data', (d: Buffer) => {
+      chunks.push(d);
+      if (headLen < 0) {
+        const i = Buffer.concat(chunks).indexOf('\r\n\r\n');
+        if (i >= 0) {
+          headLen = i + 4;
+          s.write('HTTP/1.0 200 OK\r\n\r\n');
+        }
+      }
+    });
+    s.on('end', () => (ended = true));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    target: { name: `u${port}`, host: '127.0.0.1', port },
+    body: () => (headLen < 0 ? Buffer.alloc(0) : Buffer.concat(chunks).subarray(headLen)),
+    ended: () => ended,
+    conns,
+    close: () => {
+      for (const c of conns) c.destroy();
+      server.close();
+    },
+  };
+}
+
+/** Writes `data` from `program` in pieces of 1..`max` bytes, waiting for drain, a pause now and then. */
+async function feed(program: Socket, data: Buffer, max: number): Promise<void> {
+  for (let at = 0, k = 0; at < data.length; k++) {
+    const n = 1 + ((data[at]! * 131 + k) % max);
+    if (!program.write(data.subarray(at, at + n))) await new Promise((r) => program.once('drain', r));
+    at += n;
+    if (k % 64 === 63) await new Promise((r) => setImmediate(r));
+  }
+}
+
+describe('a plain upload carried by native code', { skip: sourceRelayUnavailable() ?? false }, () => {
+  const closers: (() => void)[] = [];
+  after(() => {
+    for (const c of closers) c();
+  });
+  const mp3 = parse('SOURCE /talk.mp3 ICE/1.0\r\nContent-Type: audio/mpeg\r\n\r\n');
+  /** `bufferBytes` large enough for the whole test stream: nothing kept between upstreams is let go. */
+  const start = async (first: Target, findTarget: () => Target | null): Promise<{ program: Socket; carry: SourceCarry }> => {
+    const { program, door, close } = await pair();
+    closers.push(close);
+    program.on('error', () => undefined);
+    const carry = new SourceCarry({ client: door, rest: Buffer.alloc(0), head: mp3, upstreamHead: () => 'SOURCE /talk.mp3 ICE/1.0\r\n\r\n', findTarget, limits: { retryMs: 50, followMs: 100, bufferBytes: 64 << 20 } });
+    const up = connect(first.port, '127.0.0.1');
+    await new Promise((r) => up.once('connect', r));
+    carry.start(up, first);
+    return { program, carry };
+  };
+  /** Writes until the relay has the source: the first pieces go through JavaScript, until the upstream has answered. */
+  const untilRelayed = async (program: Socket, carry: SourceCarry): Promise<Buffer> => {
+    const sent: Buffer[] = [];
+    await waitFor(() => {
+      const b = randomBytes(300);
+      sent.push(b);
+      program.write(b);
+      return carry.relayed;
+    }, 3000, 'native code to carry the source', 20);
+    return Buffer.concat(sent);
+  };
+
+  it('carries every byte in order, and the program\'s end to the upstream', async () => {
+    const u = await upstream();
+    closers.push(u.close);
+    const { program, carry } = await start(u.target, () => u.target);
+    const early = await untilRelayed(program, carry);
+    const data = randomBytes(3 << 20);
+    await feed(program, data, 5000);
+    assert.equal(carry.relayed, true, 'still in native code after 3 MiB');
+    program.end();
+    await waitFor(() => u.ended(), 5000, 'the upload\'s end at the upstream');
+    assert.ok(u.body().equals(Buffer.concat([early, data])), `the upstream got exactly what was sent (${u.body().length} of ${early.length + data.length} bytes)`);
+    assert.equal(carry.relayed, false);
+  });
+
+  it('holds what a full upstream cannot take, and carries on in order once it reads again', async () => {
+    const u = await upstream();
+    closers.push(u.close);
+    const { program, carry } = await start(u.target, () => u.target);
+    const early = await untilRelayed(program, carry);
+    await waitFor(() => u.conns.length === 1, 3000, 'the upstream connection');
+    u.conns[0]!.pause();
+    const data = randomBytes(12 << 20);
+    const fed = feed(program, data, 60_000);
+    // Long enough for every buffer on the way to fill: the program's writes wait.
+    await new Promise((r) => setTimeout(r, 500));
+    const stalled = u.body().length;
+    assert.ok(stalled < early.length + data.length, 'the upstream is full');
+    u.conns[0]!.resume();
+    await fed;
+    program.end();
+    await waitFor(() => u.ended(), 10_000, 'the upload\'s end at the upstream');
+    assert.ok(u.body().equals(Buffer.concat([early, data])), `every byte, in order (${u.body().length} of ${early.length + data.length})`);
+  });
+
+  it('gives the bytes back when the upstream dies, and the next upstream gets the rest in order', async () => {
+    const a = await upstream();
+    const b = await upstream();
+    closers.push(a.close, b.close);
+    let target: Target | null = a.target;
+    const { program, carry } = await start(a.target, () => target);
+    const early = await untilRelayed(program, carry);
+    const before = randomBytes(200_000);
+    await feed(program, before, 3000);
+    // The old master's Icecast dies while the relay has the source; the next master takes it a moment later.
+    target = null;
+    a.close();
+    await waitFor(() => !carry.relayed, 3000, 'native code to give the source back');
+    const during = randomBytes(50_000);
+    await feed(program, during, 3000);
+    target = b.target;
+    await waitFor(() => b.body().length > 0, 3000, 'the next upstream');
+    const after_ = randomBytes(200_000);
+    await feed(program, after_, 3000);
+    await waitFor(() => carry.relayed, 3000, 'native code to carry the source again');
+    program.end();
+    await waitFor(() => b.ended(), 5000, 'the end at the next upstream');
+    const all = Buffer.concat([early, before, during, after_]);
+    const atA = a.body();
+    const atB = b.body();
+    assert.ok(all.subarray(0, atA.length).equals(atA), 'the first upstream got a beginning of the stream');
+    assert.ok(all.subarray(all.length - atB.length).equals(atB), 'the next upstream got the rest of it, in order, to its end');
+    assert.ok(atB.length >= during.length + after_.length, 'with everything sent while no upstream took it');
+    assert.equal(carry.resumes, 1);
+  });
+
+  it('moves to a new master without losing or repeating a byte the full old upstream had not taken', async () => {
+    const a = await upstream();
+    const b = await upstream();
+    closers.push(a.close, b.close);
+    let target: Target = a.target;
+    const { program, carry } = await start(a.target, () => target);
+    const early = await untilRelayed(program, carry);
+    await waitFor(() => a.conns.length === 1, 3000, 'the first upstream connection');
+    a.conns[0]!.pause();
+    const data = randomBytes(12 << 20);
+    const fed = feed(program, data, 60_000);
+    await new Promise((r) => setTimeout(r, 500));
+    // The master moves while native code holds bytes the old one has no room for: they go to the new one.
+    target = b.target;
+    await waitFor(() => b.conns.length === 1, 3000, 'the move to the new master');
+    a.conns[0]!.resume();
+    await fed;
+    // A program that ends before any upstream has taken it again ends its source: wait for the new one.
+    await waitFor(() => carry.resumes === 1, 5000, 'the new master to take the source');
+    program.end();
+    await waitFor(() => b.ended() && a.ended(), 10_000, 'both upstreams to see their end');
+    const all = Buffer.concat([early, data]);
+    const atA = a.body();
+    assert.ok(atA.length < all.length, 'the old upstream did not get everything');
+    assert.ok(Buffer.concat([atA, b.body()]).equals(all), `the old upstream's bytes and then the new one's are the stream, exactly (${atA.length} + ${b.body().length} of ${all.length})`);
+  });
+
+  it('ends with the worker thread that runs it: no connection is left open by the relay', async () => {
+    const ends: boolean[] = [];
+    const socks: Socket[] = [];
+    const got: string[] = [];
+    const srv = createServer((s) => {
+      s.on('error', () => undefined);
+      const k = socks.push(s) - 1;
+      ends[k] = false;
+      got[k] = '';
+      s.on('data', (d: Buffer) => (got[k] += d.toString()));
+      s.on('end', () => (ends[k] = true));
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as { port: number }).port;
+    // The worker's two connections play the program's and the upstream's; the relay carries from one to the other.
+    const worker = new Worker(`
+      const { connect } = require('node:net');
+      const { parentPort, workerData } = require('node:worker_threads');
+      (async () => {
+        const { SourceRelay } = await import(workerData.relay);
+        const open = async () => { const s = connect(workerData.port, '127.0.0.1'); await new Promise((r) => s.once('connect', r)); return s; };
+        const program = await open();
+        const up = await open();
+        program.on('data', () => undefined);
+        globalThis.relay = SourceRelay.start(program, up, () => undefined);
+        setInterval(() => undefined, 1000);
+        parentPort.postMessage(globalThis.relay !== null);
+      })();
+    `, { eval: true, workerData: { port, relay: new URL('../../../src/proxy/source-relay.ts', import.meta.url).href } });
+    try {
+      assert.equal(await new Promise((r) => worker.once('message', r)), true, 'the relay started');
+      await waitFor(() => socks.length === 2, 5000, 'both connections');
+      socks[0]!.write('hello');
+      await waitFor(() => got[1] === 'hello', 5000, 'the bytes carried by the relay in the worker');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(ends, [false, false], 'open while the thread lives');
+      await worker.terminate();
+      await waitFor(() => ends.every(Boolean), 5000, 'both connections ended with the thread');
+    } finally {
+      for (const s of socks) s.destroy();
+      srv.close();
+    }
+  });
+
+  it('is not offered what it cannot take', async () => {
+    const { program, door, close } = await pair();
+    closers.push(close);
+    const u = await upstream();
+    closers.push(u.close);
+    const up = connect(u.target.port, '127.0.0.1');
+    await new Promise((r) => up.once('connect', r));
+    assert.equal(SourceRelay.start(door, up, () => undefined), null, 'a paused socket (not reading) stays with Node');
+    door.resume();
+    await new Promise((r) => setImmediate(r));
+    up.cork();
+    up.write('x');
+    assert.equal(SourceRelay.start(door, up, () => undefined), null, 'an upstream with bytes queued in Node stays with Node');
+    up.uncork();
+    up.destroy();
+    program.destroy();
   });
 });
