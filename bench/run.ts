@@ -4,7 +4,7 @@
  * bench/results/result.json, result.md and latency.svg. Settings come
  * from the environment: BENCH_DURATION, BENCH_CONNECTIONS,
  * BENCH_FANOUT_SIZES, BENCH_FANOUT_SECONDS, BENCH_FANOUT_FORMAT,
- * BENCH_FANOUT_PORT, BENCH_CROWD_SIZE,
+ * BENCH_FANOUT_PORT, BENCH_CROWD_SIZE, BENCH_SOURCES, BENCH_SOURCES_SECONDS,
  * BENCH_LATENCY_SECONDS, BENCH_LATENCY_CROWDS, BENCH_WORKERS, BENCH_FAILOVER_RUNS.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -17,8 +17,9 @@ import { flashcrowdBench, type CrowdResult } from './flashcrowd.ts';
 import { latencyBench, latencySvg, type LatencyResult } from './latency.ts';
 import { failoverBench, median, type FailoverRun } from './failover.ts';
 import { microBench, type MicroResult } from './micro.ts';
+import { sourcesBench, type SourcesResult } from './sources.ts';
 
-const NAMES = ['micro', 'redirect', 'playlist', 'status', 'fanout', 'flashcrowd', 'dns', 'latency', 'failover'] as const;
+const NAMES = ['micro', 'redirect', 'playlist', 'status', 'fanout', 'sources', 'flashcrowd', 'dns', 'latency', 'failover'] as const;
 const which = process.argv[2] ?? 'all';
 if (which !== 'all' && !(NAMES as readonly string[]).includes(which)) {
   process.stderr.write(`unknown benchmark "${which}"; one of: ${NAMES.join(', ')}\n`);
@@ -27,7 +28,7 @@ if (which !== 'all' && !(NAMES as readonly string[]).includes(which)) {
 const want = (n: string): boolean => which === 'all' || which === n;
 
 const results: {
-  redirect?: LoadResult[]; playlist?: LoadResult[]; status?: LoadResult[]; fanout?: FanoutResult[]; ops?: OpsResult[]; flashcrowd?: CrowdResult[];
+  redirect?: LoadResult[]; playlist?: LoadResult[]; status?: LoadResult[]; fanout?: FanoutResult[]; ops?: OpsResult[]; sources?: SourcesResult[]; flashcrowd?: CrowdResult[];
   dns?: DnsResult[]; latency?: LatencyResult[]; failover?: FailoverRun[]; micro?: MicroResult[]; machine: string; date: string;
 } = {
   machine: `${(await import('node:os')).cpus().length} cores, node ${process.version}`,
@@ -46,6 +47,7 @@ if (cluster) try {
     results.fanout = await fanoutBench(cluster, sizes);
     if (process.env.BENCH_OPS !== '0') results.ops = await opsCost(cluster);
   }
+  if (want('sources')) results.sources = await sourcesBench(cluster);
   if (want('flashcrowd')) results.flashcrowd = await flashcrowdBench(cluster);
   if (want('dns')) results.dns = await dnsBench(cluster);
   if (want('latency')) results.latency = await latencyBench(cluster);
@@ -86,6 +88,13 @@ if (results.ops) {
     return rows.reduce((a, r) => a + r.cpuSeconds, 0) / Math.max(1, rows.length);
   };
   md.push('', `on / off: ${(mean(true) / mean(false)).toFixed(3)} of the CPU per visit; ${(((mean(true) - mean(false)) * 1e6) / Math.max(1, results.ops[0]!.listeners)).toFixed(1)} µs of CPU more per listener session.`, '');
+}
+if (results.sources) {
+  md.push('## sources', '', '| server | sources | CPU % before they came | CPU % | CPU % per source |', '|---|---|---|---|---|');
+  for (const r of results.sources) md.push(`| ${r.server} | ${r.sources} | ${r.idleCpuPercent} | ${r.cpuPercent} | ${r.cpuPerSourcePct} |`);
+  const [ours, peer] = results.sources;
+  if (ours && peer) md.push('', `${ours.server} / ${peer.server}: ${(ours.cpuPerSourcePct / peer.cpuPerSourcePct).toFixed(2)} of the CPU per source.`);
+  md.push('');
 }
 if (results.flashcrowd) {
   md.push('## flashcrowd', '', '| server | listeners in 1 s | answered 200 | within 2 s | share within 2 s | p50 ms | p99 ms |', '|---|---|---|---|---|---|---|');

@@ -23,7 +23,7 @@
  * The relay stops by itself at anything out of the ordinary, and says so
  * to stopped(leftover, why) after the poll that found it: why is 1 when
  * the program's side ended or failed (end of file, reset), 2 when the
- * upstream failed. Deciding what then happens (ending the upload, keeping
+ * upstream failed, 3 when the relay itself could not go on (epoll). Deciding what then happens (ending the upload, keeping
  * the audio for the next master) is JavaScript's, on its own sockets.
  *
  * Closing a duplicate sends nothing to the peer: the caller's descriptor
@@ -47,7 +47,7 @@
 #define SIDE_IN 0u
 #define SIDE_OUT 1u
 
-enum { WHY_PROGRAM = 1, WHY_UPSTREAM = 2 };
+enum { WHY_PROGRAM = 1, WHY_UPSTREAM = 2, WHY_RELAY = 3 };
 
 typedef struct env_state env_t;
 
@@ -55,7 +55,7 @@ typedef struct relay {
   env_t *e;
   struct relay *prev, *next;
   int in, out;      /* the duplicates; -1 once closed */
-  uint8_t *held;    /* read from the program, not yet written upstream */
+  uint8_t *held;    /* CHUNK bytes, made with the relay: read from the program, not yet written upstream */
   uint32_t held_len, held_off;
   napi_ref stopped;
   int why;          /* why it stopped by itself, until JavaScript is told */
@@ -67,10 +67,11 @@ struct env_state {
   int epfd;
   uv_poll_t *poll;
   relay_t *relays;
+  size_t nrelays;
   napi_ref resource;
   napi_async_context async;
   uint8_t *buf;     /* CHUNK bytes: one read's worth */
-  relay_t **due;    /* stopped by themselves, to be told */
+  relay_t **due;    /* stopped by themselves, to be told: room for every relay, made as each starts */
   size_t ndue, due_cap;
 };
 
@@ -78,6 +79,7 @@ struct env_state {
 
 static void unlink_relay(relay_t *r) {
   env_t *e = r->e;
+  if (r->prev || r->next || e->relays == r) e->nrelays--;
   if (r->prev) r->prev->next = r->next;
   else if (e->relays == r) e->relays = r->next;
   if (r->next) r->next->prev = r->prev;
@@ -112,35 +114,27 @@ static int arm(relay_t *r) {
 /* Stops the relay by itself; JavaScript hears why after the poll. What is held stays, for it. */
 static void halt(relay_t *r, int why) {
   if (r->why || r->dead) return;
-  env_t *e = r->e;
   close_fds(r);
-  if (e->ndue == e->due_cap) {
-    size_t cap = e->due_cap ? e->due_cap * 2 : 8;
-    relay_t **d = realloc(e->due, cap * sizeof *d);
-    if (!d) {
-      /* Not told: JavaScript finds it stopped when it next takes it, and Node's own sockets see the end. */
-      r->why = why;
-      return;
-    }
-    e->due = d;
-    e->due_cap = cap;
-  }
   r->why = why;
-  e->due[e->ndue++] = r;
+  r->e->due[r->e->ndue++] = r;
 }
 
-static int hold(relay_t *r, const uint8_t *data, size_t n) {
-  if (!r->held) r->held = malloc(CHUNK);
-  if (!r->held) return -1;
+static void hold(relay_t *r, const uint8_t *data, size_t n) {
   memcpy(r->held, data, n);
   r->held_len = (uint32_t)n;
   r->held_off = 0;
-  return 0;
 }
 
 /* The program sent something (or ended). */
 static void pump(relay_t *r) {
   env_t *e = r->e;
+  /*
+   * Reading is off while bytes are held, so this is an error or a hang-up
+   * on the program's side: the held bytes go back first, and Node reads
+   * whatever the program sent after them. Reading on would put newer bytes
+   * in place of, or ahead of, the held ones.
+   */
+  if (r->held_off < r->held_len) return halt(r, WHY_PROGRAM);
   ssize_t n = recv(r->in, e->buf, CHUNK, MSG_DONTWAIT);
   if (n == 0) return halt(r, WHY_PROGRAM);
   if (n < 0) {
@@ -150,14 +144,15 @@ static void pump(relay_t *r) {
   ssize_t w = send(r->out, e->buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (w < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      /* Given back with the rest; without memory for them they go with the upstream. */
-      (void)hold(r, e->buf, (size_t)n);
+      /* Given back, for the next upstream. */
+      hold(r, e->buf, (size_t)n);
       return halt(r, WHY_UPSTREAM);
     }
     w = 0;
   }
   if (w == n) return;
-  if (hold(r, e->buf + w, (size_t)(n - w)) != 0 || arm(r) != 0) halt(r, WHY_UPSTREAM);
+  hold(r, e->buf + w, (size_t)(n - w));
+  if (arm(r) != 0) halt(r, WHY_RELAY);
 }
 
 /* The upstream has room for what is held (or failed). */
@@ -172,7 +167,7 @@ static void drain(relay_t *r, uint32_t got) {
   r->held_off += (uint32_t)w;
   if (r->held_off < r->held_len) return;
   r->held_off = r->held_len = 0;
-  if (arm(r) != 0) halt(r, WHY_UPSTREAM);
+  if (arm(r) != 0) halt(r, WHY_RELAY);
 }
 
 /* What was read and not written, for JavaScript; nothing is held after. */
@@ -328,27 +323,49 @@ static napi_value js_relay(napi_env env, napi_callback_info info) {
   }
   env_t *e = env_of(env);
   relay_t *r = e ? calloc(1, sizeof *r) : NULL;
-  if (!r) {
+  uint8_t *held = r ? malloc(CHUNK) : NULL;
+  /* Room to be told about every relay at once, so that stopping never needs memory. */
+  if (held && e->due_cap < e->nrelays + 1) {
+    size_t cap = e->due_cap ? e->due_cap * 2 : 8;
+    relay_t **d = realloc(e->due, cap * sizeof *d);
+    if (d) {
+      e->due = d;
+      e->due_cap = cap;
+    }
+  }
+  if (!held || e->due_cap < e->nrelays + 1) {
+    free(held);
+    free(r);
     napi_throw_error(env, "ENOMEM", "source-relay: no relay (out of memory, or no epoll)");
     return NULL;
   }
   r->e = e;
+  r->held = held;
   r->in = fcntl(in, F_DUPFD_CLOEXEC, 0);
   r->out = r->in >= 0 ? fcntl(out, F_DUPFD_CLOEXEC, 0) : -1;
   /* Added with no events, then armed; whatever failed, close_fds() takes out and closes what there is. */
-  if (r->out < 0 || watch(r, EPOLL_CTL_ADD, r->in, SIDE_IN, 0) != 0 || watch(r, EPOLL_CTL_ADD, r->out, SIDE_OUT, 0) != 0 || arm(r) != 0) {
+  napi_value handle;
+  if (r->out < 0 || watch(r, EPOLL_CTL_ADD, r->in, SIDE_IN, 0) != 0 || watch(r, EPOLL_CTL_ADD, r->out, SIDE_OUT, 0) != 0 || arm(r) != 0 ||
+      napi_create_reference(env, argv[2], 1, &r->stopped) != napi_ok) {
     int err = errno;
     close_fds(r);
+    free(r->held);
     free(r);
     napi_throw_error(env, NULL, err == EBADF ? "source-relay: not an open descriptor" : "source-relay: cannot watch the descriptors");
     return NULL;
   }
-  napi_create_reference(env, argv[2], 1, &r->stopped);
+  if (napi_create_external(env, r, on_finalize, NULL, &handle) != napi_ok) {
+    close_fds(r);
+    napi_delete_reference(env, r->stopped);
+    free(r->held);
+    free(r);
+    napi_throw_error(env, NULL, "source-relay: no handle");
+    return NULL;
+  }
   r->next = e->relays;
   if (e->relays) e->relays->prev = r;
   e->relays = r;
-  napi_value handle;
-  napi_create_external(env, r, on_finalize, NULL, &handle);
+  e->nrelays++;
   return handle;
 }
 

@@ -36,6 +36,7 @@ import { SourceGate } from './source-gate.ts';
 import type { GuardLimits } from './source-guard.ts';
 import { connectSoon, masterIcecast, type Target } from './source-forward.ts';
 import { SourceCarry } from './source-carry.ts';
+import { relaysRunning } from './source-relay.ts';
 import { titleRequestOf, updateTitle, type TitleRequest } from './title-update.ts';
 
 const log = logger('sources');
@@ -103,6 +104,8 @@ export class IcecastDoor {
   constructor(o: DoorOptions) {
     this.#o = o;
     this.#gate = new SourceGate({ reader: o.reader, stats: o.stats, ...(o.sourceAuth ? { limits: o.sourceAuth } : {}) });
+    // A worker that replaces one reuses its row: the relays counted there ended with the old thread.
+    o.stats.set(S.NATIVE_SOURCES, relaysRunning());
   }
 
   /**
@@ -229,7 +232,7 @@ export class IcecastDoor {
             log.info(`source of ${head.path} carried on to ${t.name} after ${gap} ms without an upstream`);
           },
           onUnanswered: () => reply(sock, head, MASTER_UNREACHABLE),
-          onRelay: (change) => this.#o.stats.add(S.NATIVE_SOURCES, change),
+          onRelay: () => this.#o.stats.set(S.NATIVE_SOURCES, relaysRunning()),
           holdRefusal: (status) => passingRefusal(status, this.#o.reader.current().mounts.find((m) => m.path === head.path)?.sourceConnected === true),
         });
         // A changed password or a deleted mount drops the source, both sides.

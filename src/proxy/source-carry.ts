@@ -71,8 +71,8 @@ export interface CarryOptions {
    * and to a 403 for a mount no node reports live (passingRefusal).
    */
   holdRefusal?: (status: number) => boolean;
-  /** Native code took (+1) or gave back (-1) the source's bytes (source-relay.ts). */
-  onRelay?: (change: 1 | -1) => void;
+  /** Native code took or gave back the source's bytes (source-relay.ts relaysRunning() says how many it has). */
+  onRelay?: () => void;
   limits?: Partial<Record<keyof typeof CARRY_LIMITS, number>>;
 }
 
@@ -124,6 +124,8 @@ export class SourceCarry {
   #lendable: boolean;
   /** The steady state carried by native code, while it is. */
   #relay: SourceRelay | null = null;
+  /** An ended upload's upstream, still taking its last bytes (#finish). */
+  #finishing: Socket | null = null;
 
   constructor(o: CarryOptions) {
     this.#o = o;
@@ -165,6 +167,7 @@ export class SourceCarry {
   close(): void {
     // Dropped, not ended: an upload still being finished (#finish) goes too.
     this.#up?.destroy();
+    this.#finishing?.destroy();
     this.#o.client.destroy();
     this.#finish();
   }
@@ -289,13 +292,13 @@ export class SourceCarry {
   #lend(up: Socket): void {
     if (this.#relay?.running === true || this.#ending || this.#done) return;
     this.#relay = SourceRelay.start(this.#o.client, up, (left, why) => this.#relayStopped(up, left, why));
-    if (this.#relay) this.#o.onRelay?.(1);
+    if (this.#relay) this.#o.onRelay?.();
   }
 
   /** Native code stopped by itself; the program's socket reads again. */
   #relayStopped(up: Socket, left: Buffer, why: RelayStop): void {
     this.#relay = null;
-    this.#o.onRelay?.(-1);
+    this.#o.onRelay?.();
     if (this.#done) return;
     if (why === RELAY_STOPPED.upstream || up !== this.#up || up.destroyed) {
       // What the failed upstream did not take waits for the next one, before all that follows it.
@@ -303,7 +306,7 @@ export class SourceCarry {
       up.destroy();
       return;
     }
-    // The program ended (or reset): its last bytes still go up, and then node:net reads the end. Nothing more to lend.
+    // The program ended or reset (or the relay failed): its last bytes still go up, and node:net reads on. Nothing more is lent.
     this.#lendable = false;
     if (left.length > 0) this.#send(left, false);
   }
@@ -313,8 +316,9 @@ export class SourceCarry {
     const r = this.#relay;
     this.#relay = null;
     if (!r?.running) return null;
-    this.#o.onRelay?.(-1);
-    return r.take();
+    const left = r.take();
+    this.#o.onRelay?.();
+    return left;
   }
 
   #keep(data: Buffer): void {
@@ -402,6 +406,7 @@ export class SourceCarry {
     const up = this.#up;
     if (this.#ending && up && !up.destroyed && up.writableLength > 0) {
       this.#up = null;
+      this.#finishing = up;
       setTimeout(() => up.destroy(), this.#limits.finishMs).unref();
     }
     this.#clear();

@@ -24,8 +24,8 @@
 import type { Socket } from 'node:net';
 import { loadAddon, plainFd, type Loaded } from '../core/native-addon.ts';
 
-/** Why the relay stopped by itself. */
-export const RELAY_STOPPED = { program: 1, upstream: 2 } as const;
+/** Why the relay stopped by itself: the program's side ended or failed, the upstream failed, or the relay could not go on. */
+export const RELAY_STOPPED = { program: 1, upstream: 2, relay: 3 } as const;
 export type RelayStop = (typeof RELAY_STOPPED)[keyof typeof RELAY_STOPPED];
 
 interface Addon {
@@ -51,6 +51,14 @@ interface ReadHandle {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Relays running in this thread. */
+let running = 0;
+
+/** How many sources native code carries in this thread now. */
+export function relaysRunning(): number {
+  return running;
+}
 
 function handleOf(sock: Socket): ReadHandle | null {
   return (sock as unknown as { _handle?: ReadHandle | null })._handle ?? null;
@@ -94,6 +102,7 @@ export class SourceRelay {
     try {
       r.#handle = a.relay(inFd, outFd, (leftover, why) => {
         r.#handle = null;
+        running--;
         wake(client);
         stopped(leftover ?? EMPTY, why as RelayStop);
       });
@@ -101,6 +110,7 @@ export class SourceRelay {
       wake(client);
       return null;
     }
+    running++;
     return r;
   }
 
@@ -119,6 +129,7 @@ export class SourceRelay {
     const h = this.#handle;
     if (h === null) return EMPTY;
     this.#handle = null;
+    running--;
     const left = this.#addon.take(h);
     wake(this.#client);
     return left ?? EMPTY;

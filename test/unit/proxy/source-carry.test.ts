@@ -394,8 +394,8 @@ describe('a plain upload carried by native code', { skip: sourceRelayUnavailable
     const fed = feed(program, data, 60_000);
     // Long enough for every buffer on the way to fill: the program's writes wait.
     await new Promise((r) => setTimeout(r, 500));
-    const stalled = u.body().length;
-    assert.ok(stalled < early.length + data.length, 'the upstream is full');
+    assert.ok(u.body().length < early.length + data.length, 'the upstream is full');
+    assert.equal(carry.relayed, true, 'native code holds on through a full upstream');
     u.conns[0]!.resume();
     await fed;
     program.end();
@@ -461,6 +461,29 @@ describe('a plain upload carried by native code', { skip: sourceRelayUnavailable
     assert.ok(Buffer.concat([atA, b.body()]).equals(all), `the old upstream's bytes and then the new one's are the stream, exactly (${atA.length} + ${b.body().length} of ${all.length})`);
   });
 
+  it('gives back what it holds, ahead of the rest, when the program resets while the upstream is full', async () => {
+    const u = await upstream();
+    closers.push(u.close);
+    const { program, carry } = await start(u.target, () => u.target);
+    const early = await untilRelayed(program, carry);
+    await waitFor(() => u.conns.length === 1, 3000, 'the upstream connection');
+    u.conns[0]!.pause();
+    // More than every buffer on the way holds: Node keeps the rest on the program's side.
+    const data = randomBytes(16 << 20);
+    program.write(data);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(carry.relayed, true, 'native code holds bytes the upstream has no room for');
+    // The program's connection is reset with bytes queued on both sides of the relay.
+    program.resetAndDestroy();
+    await waitFor(() => !carry.relayed, 3000, 'native code to give the source back');
+    u.conns[0]!.resume();
+    await waitFor(() => u.conns[0]!.readableEnded || u.conns[0]!.destroyed, 5000, 'the upstream connection to end with the source');
+    const all = Buffer.concat([early, data]);
+    const got = u.body();
+    assert.ok(got.length > early.length, 'the upstream got audio');
+    assert.ok(all.subarray(0, got.length).equals(got), `what the upstream got is the stream from its start, nothing replaced or out of order (${got.length} bytes)`);
+  });
+
   it('ends with the worker thread that runs it: no connection is left open by the relay', async () => {
     const ends: boolean[] = [];
     const socks: Socket[] = [];
@@ -519,6 +542,10 @@ describe('a plain upload carried by native code', { skip: sourceRelayUnavailable
     up.write('x');
     assert.equal(SourceRelay.start(door, up, () => undefined), null, 'an upstream with bytes queued in Node stays with Node');
     up.uncork();
+    await waitFor(() => up.writableLength === 0, 3000, 'the queued byte sent');
+    const relay = SourceRelay.start(door, up, () => undefined);
+    assert.notEqual(relay, null, 'and once neither has anything of its own waiting, native code takes them');
+    assert.equal(relay!.take().length, 0, 'given back with nothing read');
     up.destroy();
     program.destroy();
   });
