@@ -33,7 +33,9 @@ export interface SourcesResult {
 
 const N = Number(process.env.BENCH_SOURCES ?? 20);
 const MEASURE_S = Number(process.env.BENCH_SOURCES_SECONDS ?? 10);
-const IDLE_S = 3;
+const IDLE_S = 5;
+/** A node just started still compiles and collects its start-up garbage: its idle figure waits for that. */
+const SETTLE_S = 10;
 
 /** Whether `url` answers 200 (a mount with a live source), the stream then dropped. */
 function answers200(url: string): Promise<boolean> {
@@ -92,8 +94,8 @@ export async function sourcesBench(cluster: Cluster): Promise<SourcesResult[]> {
   }
   const icecast = `${p.host}:${p.icecastInternalPort}`;
   const check = mounts.map((m) => `http://${icecast}${m.path}`);
-  // Icecast learns of new mounts at its next reload.
-  await new Promise((r) => setTimeout(r, 3000));
+  // Icecast learns of new mounts at its next reload; radiod settles after its start.
+  await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
   const out: SourcesResult[] = [];
   out.push(await measure('radiod ICECAST_PORT carrying to its Icecast (+ its Icecast)',
     mounts.map((m) => `icecast://${m.user}:${m.password}@${p.host}:${p.icecastPort}${m.path}`), file, check, [p.proc.pid, icecastPid]));
