@@ -296,7 +296,15 @@ describe('carrying a source across upstreams', () => {
 });
 
 /** An upstream that answers 200 and keeps the body it gets after the head; `pause` stops it reading. */
-async function upstream(): Promise<{ target: Target; body: () => Buffer; ended: () => boolean; conns: Socket[]; close: () => void }> {
+interface Upstream {
+  target: Target;
+  body: () => Buffer;
+  ended: () => boolean;
+  conns: Socket[];
+  close: () => void;
+}
+
+async function upstream(): Promise<Upstream> {
   const chunks: Buffer[] = [];
   const conns: Socket[] = [];
   let ended = false;
@@ -369,6 +377,15 @@ describe('a plain upload carried by native code', { skip: sourceRelayUnavailable
     return Buffer.concat(sent);
   };
 
+  /** A source carried natively to `u`, which then stops reading; `early` is what was sent until the relay had it. */
+  const relayedToStopped = async (u: Upstream, findTarget: () => Target | null = () => u.target): Promise<{ program: Socket; carry: SourceCarry; early: Buffer }> => {
+    const { program, carry } = await start(u.target, findTarget);
+    const early = await untilRelayed(program, carry);
+    await waitFor(() => u.conns.length === 1, 3000, 'the upstream connection');
+    u.conns[0]!.pause();
+    return { program, carry, early };
+  };
+
   it('carries every byte in order, and the program\'s end to the upstream', async () => {
     const u = await upstream();
     closers.push(u.close);
@@ -386,10 +403,7 @@ describe('a plain upload carried by native code', { skip: sourceRelayUnavailable
   it('holds what a full upstream cannot take, and carries on in order once it reads again', async () => {
     const u = await upstream();
     closers.push(u.close);
-    const { program, carry } = await start(u.target, () => u.target);
-    const early = await untilRelayed(program, carry);
-    await waitFor(() => u.conns.length === 1, 3000, 'the upstream connection');
-    u.conns[0]!.pause();
+    const { program, carry, early } = await relayedToStopped(u);
     const data = randomBytes(12 << 20);
     const fed = feed(program, data, 60_000);
     // Long enough for every buffer on the way to fill: the program's writes wait.
@@ -439,10 +453,7 @@ describe('a plain upload carried by native code', { skip: sourceRelayUnavailable
     const b = await upstream();
     closers.push(a.close, b.close);
     let target: Target = a.target;
-    const { program, carry } = await start(a.target, () => target);
-    const early = await untilRelayed(program, carry);
-    await waitFor(() => a.conns.length === 1, 3000, 'the first upstream connection');
-    a.conns[0]!.pause();
+    const { program, carry, early } = await relayedToStopped(a, () => target);
     const data = randomBytes(12 << 20);
     const fed = feed(program, data, 60_000);
     await new Promise((r) => setTimeout(r, 500));
@@ -464,10 +475,7 @@ describe('a plain upload carried by native code', { skip: sourceRelayUnavailable
   it('gives back what it holds, ahead of the rest, when the program resets while the upstream is full', async () => {
     const u = await upstream();
     closers.push(u.close);
-    const { program, carry } = await start(u.target, () => u.target);
-    const early = await untilRelayed(program, carry);
-    await waitFor(() => u.conns.length === 1, 3000, 'the upstream connection');
-    u.conns[0]!.pause();
+    const { program, carry, early } = await relayedToStopped(u);
     // More than every buffer on the way holds: Node keeps the rest on the program's side.
     const data = randomBytes(16 << 20);
     program.write(data);
