@@ -46,6 +46,7 @@
 #include <node_api.h>
 #include <uv.h>
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -716,10 +717,17 @@ static napi_value js_free(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* trim() -> whether memory went back to the system (malloc_trim) */
+static napi_value js_trim(napi_env env, napi_callback_info info) {
+  napi_value v;
+  napi_get_boolean(env, malloc_trim(0) != 0, &v);
+  return v;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback fn; } fns[] = {
     { "crowd", js_crowd }, { "add", js_add }, { "append", js_append },
-    { "meta", js_meta }, { "close", js_close }, { "free", js_free },
+    { "meta", js_meta }, { "close", js_close }, { "free", js_free }, { "trim", js_trim },
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;

@@ -23,6 +23,7 @@ interface Addon {
   meta: (crowd: object, block: Uint8Array) => void;
   close: (crowd: object, id: number) => number;
   free: (crowd: object) => void;
+  trim: () => boolean;
 }
 
 let loaded: Loaded<Addon> | undefined;
@@ -37,6 +38,27 @@ export function fanSendUnavailable(): string | null {
 }
 
 const NO_BYTES = new Uint8Array(0);
+
+/** After a burst of hand-overs, how long without one before the freed memory is given back. */
+const TRIM_AFTER_MS = 2000;
+let trimTimer: NodeJS.Timeout | null = null;
+
+/**
+ * Gives back to the system, once hand-overs have paused, the memory freed
+ * with the node:net sockets they replaced (malloc keeps freed memory for
+ * later by default, and a worker's arena only grows during a crowd's
+ * arrival).
+ */
+function trimSoon(a: Addon): void {
+  if (trimTimer) trimTimer.refresh();
+  else {
+    trimTimer = setTimeout(() => {
+      trimTimer = null;
+      a.trim();
+    }, TRIM_AFTER_MS);
+    trimTimer.unref();
+  }
+}
 
 /** One hub's listeners in native code. */
 export class Crowd {
@@ -67,7 +89,9 @@ export class Crowd {
    */
   add(fd: number, pos: number, first: Uint8Array | null, icy: boolean): number {
     if (this.#freed) return -1;
-    return this.#addon.add(this.#handle, fd, pos, first ?? NO_BYTES, icy);
+    const id = this.#addon.add(this.#handle, fd, pos, first ?? NO_BYTES, icy);
+    if (id >= 0) trimSoon(this.#addon);
+    return id;
   }
 
   /** Puts a piece of the stream in the ring and sends it; returns bytes sent since the last call. */
