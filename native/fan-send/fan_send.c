@@ -32,6 +32,10 @@
  *                        lone zero byte, as Icecast does.
  *   close(crowd, id)     lets one listener go; returns the bytes it was sent.
  *   free(crowd)          lets every listener go and forgets the crowd.
+ *   trim()               gives memory malloc keeps free back to the system
+ *                        (malloc_trim): each listener arrives as a node:net
+ *                        socket whose few KiB are freed at the hand-over, and
+ *                        malloc would keep them for later.
  *
  * A listener that closes, resets or is let go for lagging is reported to
  * closed(id, bytes), the crowd's callback, after the call or poll that found
