@@ -28,6 +28,7 @@
  */
 import type { Socket } from 'node:net';
 import { sameHostPort } from '../core/host-port.ts';
+import { plainFd } from '../core/native-addon.ts';
 import { ChunkedDecoder } from './chunked.ts';
 import { isChunked, type RequestHead } from './http-head.ts';
 import { OggHeaderTracker, OggSplitter } from './ogg.ts';
@@ -120,7 +121,7 @@ export class SourceCarry {
   #holdUntil = 0;
   /** Times a new upstream took the source after the first. */
   resumes = 0;
-  /** Whether this upload's bytes may be lent to native code (not chunked, not Ogg, the addon there). */
+  /** Whether this upload's bytes may be lent to native code (plain TCP, not chunked, not Ogg, the addon there). */
   #lendable: boolean;
   /** The steady state carried by native code, while it is. */
   #relay: SourceRelay | null = null;
@@ -132,7 +133,8 @@ export class SourceCarry {
     this.#limits = { ...CARRY_LIMITS, ...o.limits };
     this.#ogg = isOggSource(o.head) ? { split: new OggSplitter(), headers: new OggHeaderTracker() } : null;
     this.#chunked = isChunked(o.head) ? new ChunkedDecoder() : null;
-    this.#lendable = !this.#ogg && !this.#chunked && sourceRelayUnavailable() === null;
+    // Decided once: a TLS upload would otherwise ask again with every piece it sends.
+    this.#lendable = !this.#ogg && !this.#chunked && plainFd(o.client) >= 0 && sourceRelayUnavailable() === null;
   }
 
   /** Whether native code carries the source's bytes now. */
@@ -290,7 +292,7 @@ export class SourceCarry {
 
   /** The upstream took the source and has taken everything so far: native code carries on until something happens. */
   #lend(up: Socket): void {
-    if (this.#relay?.running === true || this.#ending || this.#done) return;
+    if (this.#relay !== null || this.#ending || this.#done) return;
     this.#relay = SourceRelay.start(this.#o.client, up, (left, why) => this.#relayStopped(up, left, why));
     if (this.#relay) this.#o.onRelay?.();
   }
